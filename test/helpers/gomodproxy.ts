@@ -1,0 +1,216 @@
+// Starts the proxy under test as a real process (`node dist/cli/main.js serve`), the way an
+// operator would, and waits for its `listening` log line to learn the port it got.
+// Contract with the server: pino JSON lines on stdout; one line with "msg":"listening" and
+// "url":"http://127.0.0.1:<port>" once it accepts requests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scrubbedEnv } from './proc.js';
+import { makeTempDir, registerCleanup } from './tmp.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The built CLI (`npm run build` produces it). */
+export const cliEntry = path.join(repoRoot, 'dist', 'cli', 'main.js');
+
+/** One parsed stdout line; non-JSON lines come back as `{ msg, nonJson: true }`. */
+export type LogLine = Record<string, unknown>;
+
+export interface StartProxyOptions {
+  /** Value for `--upstream` (GOPROXY syntax); omitted when undefined. */
+  upstream?: string;
+  /** Data folder; a fresh temp dir by default (kept across restarts if you pass the same one). */
+  dataDir?: string;
+  /** More CLI arguments after the standard ones. */
+  args?: string[];
+  /** Extra environment; `undefined` values remove a variable. */
+  env?: Record<string, string | undefined>;
+  /** `--workers`; 1 by default. */
+  workers?: number;
+  /** Script to run instead of dist/cli/main.js (the harness self-test uses a fake). */
+  entry?: string;
+  /** How long to wait for the listening line; 20 s by default. */
+  startTimeoutMs?: number;
+  /** Log lines kept for `logs()`; 5000 by default. */
+  maxLogLines?: number;
+}
+
+export interface ProxyProcess {
+  /** `http://127.0.0.1:<port>` from the listening line. */
+  readonly url: string;
+  readonly dataDir: string;
+  readonly proc: ChildProcess;
+  /** The most recent stdout lines, parsed. */
+  logs(): LogLine[];
+  /** The most recent stderr text. */
+  stderr(): string;
+  /** Resolves with the first log line (past or future) satisfying `pred`. */
+  waitForLog(pred: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves when the process has exited: its code, or null with the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends `signal` to the server and waits for it to exit (SIGKILL to the group after `timeoutMs`); resolves to the exit code. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  /** SIGKILLs the server and its workers at once (a crash), and waits for the exit. */
+  kill(): Promise<void>;
+}
+
+export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyProcess> {
+  const dataDir = opts.dataDir ?? (await makeTempDir('proxy-data'));
+  const home = await makeTempDir('proxy-home');
+  const gitConfig = path.join(home, 'gitconfig');
+  await writeFile(gitConfig, '');
+  const args = [
+    opts.entry ?? cliEntry,
+    'serve',
+    '--listen', '127.0.0.1:0',
+    '--data', dataDir,
+    ...(opts.upstream !== undefined ? ['--upstream', opts.upstream] : []),
+    '--workers', String(opts.workers ?? 1),
+    ...(opts.args ?? []),
+  ];
+  const env: Record<string, string> = {
+    ...scrubbedEnv(),
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, '.config'),
+    XDG_CACHE_HOME: path.join(home, '.cache'),
+    GIT_CONFIG_GLOBAL: gitConfig,
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_TERMINAL_PROMPT: '0',
+  };
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+
+  const maxLines = opts.maxLogLines ?? 5000;
+  const lines: LogLine[] = [];
+  let stderrText = '';
+  const lineWaiters = new Set<(l: LogLine) => void>();
+
+  // Own process group, so kill() also reaches cluster workers and nothing outlives the test.
+  const proc = spawn(process.execPath, args, { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once('exit', (code, signal) => resolve({ code, signal }));
+    proc.once('error', () => resolve({ code: null, signal: null }));
+  });
+  let running = true;
+  void exited.then(() => {
+    running = false;
+  });
+
+  let partial = '';
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (chunk: string) => {
+    partial += chunk;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const text = partial.slice(0, nl).trim();
+      partial = partial.slice(nl + 1);
+      if (!text) continue;
+      const line = parseLine(text);
+      lines.push(line);
+      if (lines.length > maxLines) lines.splice(0, lines.length - maxLines);
+      for (const w of [...lineWaiters]) w(line);
+    }
+  });
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (chunk: string) => {
+    stderrText += chunk;
+    if (stderrText.length > 256_000) stderrText = stderrText.slice(-128_000);
+  });
+
+  // After the leader is reaped and its group emptied, the id could in principle be reused: stop
+  // signalling the group once a full kill has gone through.
+  let groupDone = false;
+  const signalGroup = (sig: NodeJS.Signals): void => {
+    if (groupDone || proc.pid === undefined) return;
+    try {
+      process.kill(-proc.pid, sig);
+    } catch {
+      // already gone
+    }
+  };
+
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> =>
+    new Promise((resolve, reject) => {
+      const past = lines.find(pred);
+      if (past) return resolve(past);
+      const timer = setTimeout(() => {
+        lineWaiters.delete(w);
+        reject(new Error(`no matching log line within ${timeoutMs} ms\n${describe()}`));
+      }, timeoutMs);
+      const w = (l: LogLine): void => {
+        if (!pred(l)) return;
+        lineWaiters.delete(w);
+        clearTimeout(timer);
+        resolve(l);
+      };
+      lineWaiters.add(w);
+    });
+
+  const describe = (): string =>
+    `command: node ${args.join(' ')}\nstdout (last lines):\n${lines
+      .slice(-40)
+      .map((l) => JSON.stringify(l))
+      .join('\n')}\n${partial}\nstderr:\n${stderrText.slice(-8000)}`;
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> => {
+    if (running) {
+      try {
+        proc.kill(signal);
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => signalGroup('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    // Workers of a primary that exited must not linger.
+    signalGroup('SIGKILL');
+    groupDone = true;
+    return (await exited).code;
+  };
+  const kill = async (): Promise<void> => {
+    signalGroup('SIGKILL');
+    await exited;
+    groupDone = true;
+  };
+  registerCleanup(kill);
+
+  const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
+  let url: string;
+  try {
+    const listening = await Promise.race([
+      waitForLog((l) => l.msg === 'listening' && typeof l.url === 'string', startTimeoutMs),
+      exited.then(({ code, signal }) => {
+        throw new Error(`proxy exited (code ${code}, signal ${signal}) before listening`);
+      }),
+    ]);
+    url = String(listening.url).replace(/\/+$/, '');
+  } catch (err) {
+    await kill();
+    throw new Error(`${(err as Error).message.split('\n')[0]}\n${describe()}`);
+  }
+
+  return {
+    url,
+    dataDir,
+    proc,
+    logs: () => [...lines],
+    stderr: () => stderrText,
+    waitForLog,
+    exited,
+    stop,
+    kill,
+  };
+}
+
+function parseLine(text: string): LogLine {
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as LogLine;
+  } catch {
+    // not JSON: keep it readable
+  }
+  return { msg: text, nonJson: true };
+}
