@@ -1,0 +1,53 @@
+// Where artifacts live. Keys are slash-separated relative paths in the layout of the go
+// command's download cache (<escaped module>/@v/<escaped version>.zip), so a disk store's
+// folder is itself a valid file:// GOPROXY. Every store must pass test/cache/compliance.ts.
+import type { Readable } from 'node:stream';
+
+export interface BlobStat {
+  size: number;
+  /** Strong validator: changes whenever the stored bytes could differ. Quoted, ready for the ETag header. */
+  etag: string;
+  /** When the blob was stored (ms since epoch); mutable answers use it as their fetch time. */
+  mtimeMs: number;
+}
+
+export interface BlobReader extends BlobStat {
+  /** The blob's bytes. The caller must consume or destroy it. */
+  stream: Readable;
+}
+
+export interface BlobStore {
+  /** For logs and metrics: "fs:/var/lib/gomodproxy". */
+  readonly description: string;
+  head(key: string): Promise<BlobStat | null>;
+  get(key: string): Promise<BlobReader | null>;
+  /** Reads a whole blob, refusing ones larger than maxBytes (null as if absent is wrong: it throws). */
+  getBuffer(key: string, maxBytes: number): Promise<{ stat: BlobStat; data: Buffer } | null>;
+  /** Atomic: readers see the old blob, no blob, or all of the new one; never a part. */
+  put(key: string, data: Uint8Array): Promise<BlobStat>;
+  /** Atomic put of a local file, which the store takes over (moves or deletes). */
+  putFile(key: string, file: string): Promise<BlobStat>;
+  delete(key: string): Promise<boolean>;
+  /** Keys under a prefix ("" for all), in no particular order. */
+  list(prefix: string): AsyncIterable<string>;
+  /**
+   * A local file path where the bytes of `key` may be staged while they stream in, so that
+   * putFile of it is cheap (a rename on the same file system for the disk store).
+   */
+  stagingPath(key: string): string;
+  /** Can the store accept writes now? For /readyz. */
+  checkWritable(): Promise<void>;
+}
+
+/** Rejects keys that could escape the store's root: they are built from checked module paths, so this is a bug guard. */
+export function assertSafeKey(key: string): void {
+  if (
+    key === '' ||
+    key.startsWith('/') ||
+    key.includes('\0') ||
+    key.includes('\\') ||
+    key.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')
+  ) {
+    throw new Error(`unsafe blob key ${JSON.stringify(key)}`);
+  }
+}

@@ -1,0 +1,203 @@
+// The default BlobStore: a folder in the go command's download-cache layout. Writes go to a
+// temporary name in the destination folder, are fsynced, then renamed, so a crash or a full
+// disk at any byte leaves the old state or the whole new blob, never a part.
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { mkdir, open, opendir, readFile, rename, rm, stat, unlink, writeFile, copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ProxyError } from '../errors.js';
+import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore } from './blobstore.js';
+
+/** Files the store writes for its own bookkeeping; never listed as blobs. */
+const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  readonly description: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = `fs:${this.root}`;
+  }
+
+  /** The file that holds `key`. Only the disk store has one; cross-process locks use it. */
+  localPath(key: string): string {
+    assertSafeKey(key);
+    return path.join(this.root, key);
+  }
+
+  stagingPath(key: string): string {
+    return `${this.localPath(key)}.partial`;
+  }
+
+  async head(key: string): Promise<BlobStat | null> {
+    try {
+      const st = await stat(this.localPath(key));
+      return st.isFile() ? toStat(st) : null;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw storageError(err, 'read');
+    }
+  }
+
+  async get(key: string): Promise<BlobReader | null> {
+    let fh;
+    try {
+      fh = await open(this.localPath(key), 'r');
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw storageError(err, 'read');
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        await fh.close();
+        return null;
+      }
+      // One open per read: the stream owns the handle and closes it when done or destroyed.
+      const stream = fh.createReadStream({ autoClose: true, highWaterMark: 256 * 1024 });
+      return { ...toStat(st), stream };
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw storageError(err, 'read');
+    }
+  }
+
+  async getBuffer(key: string, maxBytes: number): Promise<{ stat: BlobStat; data: Buffer } | null> {
+    let fh;
+    try {
+      fh = await open(this.localPath(key), 'r');
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw storageError(err, 'read');
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) return null;
+      if (st.size > maxBytes) throw new ProxyError('internal', `stored blob ${key} is ${st.size} bytes, more than the ${maxBytes} expected`);
+      const data = await fh.readFile();
+      return { stat: toStat(st, data.length), data };
+    } catch (err) {
+      if (err instanceof ProxyError) throw err;
+      throw storageError(err, 'read');
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  async put(key: string, data: Uint8Array): Promise<BlobStat> {
+    const dest = this.localPath(key);
+    const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await mkdir(path.dirname(dest), { recursive: true });
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, dest);
+      return toStat(await stat(dest));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw storageError(err, 'write');
+    }
+  }
+
+  async putFile(key: string, file: string): Promise<BlobStat> {
+    const dest = this.localPath(key);
+    try {
+      await mkdir(path.dirname(dest), { recursive: true });
+      const fh = await open(file, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await rename(file, dest);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        // Staged on another file system: copy beside the destination, then rename.
+        const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`;
+        await copyFile(file, tmp);
+        await rename(tmp, dest);
+        await unlink(file).catch(() => undefined);
+      }
+      return toStat(await stat(dest));
+    } catch (err) {
+      throw storageError(err, 'write');
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    try {
+      await unlink(this.localPath(key));
+      return true;
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw storageError(err, 'write');
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const clean = prefix.replace(/\/+$/, '');
+    const start = clean === '' ? this.root : this.localPath(clean);
+    yield* this.walk(start, clean === '' ? '' : `${clean}/`);
+  }
+
+  private async *walk(dir: string, keyPrefix: string): AsyncIterable<string> {
+    let handle;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      throw storageError(err, 'read');
+    }
+    for await (const ent of handle) {
+      if (ent.isDirectory()) yield* this.walk(path.join(dir, ent.name), `${keyPrefix}${ent.name}/`);
+      else if (ent.isFile() && !TRANSIENT.test(ent.name)) yield `${keyPrefix}${ent.name}`;
+    }
+  }
+
+  async checkWritable(): Promise<void> {
+    const probe = path.join(this.root, `state/.probe-${process.pid}`);
+    try {
+      await mkdir(path.dirname(probe), { recursive: true });
+      await writeFile(probe, 'ok');
+      const back = await readFile(probe, 'utf8');
+      await unlink(probe);
+      if (back !== 'ok') throw new Error('read back different bytes');
+    } catch (err) {
+      throw storageError(err, 'write');
+    }
+  }
+}
+
+function toStat(st: Stats, size = st.size): BlobStat {
+  // size + mtime (+ inode) change whenever the file is replaced: good enough for a strong validator of immutable bytes.
+  return {
+    size,
+    mtimeMs: Math.floor(st.mtimeMs),
+    etag: `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}-${(st.ino % 0x100000000).toString(16)}"`,
+  };
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Storage trouble is ours, not the client's or the upstream's: 503 with the cause and the fix. */
+export function storageError(err: unknown, op: 'read' | 'write'): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new ProxyError('unavailable', 'gomodproxy cannot store module data: its disk is full; free space in its data folder or ask its operator to, then retry', { cause: err });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new ProxyError('unavailable', `gomodproxy cannot ${op} its data folder (${code}); its operator must fix the folder's permissions`, { cause: err });
+  }
+  return new ProxyError('unavailable', `gomodproxy storage ${op} failed (${code ?? (err as Error).message}); retry, and tell its operator if it persists`, { cause: err });
+}

@@ -1,0 +1,45 @@
+// <module>/@v/list as the go command's download cache keeps it: the versions that have a .mod,
+// sorted. It keeps the data folder a valid file:// GOPROXY.
+import { FileLocks } from '../cluster/filelock.js';
+import { isValid, sort as sortVersions, unescapeVersion } from '../module/index.js';
+import type { ModuleRef } from '../sources/types.js';
+import type { FsBlobStore } from './fs.js';
+import { localListKey } from './keys.js';
+
+/** Versions with a stored .mod, sorted as Go sorts them. */
+export async function localVersions(store: FsBlobStore, mod: ModuleRef): Promise<string[]> {
+  const prefix = `${mod.escaped}/@v/`;
+  const out: string[] = [];
+  for await (const k of store.list(prefix)) {
+    const name = k.slice(prefix.length);
+    if (!name.endsWith('.mod') || name.includes('/')) continue;
+    try {
+      const v = unescapeVersion(name.slice(0, -4));
+      if (isValid(v)) out.push(v);
+    } catch {
+      // Not a version's file.
+    }
+  }
+  return sortVersions(out);
+}
+
+/** Rewrites the list under a lock shared with other processes on the same folder. */
+export async function writeLocalList(store: FsBlobStore, locks: FileLocks, mod: ModuleRef): Promise<void> {
+  const key = localListKey(mod.escaped);
+  const lockFile = `${store.localPath(key)}.lock`;
+  for (let i = 0; i < 400; i++) {
+    const lock = await locks.tryAcquire(lockFile);
+    if (!lock) {
+      await new Promise((res) => setTimeout(res, 25));
+      continue;
+    }
+    try {
+      const versions = await localVersions(store, mod);
+      await store.put(key, Buffer.from(versions.map((v) => `${v}\n`).join('')));
+    } finally {
+      await lock.release();
+    }
+    return;
+  }
+  throw new Error(`timed out waiting for ${lockFile}`);
+}

@@ -1,0 +1,206 @@
+// An artifact that is streaming into the store. Whoever fetches it writes a staging file;
+// every client (the one that caused the fetch included) reads that file as it grows, so the
+// first bytes go out at once, a slow or vanished client never slows or cancels the fetch, and
+// memory stays flat. Readers see everything except a held-back tail until the artifact has
+// been checked and committed: a zip is unusable without its tail (the central directory), so
+// a client can never end up holding a complete copy of something we refused.
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { ProxyError } from '../errors.js';
+
+export const HOLDBACK_BYTES = 64 * 1024;
+const CHUNK = 256 * 1024;
+
+export type StagingState = 'streaming' | 'committed' | 'failed';
+
+export interface StagingView {
+  readonly stagingPath: string;
+  readonly finalPath: string;
+  /** Total size when known (Content-Length, or the committed size). */
+  size(): number | undefined;
+  state(): StagingState;
+  /** Bytes a reader may send now. */
+  available(): number;
+  error(): ProxyError | undefined;
+  /** Settles at the next change (more bytes, commit, failure). */
+  changed(): Promise<void>;
+}
+
+/** The view of a fetch this process is doing: updated directly by the writer, no polling. */
+export class LocalView implements StagingView {
+  private written = 0;
+  private total: number | undefined;
+  private st: StagingState = 'streaming';
+  private err: ProxyError | undefined;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    readonly stagingPath: string,
+    readonly finalPath: string,
+  ) {}
+
+  size(): number | undefined {
+    return this.total;
+  }
+  state(): StagingState {
+    return this.st;
+  }
+  available(): number {
+    if (this.st === 'committed') return this.total ?? this.written;
+    return Math.max(0, this.written - HOLDBACK_BYTES);
+  }
+  error(): ProxyError | undefined {
+    return this.err;
+  }
+  changed(): Promise<void> {
+    if (this.st !== 'streaming') return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  setSize(size: number | undefined): void {
+    this.total = size;
+  }
+  progress(written: number): void {
+    this.written = written;
+    // Wake readers only when a held-back boundary may have moved; each wake costs a read call.
+    this.wake();
+  }
+  commit(size: number): void {
+    this.total = size;
+    this.written = size;
+    this.st = 'committed';
+    this.wake();
+  }
+  fail(err: ProxyError): void {
+    if (this.st !== 'streaming') return;
+    this.err = err;
+    this.st = 'failed';
+    this.wake();
+  }
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/**
+ * The view of a fetch another process is doing over the same data folder. It learns by
+ * polling: the staging file's size, the committed file, the holder's lock.
+ */
+export class ForeignView implements StagingView {
+  private written = 0;
+  private total: number | undefined;
+  private st: StagingState = 'streaming';
+  private err: ProxyError | undefined;
+  /** One poll loop per view however many readers wait on it. */
+  private nextTick: Promise<void> | undefined;
+
+  constructor(
+    readonly stagingPath: string,
+    readonly finalPath: string,
+    private readonly probe: () => Promise<{ committedSize: number | null; lockHeld: boolean; expectedSize?: number }>,
+    private readonly what: string,
+    private readonly pollMs = 20,
+  ) {}
+
+  size(): number | undefined {
+    return this.total;
+  }
+  state(): StagingState {
+    return this.st;
+  }
+  available(): number {
+    if (this.st === 'committed') return this.total ?? this.written;
+    return Math.max(0, this.written - HOLDBACK_BYTES);
+  }
+  error(): ProxyError | undefined {
+    return this.err;
+  }
+  changed(): Promise<void> {
+    if (this.st !== 'streaming') return Promise.resolve();
+    this.nextTick ??= new Promise<void>((r) => setTimeout(r, this.pollMs))
+      .then(() => this.refresh())
+      .finally(() => {
+        this.nextTick = undefined;
+      });
+    return this.nextTick;
+  }
+
+  /** Reads the current state from disk. */
+  async refresh(): Promise<void> {
+    if (this.st !== 'streaming') return;
+    const p = await this.probe();
+    if (p.committedSize !== null) {
+      this.total = p.committedSize;
+      this.written = p.committedSize;
+      this.st = 'committed';
+      return;
+    }
+    if (p.expectedSize !== undefined) this.total = p.expectedSize;
+    const st = await stat(this.stagingPath).catch(() => null);
+    if (st) this.written = st.size;
+    if (!p.lockHeld) {
+      // The holder let go without committing: re-check the final file (it may have committed between our two looks).
+      const again = await this.probe();
+      if (again.committedSize !== null) {
+        this.total = again.committedSize;
+        this.written = again.committedSize;
+        this.st = 'committed';
+        return;
+      }
+      this.err = new ProxyError('upstream', `the gomodproxy process fetching ${this.what} gave up; retry`);
+      this.st = 'failed';
+    }
+  }
+}
+
+/**
+ * Yields the bytes of a staged artifact as they become available, ending when it is
+ * committed and fully read; throws the fetch's error if it fails. `openCommitted` opens the
+ * committed blob when the staging file is gone (renamed into place).
+ */
+export async function* readStaged(view: StagingView, stop: () => boolean): AsyncGenerator<Buffer> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await openStaged(view, stop);
+    if (!fh) return;
+    let pos = 0;
+    for (;;) {
+      if (stop()) return;
+      const avail = view.available();
+      if (pos < avail) {
+        const buf = Buffer.allocUnsafe(Math.min(CHUNK, avail - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) {
+          // The file is shorter than the view says: another process truncated or replaced it.
+          throw new ProxyError('unavailable', `staged file for ${view.finalPath} shrank while being read; retry`);
+        }
+        pos += bytesRead;
+        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+        continue;
+      }
+      const st = view.state();
+      if (st === 'committed' && pos >= (view.size() ?? pos)) return;
+      if (st === 'failed') throw view.error() ?? new ProxyError('upstream', 'fetch failed');
+      await view.changed();
+    }
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+async function openStaged(view: StagingView, stop: () => boolean): Promise<FileHandle | undefined> {
+  for (;;) {
+    if (stop()) return undefined;
+    const st = view.state();
+    if (st === 'failed') throw view.error() ?? new ProxyError('upstream', 'fetch failed');
+    const file = st === 'committed' ? view.finalPath : view.stagingPath;
+    try {
+      return await open(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    // Not created yet, or renamed into place between our look at the state and the open.
+    await view.changed();
+  }
+}

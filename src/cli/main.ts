@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// The gomodproxy command: `serve` and the operator commands, each with --help.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '../config/index.js';
+import { runImport } from './import.js';
+import { runServe } from './serve.js';
+
+const program = new Command();
+program
+  .name('gomodproxy')
+  .description('A caching Go module proxy. Point GOPROXY at it: go env -w GOPROXY=http://localhost:3000,direct')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+function int(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
+  return Number(value);
+}
+
+program
+  .command('serve')
+  .description('Serve the GOPROXY protocol, caching every immutable artifact under the data folder')
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('-l, --listen <host:port>', 'address to serve on (default 0.0.0.0:3000; env GOMODPROXY_LISTEN)')
+  .option('-d, --data <dir>', 'data folder: the disk cache, itself a valid file:// GOPROXY (default ./data; env GOMODPROXY_DATA)')
+  .option('-u, --upstream <list>', 'upstreams in GOPROXY syntax, e.g. "https://proxy.golang.org,direct" (default: $GOPROXY; env GOMODPROXY_UPSTREAM)')
+  .option('-w, --workers <n>', 'worker processes sharing the port (default: one per core; env GOMODPROXY_WORKERS)', int)
+  .option('--path-prefix <path>', 'serve under a path prefix such as /go (env GOMODPROXY_PATH_PREFIX)')
+  .addOption(new Option('--log-level <level>', 'log level (env GOMODPROXY_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .option('--no-access-log', 'do not log one line per request (env GOMODPROXY_LOG_ACCESS=false)')
+  .action(async (opts: { config?: string; listen?: string; data?: string; upstream?: string; workers?: number; pathPrefix?: string; logLevel?: string; accessLog?: boolean }) => {
+    await runServe({
+      file: opts.config,
+      flags: {
+        listen: opts.listen,
+        data: opts.data,
+        upstream: opts.upstream,
+        workers: opts.workers,
+        pathPrefix: opts.pathPrefix,
+        'log.level': opts.logLevel,
+        // commander sets accessLog=true by default; only an explicit --no-access-log is a flag.
+        'log.access': opts.accessLog === false ? false : undefined,
+      },
+    });
+  });
+
+program
+  .command('import')
+  .description('Copy modules from a GOPROXY-layout folder (e.g. $(go env GOMODCACHE)/cache/download) into the data folder, checking each one')
+  .argument('<dir>', 'folder to import from')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('-d, --data <dir>', 'data folder to import into (default ./data)')
+  .action(async (dir: string, opts: { config?: string; data?: string }) => {
+    const code = await runImport(dir, { file: opts.config, flags: { data: opts.data } });
+    process.exitCode = code;
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`gomodproxy: configuration error:\n${err.message.replace(/^/gm, '  ')}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`gomodproxy: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,132 @@
+// Cross-process locks for processes that share one data folder (worker processes, or two
+// instances on one host): an exclusively created file beside the artifact. The holder touches
+// it while it works; a lock whose holder died (same host, pid gone) or went silent is stale
+// and may be broken.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { link, mkdir, open, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface LockInfo {
+  pid: number;
+  host: string;
+  since: number;
+  /** Expected size of what the holder is writing, once it knows (lets followers send Content-Length). */
+  size?: number;
+}
+
+export interface HeldLock {
+  readonly file: string;
+  /** Records facts for followers (e.g. the expected size). */
+  update(extra: Partial<LockInfo>): Promise<void>;
+  release(): Promise<void>;
+}
+
+const HOST = hostname();
+
+export class FileLocks {
+  constructor(private readonly staleMs = 30_000) {}
+
+  /** Takes the lock, or returns null if a live holder has it. */
+  async tryAcquire(file: string): Promise<HeldLock | null> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const info: LockInfo = { pid: process.pid, host: HOST, since: Date.now() };
+      try {
+        await mkdir(path.dirname(file), { recursive: true });
+        const fh = await open(file, 'wx', 0o644);
+        try {
+          await fh.writeFile(JSON.stringify(info));
+        } finally {
+          await fh.close();
+        }
+        return this.held(file, info);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (!(await this.breakIfStale(file))) return null;
+    }
+    return null;
+  }
+
+  /** Whether a live holder has the lock now (a stale lock counts as not held). */
+  async isHeld(file: string): Promise<boolean> {
+    const state = await this.inspect(file);
+    return state !== null && !state.stale;
+  }
+
+  /** The holder's info, if the lock is held and readable. */
+  async info(file: string): Promise<LockInfo | null> {
+    const state = await this.inspect(file);
+    return state && !state.stale ? state.info : null;
+  }
+
+  private async inspect(file: string): Promise<{ stale: boolean; info: LockInfo | null; ino: number } | null> {
+    let st;
+    try {
+      st = await stat(file);
+    } catch {
+      return null;
+    }
+    let info: LockInfo | null = null;
+    try {
+      info = JSON.parse(await readFile(file, 'utf8')) as LockInfo;
+    } catch {
+      // Being written right now, or garbage: judge by age alone.
+    }
+    let stale = Date.now() - st.mtimeMs > this.staleMs;
+    if (!stale && info && info.host === HOST && info.pid !== process.pid && !alive(info.pid)) stale = true;
+    return { stale, info, ino: st.ino };
+  }
+
+  /** Removes a stale lock without ever removing a fresh one another process just created. */
+  private async breakIfStale(file: string): Promise<boolean> {
+    const state = await this.inspect(file);
+    if (state === null) return true;
+    if (!state.stale) return false;
+    const aside = `${file}.stale-${randomBytes(4).toString('hex')}`;
+    try {
+      await rename(file, aside);
+    } catch {
+      return true; // someone else moved it first; just retry
+    }
+    const moved = await stat(aside).catch(() => null);
+    if (moved && moved.ino !== state.ino) {
+      // We moved a fresh lock that replaced the stale one in the meantime: put it back.
+      await link(aside, file).catch(() => undefined);
+    }
+    await unlink(aside).catch(() => undefined);
+    return true;
+  }
+
+  private held(file: string, info: LockInfo): HeldLock {
+    let released = false;
+    const current = { ...info };
+    const beat = setInterval(() => {
+      const t = new Date();
+      utimes(file, t, t).catch(() => undefined);
+    }, Math.max(250, Math.floor(this.staleMs / 4)));
+    beat.unref();
+    return {
+      file,
+      update: async (extra) => {
+        Object.assign(current, extra);
+        if (!released) await writeFile(file, JSON.stringify(current)).catch(() => undefined);
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        clearInterval(beat);
+        await unlink(file).catch(() => undefined);
+      },
+    };
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

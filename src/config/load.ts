@@ -1,0 +1,401 @@
+// Loads the configuration: defaults < YAML file < GOMODPROXY_* environment < command-line flags,
+// validated by the one schema, with errors that name the setting, where it came from, and the fix.
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { GoProxyListError, parseGoProxyList, type Fallthrough, type GoProxyEntry } from './goproxy.js';
+import { configSchema, parseListen, type Balance, type ParsedConfig, type Timeouts, type UpstreamInput } from './schema.js';
+
+export const ENV_PREFIX = 'GOMODPROXY_';
+export const DEFAULT_CONFIG_FILE = 'gomodproxy.yaml';
+export const DEFAULT_GOPROXY = 'https://proxy.golang.org,direct';
+
+export type UpstreamAuth = { kind: 'basic'; username: string; password: string } | { kind: 'bearer'; token: string };
+
+/** One source of modules: an upstream proxy, the VCS ('direct'), or 'off'. */
+export interface UpstreamSpec {
+  kind: GoProxyEntry['kind'];
+  /** Normalized base URL for proxies; 'direct' or 'off' otherwise. Never carries credentials. */
+  url: string;
+  priority: number;
+  balance: Balance;
+  fallthrough: Fallthrough;
+  auth?: UpstreamAuth;
+  timeouts: Timeouts;
+}
+
+export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers'> {
+  workers: number;
+  /** Ordered by priority. */
+  upstreams: UpstreamSpec[];
+  /** Where the file settings came from, if any. */
+  configFile?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  /** Explicit config file; else $GOMODPROXY_CONFIG; else ./gomodproxy.yaml when present. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Settings from the command line, keyed by their YAML path ("listen", "cache.ttl"). */
+  flags?: Record<string, unknown>;
+  cwd?: string;
+}
+
+type Source = { from: 'file'; file: string } | { from: 'env'; name: string } | { from: 'flag' };
+
+/** A setting the schema knows, as an environment variable maps to it. */
+interface Leaf {
+  path: string[];
+  env: string;
+  /** Plain strings are taken verbatim from the environment; everything else is parsed as YAML. */
+  plainString: boolean;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const raw: Record<string, unknown> = {};
+  const sources = new Map<string, Source>();
+
+  const explicit = opts.file ?? env[`${ENV_PREFIX}CONFIG`];
+  const file = explicit ? path.resolve(cwd, explicit) : path.resolve(cwd, DEFAULT_CONFIG_FILE);
+  let configFile: string | undefined;
+  if (explicit || existsSync(file)) {
+    configFile = file;
+    const fromFile = readYamlFile(file, env);
+    for (const [key, value] of Object.entries(fromFile)) {
+      raw[key] = value;
+      markSources(sources, [key], value, { from: 'file', file });
+    }
+  }
+
+  const leaves = schemaLeaves();
+  const byEnv = new Map(leaves.map((l) => [l.env, l]));
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || name === `${ENV_PREFIX}CONFIG`) continue;
+    const leaf = byEnv.get(name);
+    if (!leaf) {
+      throw new ConfigError(`unknown setting ${name} in the environment; known variables: ${[...byEnv.keys()].join(', ')}`);
+    }
+    let parsed: unknown = value;
+    if (!leaf.plainString) {
+      try {
+        parsed = parseYamlValue(value);
+      } catch (err) {
+        throw new ConfigError(`invalid setting ${leaf.path.join('.')} from ${name}: ${(err as Error).message}`);
+      }
+    }
+    setPath(raw, leaf.path, parsed);
+    sources.set(leaf.path.join('.'), { from: 'env', name });
+  }
+
+  for (const [key, value] of Object.entries(opts.flags ?? {})) {
+    if (value === undefined) continue;
+    const p = key.split('.');
+    setPath(raw, p, value);
+    sources.set(key, { from: 'flag' });
+  }
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(formatIssues(result.error.issues, sources, leaves));
+  const parsed = result.data;
+
+  // `upstream` and `upstreams` both set at the same level would leave the reader guessing which wins.
+  if (parsed.upstream !== undefined && parsed.upstreams !== undefined) {
+    throw new ConfigError(
+      `settings upstream and upstreams are both set (${describe(sources.get('upstream'))}, ${describe(sources.get('upstreams'))}); keep one: upstream for a GOPROXY-style list, upstreams for priorities and credentials`,
+    );
+  }
+  const listen = parseListen(parsed.listen) as { host: string; port: number };
+  let upstreams: UpstreamSpec[];
+  try {
+    if (parsed.upstreams) upstreams = fromStructured(parsed.upstreams, parsed);
+    else if (parsed.upstream !== undefined) upstreams = fromGoProxy(parsed.upstream, parsed, []);
+    else upstreams = defaultUpstreams(env, parsed, listen);
+  } catch (err) {
+    if (err instanceof GoProxyListError || err instanceof ConfigError) {
+      const key = parsed.upstreams ? 'upstreams' : 'upstream';
+      const src = sources.get(key);
+      throw new ConfigError(`invalid setting ${key}${src ? ` from ${describe(src)}` : ''}: ${err.message}`);
+    }
+    throw err;
+  }
+  if (upstreams.length === 0) {
+    throw new ConfigError('no upstream is configured: set upstream (GOMODPROXY_UPSTREAM) to a GOPROXY-style list such as https://proxy.golang.org,direct, or to off to serve only what is cached');
+  }
+
+  const { upstream: _u, upstreams: _us, workers, ...rest } = parsed;
+  const config: Config = {
+    ...rest,
+    data: path.resolve(cwd, parsed.data),
+    workers: workers ?? Math.max(1, os.availableParallelism()),
+    upstreams,
+  };
+  if (configFile) config.configFile = configFile;
+  return config;
+}
+
+function readYamlFile(file: string, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; check the path given by --config or GOMODPROXY_CONFIG`);
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0] as { message: string; linePos?: [{ line: number; col: number }] };
+    const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
+    throw new ConfigError(`config file ${file}${where} is not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`config file ${file} must be a YAML mapping of settings (key: value), not a ${Array.isArray(value) ? 'list' : typeof value}`);
+  }
+  return interpolate(value as Record<string, unknown>, env, file, []) as Record<string, unknown>;
+}
+
+/** ${NAME} in a string takes the environment variable's value, so secrets need not live in the file. */
+function interpolate(value: unknown, env: NodeJS.ProcessEnv, file: string, at: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined) {
+        throw new ConfigError(`setting ${at.join('.')} in ${file} refers to \${${name}}, which is not set in the environment; set it or write the value in the file`);
+      }
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, file, [...at, String(i)]));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, file, [...at, k])]));
+  }
+  return value;
+}
+
+function parseYamlValue(text: string): unknown {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) throw new Error((doc.errors[0] as Error).message.split('\n')[0]);
+  return doc.toJS();
+}
+
+function setPath(obj: Record<string, unknown>, p: string[], value: unknown): void {
+  let cur = obj;
+  for (const key of p.slice(0, -1)) {
+    const next = cur[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[p[p.length - 1] as string] = value;
+}
+
+function markSources(sources: Map<string, Source>, p: string[], value: unknown, src: Source): void {
+  sources.set(p.join('.'), src);
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) markSources(sources, [...p, k], v, src);
+  }
+}
+
+function describe(src: Source | undefined): string {
+  if (!src) return 'the defaults';
+  if (src.from === 'env') return `environment variable ${src.name}`;
+  if (src.from === 'file') return `config file ${src.file}`;
+  return 'the command line';
+}
+
+type ZodNode = z.ZodType & { def: { type: string; innerType?: ZodNode; in?: ZodNode; shape?: Record<string, ZodNode> } };
+
+function unwrap(node: ZodNode): ZodNode {
+  let n = node;
+  for (;;) {
+    const d = n.def;
+    if ((d.type === 'default' || d.type === 'prefault' || d.type === 'optional' || d.type === 'nullable') && d.innerType) n = d.innerType;
+    else if (d.type === 'pipe' && d.in) n = d.in;
+    else return n;
+  }
+}
+
+let leafCache: Leaf[] | undefined;
+
+/** Every setting, with the environment variable that sets it (camelCase path -> UPPER_SNAKE). */
+export function schemaLeaves(): Leaf[] {
+  if (leafCache) return leafCache;
+  const out: Leaf[] = [];
+  const walk = (node: ZodNode, p: string[]): void => {
+    const n = unwrap(node);
+    if (n.def.type === 'object' && n.def.shape) {
+      for (const [k, child] of Object.entries(n.def.shape)) walk(child, [...p, k]);
+      return;
+    }
+    out.push({ path: p, env: envName(p), plainString: n.def.type === 'string' });
+  };
+  walk(configSchema as unknown as ZodNode, []);
+  leafCache = out;
+  return out;
+}
+
+export function envName(p: string[]): string {
+  return ENV_PREFIX + p.map((s) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function knownKeysAt(p: PropertyKey[]): string[] {
+  let node = unwrap(configSchema as unknown as ZodNode);
+  for (const seg of p) {
+    if (typeof seg !== 'string') {
+      // Inside an array: step into the element type.
+      const el = (node.def as unknown as { element?: ZodNode }).element;
+      if (!el) return [];
+      node = unwrap(el);
+      continue;
+    }
+    const child = node.def.shape?.[seg];
+    if (!child) return [];
+    node = unwrap(child);
+    const el = (node.def as unknown as { element?: ZodNode }).element;
+    if (node.def.type === 'array' && el) node = unwrap(el);
+  }
+  return Object.keys(node.def.shape ?? {});
+}
+
+function formatIssues(issues: z.core.$ZodIssue[], sources: Map<string, Source>, leaves: Leaf[]): string {
+  const lines = issues.map((issue) => {
+    const p = issue.path.map(String);
+    const key = p.join('.') || '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      const where = describe(sources.get(p.join('.')) ?? (p.length === 0 ? findFileSource(sources) : undefined));
+      const known = knownKeysAt(issue.path);
+      return `unknown setting ${issue.keys.map((k) => [...p, k].join('.')).join(', ')} in ${where}; known settings${p.length ? ` under ${key}` : ''}: ${known.join(', ')}`;
+    }
+    const src = sources.get(p.join('.')) ?? nearestSource(sources, p);
+    const leaf = leaves.find((l) => l.path.join('.') === p.join('.'));
+    const envHint = leaf && src?.from !== 'env' ? ` (also settable as ${leaf.env})` : '';
+    return `invalid setting ${key}${src ? ` from ${describe(src)}` : ''}: ${issue.message}${envHint}`;
+  });
+  return lines.join('\n');
+}
+
+function findFileSource(sources: Map<string, Source>): Source | undefined {
+  for (const s of sources.values()) if (s.from === 'file') return s;
+  return undefined;
+}
+
+function nearestSource(sources: Map<string, Source>, p: string[]): Source | undefined {
+  for (let i = p.length - 1; i > 0; i--) {
+    const s = sources.get(p.slice(0, i).join('.'));
+    if (s) return s;
+  }
+  return undefined;
+}
+
+function fromGoProxy(value: string, cfg: ParsedConfig, dropSelf: ((url: string) => boolean)[]): UpstreamSpec[] {
+  const entries = parseGoProxyList(value);
+  const out: UpstreamSpec[] = [];
+  for (const e of entries) {
+    if (e.kind === 'proxy' && dropSelf.some((f) => f(e.url))) continue;
+    out.push(toSpec(e, out.length, cfg.balance, cfg.timeouts));
+  }
+  return out;
+}
+
+function toSpec(e: GoProxyEntry, priority: number, balance: Balance, timeouts: Timeouts): UpstreamSpec {
+  const spec: UpstreamSpec = {
+    kind: e.kind,
+    url: e.kind === 'proxy' ? e.url : e.kind,
+    priority,
+    balance,
+    fallthrough: e.fallthrough,
+    timeouts,
+  };
+  if (e.kind === 'proxy') {
+    // Credentials in the URL become auth headers: they must never appear in logs or error lines.
+    const u = new URL(e.url);
+    if (u.username || u.password) {
+      spec.auth = { kind: 'basic', username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
+      u.username = '';
+      u.password = '';
+      spec.url = u.toString().replace(/\/+$/, '');
+    }
+  }
+  return spec;
+}
+
+function fromStructured(list: UpstreamInput[], cfg: ParsedConfig): UpstreamSpec[] {
+  const specs = list.map((u, i) => {
+    const entries = parseGoProxyList(u.url);
+    if (entries.length !== 1 || u.url.includes(',') || u.url.includes('|')) {
+      throw new ConfigError(`upstreams[${i}].url must be one URL, direct or off, not a list ("${u.url}"); give each upstream its own entry`);
+    }
+    const base = toSpec(entries[0] as GoProxyEntry, u.priority, u.balance ?? cfg.balance, {
+      connect: u.timeouts?.connect ?? cfg.timeouts.connect,
+      firstByte: u.timeouts?.firstByte ?? cfg.timeouts.firstByte,
+      idle: u.timeouts?.idle ?? cfg.timeouts.idle,
+    });
+    base.fallthrough = u.fallthrough;
+    if (u.token !== undefined && (u.username !== undefined || u.password !== undefined)) {
+      throw new ConfigError(`upstreams[${i}] sets both token and username/password; choose bearer (token) or basic (username, password)`);
+    }
+    if (u.token !== undefined) base.auth = { kind: 'bearer', token: u.token };
+    else if (u.username !== undefined || u.password !== undefined) {
+      base.auth = { kind: 'basic', username: u.username ?? '', password: u.password ?? '' };
+    }
+    if (base.auth && base.kind !== 'proxy') {
+      throw new ConfigError(`upstreams[${i}] (${base.url}) cannot carry credentials; only proxy URLs can`);
+    }
+    return base;
+  });
+  // Replicas of one priority must agree on how they are balanced and on the fall-through after them.
+  const byPriority = new Map<number, UpstreamSpec>();
+  for (const s of specs) {
+    const first = byPriority.get(s.priority);
+    if (!first) byPriority.set(s.priority, s);
+    else if (first.balance !== s.balance || first.fallthrough !== s.fallthrough) {
+      throw new ConfigError(`upstreams of priority ${s.priority} disagree on balance or fallthrough (${first.url}: ${first.balance}/${first.fallthrough}, ${s.url}: ${s.balance}/${s.fallthrough}); set the same values on each`);
+    }
+  }
+  return specs.sort((a, b) => a.priority - b.priority);
+}
+
+/** With no upstream configured: the GOPROXY of our environment, minus `off` and anything that points at ourselves. */
+function defaultUpstreams(env: NodeJS.ProcessEnv, cfg: ParsedConfig, listen: { host: string; port: number }): UpstreamSpec[] {
+  const fromEnv = env.GOPROXY?.trim();
+  const isSelf = (url: string): boolean => {
+    try {
+      const u = new URL(url);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
+      const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+      if (port !== listen.port) return false;
+      const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+      const local = ['localhost', '127.0.0.1', '::1', '0.0.0.0', '::', os.hostname().toLowerCase()];
+      return local.includes(host) || host === listen.host.toLowerCase() || host.startsWith('127.');
+    } catch {
+      return false;
+    }
+  };
+  if (fromEnv) {
+    const cleaned = fromEnv
+      .split(/([,|])/)
+      .reduce<string[]>((acc, part) => {
+        // Drop `off` with its separator: it would end the list before anything useful.
+        if (part.trim() === 'off') {
+          acc.pop();
+          return acc;
+        }
+        acc.push(part);
+        return acc;
+      }, [])
+      .join('');
+    const specs = fromGoProxy(cleaned, cfg, [isSelf]);
+    if (specs.length > 0) return specs;
+  }
+  return fromGoProxy(DEFAULT_GOPROXY, cfg, []);
+}

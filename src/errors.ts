@@ -1,0 +1,84 @@
+// The one error type that reaches a Go user. The go command prints the first line of a
+// text/plain error body, so `message` must be a single line that says what happened and
+// what to do. Anything that is not a ProxyError is a bug: it is logged with its stack and
+// answered with a generic 500.
+
+/** Why a request failed; decides the HTTP status and whether the go command falls through to its next GOPROXY entry. */
+export type FailureKind =
+  | 'not-found' // 404: this module or version does not exist here; the go command tries its next entry
+  | 'gone' // 410: same meaning as not-found for the go command
+  | 'bad-request' // 400: malformed path, version or request
+  | 'forbidden' // 403
+  | 'method' // 405
+  | 'loop' // 508: we are our own upstream
+  | 'upstream' // 502: an upstream answered with an error, or its answer was invalid
+  | 'timeout' // 504: an upstream did not answer in time
+  | 'unavailable' // 503: we cannot serve right now (storage, shutdown)
+  | 'internal'; // 500
+
+const statusOf: Record<FailureKind, number> = {
+  'not-found': 404,
+  gone: 410,
+  'bad-request': 400,
+  forbidden: 403,
+  method: 405,
+  loop: 508,
+  upstream: 502,
+  timeout: 504,
+  unavailable: 503,
+  internal: 500,
+};
+
+export class ProxyError extends Error {
+  readonly kind: FailureKind;
+  readonly status: number;
+  /** The HTTP status an upstream answered with, when this error relays one. */
+  readonly upstreamStatus: number | undefined;
+
+  constructor(kind: FailureKind, message: string, options?: { cause?: unknown; upstreamStatus?: number }) {
+    super(oneLine(message), options);
+    this.name = 'ProxyError';
+    this.kind = kind;
+    this.status = statusOf[kind];
+    this.upstreamStatus = options?.upstreamStatus;
+  }
+
+  /**
+   * Whether this failure says the upstream itself is in trouble (and should be rested): 5xx,
+   * 429, timeouts, broken connections. A 401/403 is an answer about this request, not an outage.
+   */
+  get isOutage(): boolean {
+    if (this.isNotFound) return false;
+    const s = this.upstreamStatus;
+    return s === undefined || s >= 500 || s === 429;
+  }
+
+  /** True for the answers the go command treats as "not here, try the next GOPROXY entry". */
+  get isNotFound(): boolean {
+    return this.kind === 'not-found' || this.kind === 'gone';
+  }
+}
+
+export function notFound(message: string): ProxyError {
+  return new ProxyError('not-found', message);
+}
+
+export function badRequest(message: string): ProxyError {
+  return new ProxyError('bad-request', message);
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ProxyError && err.isNotFound;
+}
+
+/** Collapses whitespace runs (newlines included) so a message is always one printable line of bounded length. */
+export function oneLine(text: string, max = 600): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,199 @@
+// The HTTP application. `handle` is the hot path, top to bottom: parse, (access), route,
+// memory hit -> answer. Everything slow lives behind a miss, in artifacts.ts and mutable.ts.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { FsBlobStore } from '../cache/fs.js';
+import { artifactKey } from '../cache/keys.js';
+import { MemoryCache } from '../cache/memory.js';
+import type { Config } from '../config/index.js';
+import { ProxyError } from '../errors.js';
+import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext, type SourceChain } from '../sources/index.js';
+import { Artifacts, type ArtifactEntry } from './artifacts.js';
+import type { Metrics } from './metrics.js';
+import { MutableAnswers } from './mutable.js';
+import { parseRequest } from './protocol.js';
+import { Exchange, TEXT, sendBody, sendError } from './respond.js';
+
+export interface AppOptions {
+  config: Config;
+  store: FsBlobStore;
+  chain: SourceChain;
+  metrics: Metrics;
+  log: Logger;
+  /** Null when access logging is off. */
+  accessLog: Logger | null;
+  instanceId: string;
+  /** Metrics text for /metrics; in a cluster, aggregated over all workers. */
+  metricsText?: () => Promise<string>;
+}
+
+export class ProxyApp {
+  readonly artifacts: Artifacts;
+  readonly mutable: MutableAnswers;
+  private readonly memory: MemoryCache<ArtifactEntry>;
+  private readonly prefix: string;
+  private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
+  private draining = false;
+
+  constructor(private readonly o: AppOptions) {
+    const c = o.config;
+    this.prefix = c.pathPrefix;
+    this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
+    this.artifacts = new Artifacts({
+      store: o.store,
+      memory: this.memory,
+      chain: o.chain,
+      metrics: o.metrics,
+      log: o.log,
+      immutableMaxAgeMs: c.cache.immutableMaxAge,
+    });
+    this.mutable = new MutableAnswers({
+      store: o.store,
+      chain: o.chain,
+      artifacts: this.artifacts,
+      metrics: o.metrics,
+      log: o.log,
+      ttlMs: c.cache.ttl,
+      staleWhileRevalidateMs: c.cache.staleWhileRevalidate,
+      maxStaleMs: c.cache.maxStale,
+    });
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const ex = new Exchange(req, res, this.o.metrics, this.o.accessLog);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      sendError(ex, new ProxyError('method', `method ${req.method} is not allowed; a Go module proxy answers GET and HEAD`), this.o.log);
+      return;
+    }
+    let p;
+    try {
+      p = parseRequest(req.url ?? '/', this.prefix);
+    } catch (err) {
+      sendError(ex, err, this.o.log);
+      return;
+    }
+    switch (p.kind) {
+      case 'info':
+      case 'mod':
+      case 'zip': {
+        ex.kind = p.kind;
+        ex.module = p.mod.path;
+        ex.version = p.version.version;
+        const hit = this.memory.get(artifactKey(p.mod.escaped, p.version.escaped, p.kind));
+        if (hit) {
+          ex.cache = 'hit';
+          this.artifacts.sendEntry(ex, hit);
+          return;
+        }
+        this.miss(ex, (ctx) => this.artifacts.serve(ex, p, ctx));
+        return;
+      }
+      case 'list':
+      case 'latest':
+      case 'query':
+        ex.kind = p.kind;
+        ex.module = p.mod.path;
+        if (p.kind === 'query') ex.version = p.version.version;
+        this.miss(ex, (ctx) => this.mutable.serve(ex, p, ctx));
+        return;
+      case 'sumdb':
+        ex.kind = 'sumdb';
+        sendError(ex, new ProxyError('not-found', `not found: this gomodproxy does not proxy checksum databases; the go command will contact the database directly`), this.o.log);
+        return;
+      case 'ops':
+        ex.kind = 'ops';
+        this.ops(ex, p.name).catch((err: unknown) => sendError(ex, err, this.o.log));
+        return;
+    }
+  };
+
+  /** Everything that may need an upstream: loop check, then the slow path, errors answered as one line. */
+  private miss(ex: Exchange, run: (ctx: FetchContext) => Promise<void>): void {
+    let ctx: FetchContext;
+    try {
+      ctx = this.context(ex.req);
+    } catch (err) {
+      sendError(ex, err, this.o.log);
+      return;
+    }
+    run(ctx).catch((err: unknown) => sendError(ex, err, this.o.log));
+  }
+
+  private context(req: IncomingMessage): FetchContext {
+    const id = this.o.instanceId;
+    const incoming = req.headers[VIA_HEADER];
+    const chain = typeof incoming === 'string' && incoming !== '' ? incoming.split(',').map((s) => s.trim()) : [];
+    if (chain.includes(id)) {
+      throw new ProxyError('loop', `request loop: this gomodproxy (${id}) received its own upstream request back; its upstream list must not lead back to itself`);
+    }
+    if (chain.length >= MAX_VIA_HOPS) {
+      throw new ProxyError('loop', `request passed ${chain.length} gomodproxy instances; the upstream settings probably form a loop`);
+    }
+    return { via: [...chain, id].join(', ') };
+  }
+
+  private async ops(ex: Exchange, name: 'healthz' | 'readyz' | 'metrics'): Promise<void> {
+    if (name === 'healthz') {
+      sendBody(ex, 200, ['Content-Type', TEXT, 'Cache-Control', 'no-store'], Buffer.from('ok\n'));
+      return;
+    }
+    if (name === 'metrics') {
+      const text = await (this.o.metricsText ?? (() => this.o.metrics.text()))();
+      sendBody(ex, 200, ['Content-Type', this.o.metrics.registry.contentType, 'Cache-Control', 'no-store'], Buffer.from(text));
+      return;
+    }
+    const problems = await this.readiness();
+    if (problems.length === 0) {
+      sendBody(ex, 200, ['Content-Type', TEXT, 'Cache-Control', 'no-store'], Buffer.from('ready\n'));
+    } else {
+      sendBody(ex, 503, ['Content-Type', TEXT, 'Cache-Control', 'no-store'], Buffer.from(`not ready: ${problems.join('; ')}\n`));
+    }
+  }
+
+  /** What keeps this instance from serving well: storage not writable, no upstream healthy, shutting down. */
+  async readiness(): Promise<string[]> {
+    const problems: string[] = [];
+    if (this.draining) problems.push('shutting down');
+    const now = Date.now();
+    if (now - this.writable.at > 2000) {
+      try {
+        await this.o.store.checkWritable();
+        this.writable = { ok: true, at: now };
+      } catch (err) {
+        this.writable = { ok: false, at: now, reason: (err as Error).message };
+      }
+    }
+    if (!this.writable.ok) problems.push(`storage ${this.o.store.description} is not writable (${this.writable.reason ?? 'unknown'})`);
+    if (!this.o.chain.healthy()) problems.push('every upstream is failing');
+    return problems;
+  }
+
+  /** Starts serving; resolves with the bound server. */
+  listen(host: string, port: number): Promise<Server> {
+    const server = createServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, this.handle);
+    // Longer than common load balancers' idle timeouts, so they close first and never hit a closed socket.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 70_000;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
+  }
+
+  /** Graceful stop: no new connections, in-flight responses finish (up to timeoutMs), fetches settle. */
+  async shutdown(server: Server, timeoutMs: number): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    await Promise.race([this.artifacts.drain(), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
+    await this.o.chain.close();
+  }
+}

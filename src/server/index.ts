@@ -1,0 +1,80 @@
+// Wiring: configuration -> store, upstream chain, metrics -> the app, listening.
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import { FsBlobStore } from '../cache/fs.js';
+import { STATE_PREFIX } from '../cache/keys.js';
+import { formatGoProxyList, parseListen, type Config } from '../config/index.js';
+import { SourceChain, makeSource } from '../sources/index.js';
+import { ProxyApp } from './app.js';
+import type { Loggers } from './logging.js';
+import { Metrics } from './metrics.js';
+
+export { ProxyApp } from './app.js';
+export { Metrics } from './metrics.js';
+export { createLoggers, type Loggers } from './logging.js';
+
+export interface RunningServer {
+  app: ProxyApp;
+  server: Server;
+  url: string;
+  metrics: Metrics;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** In a cluster: metrics aggregated over every worker. */
+  metricsText?: () => Promise<string>;
+  metrics?: Metrics;
+}
+
+export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
+  const { log, accessLog } = loggers;
+  const store = new FsBlobStore(config.data);
+  await store.checkWritable();
+  const instanceId = config.instanceId ?? (await instanceIdOf(store));
+  const metrics = opts.metrics ?? new Metrics();
+  const chain = new SourceChain(
+    config.upstreams,
+    (spec) => makeSource(spec),
+    { failures: config.health.failures, cooldownMs: config.health.cooldown },
+    {
+      onUpstream: (id, kind, outcome, ms, err) => metrics.upstream(id, kind, outcome, ms, err?.kind),
+      onHealthChange: (id, healthy) => {
+        metrics.upstreamHealthy.labels(id).set(healthy ? 1 : 0);
+        log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
+      },
+    },
+  );
+  for (const m of chain.members) metrics.upstreamHealthy.labels(m.source.id).set(1);
+  const app = new ProxyApp({ config, store, chain, metrics, log, accessLog, instanceId, metricsText: opts.metricsText });
+  const { host, port } = parseListen(config.listen) as { host: string; port: number };
+  const server = await app.listen(host, port);
+  const addr = server.address();
+  const boundPort = typeof addr === 'object' && addr ? addr.port : port;
+  const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shownHost}:${boundPort}${config.pathPrefix}`;
+  log.info(
+    { url, data: config.data, upstream: formatGoProxyList(config.upstreams), instanceId },
+    'listening',
+  );
+  return {
+    app,
+    server,
+    url,
+    metrics,
+    stop: () => app.shutdown(server, config.shutdownTimeout),
+  };
+}
+
+/** One id per data folder: every worker and instance sharing it recognises its own requests. */
+async function instanceIdOf(store: FsBlobStore): Promise<string> {
+  const key = `${STATE_PREFIX}instance-id`;
+  const got = await store.getBuffer(key, 256);
+  const existing = got?.data.toString('utf8').trim();
+  if (existing && /^[A-Za-z0-9._-]{1,64}$/.test(existing)) return existing;
+  const id = `gmp-${randomBytes(6).toString('hex')}`;
+  await store.put(key, Buffer.from(`${id}\n`));
+  // Two processes starting together may both have written: settle on whatever is stored now.
+  const now = await store.getBuffer(key, 256);
+  return now?.data.toString('utf8').trim() || id;
+}

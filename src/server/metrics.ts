@@ -1,0 +1,81 @@
+// Prometheus metrics (gomodproxy_*). Label children are bound once and reused, so counting a
+// cached hit costs a Map lookup and an increment, not a label hash.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UpstreamOutcome } from '../sources/index.js';
+import type { RequestKind } from '../sources/index.js';
+
+/** Request kinds as they appear in metrics and logs. */
+export type ServedKind = RequestKind | 'sumdb' | 'ops' | 'other';
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidating' | 'none';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'kind' | 'status'>;
+  private readonly duration: Histogram<'kind' | 'cache'>;
+  private readonly cache: Counter<'kind' | 'result'>;
+  private readonly bytes: Counter<'kind'>;
+  private readonly upstreamRequests: Counter<'upstream' | 'kind' | 'outcome'>;
+  private readonly upstreamDuration: Histogram<'upstream' | 'kind'>;
+  private readonly upstreamErrors: Counter<'upstream' | 'reason'>;
+  readonly upstreamHealthy: Gauge<'upstream'>;
+  readonly invalidArtifacts: Counter<'kind' | 'reason'>;
+  readonly inflightFetches: Gauge;
+  private readonly bound = new Map<string, (seconds: number, bytes: number) => void>();
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'gomodproxy_process_' });
+    this.requests = new Counter({ name: 'gomodproxy_requests_total', help: 'Requests answered, by kind and HTTP status.', labelNames: ['kind', 'status'], registers });
+    this.duration = new Histogram({
+      name: 'gomodproxy_request_duration_seconds',
+      help: 'Time from request to the end of the response, by kind and cache result.',
+      labelNames: ['kind', 'cache'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.cache = new Counter({ name: 'gomodproxy_cache_results_total', help: 'Cache lookups by kind and result (hit, miss, stale, revalidating).', labelNames: ['kind', 'result'], registers });
+    this.bytes = new Counter({ name: 'gomodproxy_bytes_served_total', help: 'Response body bytes sent, by kind.', labelNames: ['kind'], registers });
+    this.upstreamRequests = new Counter({ name: 'gomodproxy_upstream_requests_total', help: 'Requests to upstreams, by upstream, kind and outcome.', labelNames: ['upstream', 'kind', 'outcome'], registers });
+    this.upstreamDuration = new Histogram({
+      name: 'gomodproxy_upstream_duration_seconds',
+      help: 'Time an upstream took to answer (until headers for zips).',
+      labelNames: ['upstream', 'kind'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.upstreamErrors = new Counter({ name: 'gomodproxy_upstream_errors_total', help: 'Upstream failures by upstream and reason.', labelNames: ['upstream', 'reason'], registers });
+    this.upstreamHealthy = new Gauge({ name: 'gomodproxy_upstream_healthy', help: '1 while an upstream takes requests, 0 during its cool-down.', labelNames: ['upstream'], registers });
+    this.invalidArtifacts = new Counter({ name: 'gomodproxy_invalid_artifacts_total', help: 'Upstream answers refused by the checks (never stored), by kind and reason.', labelNames: ['kind', 'reason'], registers });
+    this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
+  }
+
+  /** Counts one answered request. */
+  request(kind: ServedKind, status: number, cache: CacheResult, seconds: number, bytes: number): void {
+    const id = `${kind}\u0000${status}\u0000${cache}`;
+    let inc = this.bound.get(id);
+    if (!inc) {
+      const r = this.requests.labels(kind, String(status));
+      const d = this.duration.labels(kind, cache);
+      const c = cache === 'none' ? null : this.cache.labels(kind, cache);
+      const b = this.bytes.labels(kind);
+      inc = (s: number, n: number) => {
+        r.inc();
+        d.observe(s);
+        c?.inc();
+        if (n > 0) b.inc(n);
+      };
+      this.bound.set(id, inc);
+    }
+    inc(seconds, bytes);
+  }
+
+  upstream(id: string, kind: RequestKind, outcome: UpstreamOutcome, ms: number, reason?: string): void {
+    this.upstreamRequests.labels(id, kind, outcome).inc();
+    if (outcome !== 'skipped') this.upstreamDuration.labels(id, kind).observe(ms / 1000);
+    if (outcome === 'error') this.upstreamErrors.labels(id, reason ?? 'error').inc();
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

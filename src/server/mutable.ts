@@ -1,0 +1,153 @@
+// Mutable answers (@v/list, @latest, .info of a query): cached with a TTL. Fresh: served.
+// Older than the TTL but within the revalidation window: served at once while one background
+// fetch refreshes it. Older still: fetched first. When every upstream fails, the last answer
+// is served (marked stale) rather than an error.
+import type { Logger } from 'pino';
+import type { FsBlobStore } from '../cache/fs.js';
+import { mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys.js';
+import { MemoryCache, type MemoryEntry } from '../cache/memory.js';
+import { SingleFlight } from '../cluster/flight.js';
+import { ProxyError } from '../errors.js';
+import { MAX_INFO_BYTES, MAX_LIST_BYTES, type FetchContext, type ModuleRef, type SourceChain, type VersionRef } from '../sources/index.js';
+import type { Artifacts } from './artifacts.js';
+import { checkInfo, checkList, isListableVersion } from './check.js';
+import type { Metrics } from './metrics.js';
+import { CACHE_HEADER, STALE_HEADER, TEXT, sendBody, type Exchange } from './respond.js';
+
+export type MutableRequest =
+  | { kind: 'list'; mod: ModuleRef }
+  | { kind: 'latest'; mod: ModuleRef }
+  | { kind: 'query'; mod: ModuleRef; version: VersionRef };
+
+interface Answer extends MemoryEntry {
+  source: string;
+}
+
+export interface MutableDeps {
+  store: FsBlobStore;
+  chain: SourceChain;
+  artifacts: Artifacts;
+  metrics: Metrics;
+  log: Logger;
+  ttlMs: number;
+  staleWhileRevalidateMs: number;
+  maxStaleMs: number;
+}
+
+export class MutableAnswers {
+  private readonly memory = new MemoryCache<Answer>(32 << 20, 1 << 20);
+  private readonly flights = new SingleFlight<Answer>();
+
+  constructor(private readonly d: MutableDeps) {}
+
+  async serve(ex: Exchange, r: MutableRequest, ctx: FetchContext): Promise<void> {
+    const key = keyOf(r);
+    const now = Date.now();
+    let cached = this.memory.get(key);
+    if (!cached || now - cached.mtimeMs >= this.d.ttlMs) {
+      // Another process (or instance) may have refreshed it already.
+      const stored = await this.d.store.getBuffer(key, r.kind === 'list' ? MAX_LIST_BYTES : MAX_INFO_BYTES);
+      if (stored && (!cached || stored.stat.mtimeMs > cached.mtimeMs)) {
+        cached = { data: stored.data, etag: stored.stat.etag, mtimeMs: stored.stat.mtimeMs, source: 'cache' };
+        this.memory.set(key, cached);
+      }
+    }
+    if (cached) {
+      const age = now - cached.mtimeMs;
+      if (age < this.d.ttlMs) {
+        ex.cache = 'hit';
+        this.send(ex, r, cached, Math.ceil((this.d.ttlMs - age) / 1000));
+        return;
+      }
+      if (age < this.d.ttlMs + this.d.staleWhileRevalidateMs) {
+        ex.cache = 'revalidating';
+        this.refresh(key, r, ctx).catch((err: unknown) => this.d.log.warn({ key, err: (err as Error).message }, 'background revalidation failed'));
+        this.send(ex, r, cached, 0);
+        return;
+      }
+    }
+    ex.cache = 'miss';
+    let fresh: Answer;
+    try {
+      fresh = await this.refresh(key, r, ctx);
+    } catch (err) {
+      const age = cached ? now - cached.mtimeMs : Infinity;
+      if (cached && err instanceof ProxyError && !err.isNotFound && age < this.d.maxStaleMs) {
+        ex.cache = 'stale';
+        this.d.log.warn({ key, ageSeconds: Math.round(age / 1000), err: err.message }, 'serving a stale answer: every upstream failed');
+        this.send(ex, r, cached, 0, `${Math.round(age / 1000)}s old; upstreams failed: ${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    ex.source = fresh.source;
+    this.send(ex, r, fresh, Math.ceil(this.d.ttlMs / 1000));
+  }
+
+  private send(ex: Exchange, r: MutableRequest, a: Answer, maxAge: number, stale?: string): void {
+    const headers = [
+      'Content-Type',
+      r.kind === 'list' ? TEXT : 'application/json',
+      'Content-Length',
+      String(a.data.length),
+      'Cache-Control',
+      maxAge > 0 ? `public, max-age=${maxAge}` : 'no-cache',
+      CACHE_HEADER,
+      ex.cache,
+    ];
+    if (stale) headers.push(STALE_HEADER, stale.replace(/[^\x20-\x7e]/g, '?').slice(0, 300));
+    sendBody(ex, 200, headers, a.data);
+  }
+
+  /** One fetch per key in this process; the answer is stored for other processes and restarts. */
+  private refresh(key: string, r: MutableRequest, ctx: FetchContext): Promise<Answer> {
+    return this.flights.do(key, async () => {
+      let data: Buffer;
+      let source: string;
+      try {
+        const res = await this.d.chain.run(r.kind, (s) =>
+          r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx),
+        );
+        source = res.source.id;
+        data = r.kind === 'list' ? await this.mergeList(res.value, r.mod, source) : checkInfo(res.value, r.mod, source).bytes;
+      } catch (err) {
+        if (r.kind === 'list' && err instanceof ProxyError && err.isNotFound) {
+          // Upstreams no longer know it, but we hold versions of it: those are still servable.
+          const local = (await this.d.artifacts.localVersions(r.mod)).filter(isListableVersion);
+          if (local.length > 0) return { data: Buffer.from(local.map((v) => `${v}\n`).join('')), etag: '', mtimeMs: Date.now(), source: 'cache' };
+        }
+        if (err instanceof ProxyError && err.isNotFound) {
+          this.memory.delete(key);
+          await this.d.store.delete(key).catch(() => false);
+        }
+        throw err;
+      }
+      const stat = await this.d.store.put(key, data);
+      const answer: Answer = { data, etag: stat.etag, mtimeMs: stat.mtimeMs, source };
+      this.memory.set(key, answer);
+      return answer;
+    });
+  }
+
+  /** The upstream's list plus any release we hold that it omits (it may come from another upstream). */
+  private async mergeList(body: Buffer, mod: ModuleRef, source: string): Promise<Buffer> {
+    const lines = checkList(body, mod, source);
+    for (const v of await this.d.artifacts.localVersions(mod)) {
+      if (!lines.has(v) && isListableVersion(v)) lines.set(v, v);
+    }
+    let out = '';
+    for (const line of lines.values()) out += `${line}\n`;
+    return Buffer.from(out);
+  }
+}
+
+function keyOf(r: MutableRequest): string {
+  switch (r.kind) {
+    case 'list':
+      return mutableListKey(r.mod.escaped);
+    case 'latest':
+      return mutableLatestKey(r.mod.escaped);
+    case 'query':
+      return mutableQueryKey(r.mod.escaped, r.version.escaped);
+  }
+}

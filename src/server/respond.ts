@@ -1,0 +1,109 @@
+// Writing answers, and accounting for them once each (metrics and one access-log line).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ProxyError } from '../errors.js';
+import type { CacheResult, Metrics, ServedKind } from './metrics.js';
+
+export const TEXT = 'text/plain; charset=utf-8';
+export const CACHE_HEADER = 'X-Gomodproxy-Cache';
+export const STALE_HEADER = 'X-Gomodproxy-Stale';
+
+export const contentTypes = { info: 'application/json', mod: TEXT, zip: 'application/zip', list: TEXT } as const;
+
+/** One request's bookkeeping, filled in as it is answered. */
+export class Exchange {
+  kind: ServedKind = 'other';
+  module: string | undefined;
+  version: string | undefined;
+  cache: CacheResult = 'none';
+  source: string | undefined;
+  user: string | undefined;
+  errorLine: string | undefined;
+  private done = false;
+  private readonly t0 = performance.now();
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly metrics: Metrics,
+    private readonly log: Logger | null,
+  ) {}
+
+  get isHead(): boolean {
+    return this.req.method === 'HEAD';
+  }
+
+  /** Records the answer; safe to call more than once (the first call counts). */
+  finish(status: number, bytes: number): void {
+    if (this.done) return;
+    this.done = true;
+    const seconds = (performance.now() - this.t0) / 1000;
+    this.metrics.request(this.kind, status, this.cache, seconds, bytes);
+    if (this.log) {
+      this.log.info(
+        {
+          method: this.req.method,
+          path: this.req.url,
+          kind: this.kind,
+          module: this.module,
+          version: this.version,
+          status,
+          cache: this.cache === 'none' ? undefined : this.cache,
+          source: this.source,
+          bytes,
+          ms: Math.round(seconds * 10_000) / 10,
+          ip: this.req.socket.remoteAddress,
+          user: this.user,
+          error: this.errorLine,
+        },
+        'request',
+      );
+    }
+  }
+}
+
+/** Sends a whole body with headers given as a flat [name, value, ...] list. */
+export function sendBody(ex: Exchange, status: number, headers: string[], body: Buffer): void {
+  ex.res.writeHead(status, headers);
+  if (ex.isHead) {
+    ex.res.end();
+    ex.finish(status, 0);
+  } else {
+    ex.res.end(body);
+    ex.finish(status, body.length);
+  }
+}
+
+/** The go command prints the first line of a text/plain body: one line, what happened and what to do. */
+export function sendError(ex: Exchange, err: unknown, log: Logger): void {
+  let pe: ProxyError;
+  if (err instanceof ProxyError) {
+    pe = err;
+  } else {
+    log.error({ err, path: ex.req.url }, 'internal error');
+    pe = new ProxyError('internal', 'gomodproxy failed unexpectedly; retry, and report it to its operator if it persists');
+  }
+  ex.errorLine = pe.message;
+  if (ex.res.headersSent) {
+    // Too late for a status: cut the connection so the client sees a failed transfer, never a short "success".
+    ex.res.destroy();
+    ex.finish(ex.res.statusCode, 0);
+    return;
+  }
+  const body = Buffer.from(`${pe.message}\n`);
+  sendBody(ex, pe.status, ['Content-Type', TEXT, 'Content-Length', String(body.length), 'Cache-Control', 'no-store'], body);
+}
+
+export function httpDate(ms: number): string {
+  return new Date(ms).toUTCString();
+}
+
+/** If-None-Match against a strong ETag (also in a list, or `*`). */
+export function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header === etag || header === '*') return true;
+  return header.split(',').some((t) => {
+    const v = t.trim();
+    return v === etag || v === `W/${etag}`;
+  });
+}

@@ -1,0 +1,54 @@
+// Where modules come from. A source answers the GOPROXY questions for one module with raw
+// bytes; checking those bytes (JSON shape, go.mod syntax, zip rules, checksums) happens once,
+// on the miss path, whatever the source. Failures are ProxyErrors: not-found/gone mean
+// "not here" (the chain may fall through), anything else is trouble with the source.
+import type { Readable } from 'node:stream';
+
+export interface ModuleRef {
+  /** Module path as written in go.mod: github.com/Azure/go. */
+  path: string;
+  /** Case-encoded: github.com/!azure/go. */
+  escaped: string;
+}
+
+export interface VersionRef {
+  /** A canonical version, or for `.info` any query the go command sends (branch, hash). */
+  version: string;
+  escaped: string;
+}
+
+/** What a source is asked for; also the `kind` label of metrics and logs. */
+export type RequestKind = 'list' | 'latest' | 'info' | 'query' | 'mod' | 'zip';
+
+export interface FetchContext {
+  /** Value for the loop-detection header: the chain of gomodproxy instances this request has passed, ours last. */
+  via: string;
+  signal?: AbortSignal;
+}
+
+export interface ZipBody {
+  stream: Readable;
+  /** From Content-Length when the source knows it. */
+  size: number | undefined;
+}
+
+export interface ModuleSource {
+  /** For logs, metrics and error lines: a redacted URL, "direct" or "off". */
+  readonly id: string;
+  list(mod: ModuleRef, ctx: FetchContext): Promise<Buffer>;
+  latest(mod: ModuleRef, ctx: FetchContext): Promise<Buffer>;
+  info(mod: ModuleRef, version: VersionRef, ctx: FetchContext): Promise<Buffer>;
+  mod(mod: ModuleRef, version: VersionRef, ctx: FetchContext): Promise<Buffer>;
+  zip(mod: ModuleRef, version: VersionRef, ctx: FetchContext): Promise<ZipBody>;
+  close?(): Promise<void>;
+}
+
+/** Limits from cmd/go (modfetch): bigger answers are refused before they are stored. */
+export const MAX_ZIP_BYTES = 500 << 20;
+export const MAX_GOMOD_BYTES = 16 << 20;
+export const MAX_INFO_BYTES = 1 << 20;
+export const MAX_LIST_BYTES = 16 << 20;
+
+/** Header that carries the instance chain, so a request that loops back to us is refused. */
+export const VIA_HEADER = 'x-gomodproxy-via';
+export const MAX_VIA_HOPS = 8;
