@@ -1,0 +1,52 @@
+import { chmod, mkdtemp, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FsBlobStore } from '../../src/cache/fs.js';
+import { artifactKey, localListKey, mutableListKey } from '../../src/cache/keys.js';
+import { ProxyError } from '../../src/errors.js';
+import { blobStoreCompliance } from './compliance.js';
+
+async function newStore(): Promise<FsBlobStore> {
+  return new FsBlobStore(await mkdtemp(path.join(os.tmpdir(), 'gmp-fs-')));
+}
+
+blobStoreCompliance('fs', newStore);
+
+describe('FsBlobStore layout', () => {
+  it("keeps the go command's download-cache layout, so the folder is a file:// GOPROXY", async () => {
+    const s = await newStore();
+    await s.put(artifactKey('github.com/!azure/go', 'v1.0.0-!r!c1', 'zip'), Buffer.from('z'));
+    await s.put(localListKey('github.com/!azure/go'), Buffer.from('v1.0.0-RC1\n'));
+    expect(await readFile(path.join(s.root, 'github.com/!azure/go/@v/v1.0.0-!r!c1.zip'), 'utf8')).toBe('z');
+    expect(await readFile(path.join(s.root, 'github.com/!azure/go/@v/list'), 'utf8')).toBe('v1.0.0-RC1\n');
+  });
+
+  it('keeps mutable answers out of the module tree (a name without a dot is never a module path)', () => {
+    expect(mutableListKey('github.com/a/b')).toBe('mutable/github.com/a/b/@v/list');
+  });
+
+  it('leaves no temporary file behind when a write fails', async () => {
+    if (process.getuid?.() === 0) {
+      // root ignores permissions; simulate a failure with a directory where the file should go.
+      const s = await newStore();
+      await mkdir(path.join(s.root, 'example.com/m/@v/v1.0.0.info'), { recursive: true });
+      await expect(s.put('example.com/m/@v/v1.0.0.info', Buffer.from('{}'))).rejects.toBeInstanceOf(ProxyError);
+      expect((await readdir(path.join(s.root, 'example.com/m/@v'))).filter((n) => n.includes('.tmp-'))).toEqual([]);
+      return;
+    }
+    const s = await newStore();
+    await mkdir(path.join(s.root, 'example.com/m/@v'), { recursive: true });
+    await chmod(path.join(s.root, 'example.com/m/@v'), 0o500);
+    await expect(s.put('example.com/m/@v/v1.0.0.info', Buffer.from('{}'))).rejects.toBeInstanceOf(ProxyError);
+  });
+
+  it('reports storage trouble as a 503 line for the go user', async () => {
+    const s = await newStore();
+    await writeFile(path.join(s.root, 'example.com'), 'a file where a folder should be');
+    const err = await s.put('example.com/m/@v/v1.0.0.info', Buffer.from('{}')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProxyError);
+    expect((err as ProxyError).status).toBe(503);
+    expect((err as ProxyError).message).not.toContain('\n');
+  });
+});
