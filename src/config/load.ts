@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { GO_SUMDB_NAME, parseGosumdb, type GosumdbSetting } from '../sumdb/index.js';
 import { GoProxyListError, parseGoProxyList, type Fallthrough, type GoProxyEntry } from './goproxy.js';
 import { configSchema, parseListen, type Balance, type ParsedConfig, type Timeouts, type UpstreamInput } from './schema.js';
 
@@ -26,8 +27,12 @@ export interface UpstreamSpec {
   timeouts: Timeouts;
 }
 
-export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers'> {
+export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb'> {
   workers: number;
+  /** The checksum database every public module is verified against, or off. */
+  sumdb: GosumdbSetting | 'off';
+  /** GONOSUMDB-style patterns of modules never checked against (or sent to) the checksum database. */
+  noSumdb: string;
   /** Ordered by priority. */
   upstreams: UpstreamSpec[];
   /** Where the file settings came from, if any. */
@@ -133,9 +138,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     throw new ConfigError('no upstream is configured: set upstream (GOMODPROXY_UPSTREAM) to a GOPROXY-style list such as https://proxy.golang.org,direct, or to off to serve only what is cached');
   }
 
-  const { upstream: _u, upstreams: _us, workers, ...rest } = parsed;
+  let sumdb: GosumdbSetting | 'off';
+  const sumdbSetting = parsed.sumdb ?? env.GOSUMDB ?? GO_SUMDB_NAME;
+  try {
+    sumdb = parseGosumdb(sumdbSetting === '' ? GO_SUMDB_NAME : sumdbSetting);
+  } catch (err) {
+    const src = sources.get('sumdb') ?? (parsed.sumdb === undefined ? ({ from: 'env', name: 'GOSUMDB' } as const) : undefined);
+    throw new ConfigError(`invalid setting sumdb${src ? ` from ${describe(src)}` : ''}: ${(err as Error).message}`);
+  }
+  // As the go command: GONOSUMDB defaults to GOPRIVATE when unset or empty.
+  const noSumdb = parsed.noSumdb ?? (env.GONOSUMDB || env.GOPRIVATE || '');
+
+  const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, ...rest } = parsed;
   const config: Config = {
     ...rest,
+    sumdb,
+    noSumdb,
     data: path.resolve(cwd, parsed.data),
     workers: workers ?? Math.max(1, os.availableParallelism()),
     upstreams,

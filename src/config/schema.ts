@@ -73,6 +73,10 @@ export const configSchema = z.strictObject({
   upstream: z.string().optional(),
   /** Structured upstreams (priorities, balancing, credentials, timeouts); replaces `upstream`. */
   upstreams: z.array(upstreamSchema).min(1).optional(),
+  /** Checksum database, GOSUMDB syntax: off, sum.golang.org, or "<name>+<hash>+<key> [url]". Default: $GOSUMDB, else sum.golang.org. */
+  sumdb: z.string().optional(),
+  /** Modules never checked against (or sent to) the checksum database, GONOSUMDB glob syntax. Default: $GONOSUMDB, else $GOPRIVATE. */
+  noSumdb: z.string().optional(),
   /** Default balancing among upstreams of the same priority. */
   balance: balanceSchema.default('failover'),
   /** Default upstream timeouts. */

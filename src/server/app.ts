@@ -13,6 +13,7 @@ import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
 import { parseRequest } from './protocol.js';
 import { Exchange, TEXT, sendBody, sendError } from './respond.js';
+import type { SumdbService } from './sumdb.js';
 
 export interface AppOptions {
   config: Config;
@@ -25,6 +26,8 @@ export interface AppOptions {
   instanceId: string;
   /** Metrics text for /metrics; in a cluster, aggregated over all workers. */
   metricsText?: () => Promise<string>;
+  /** Null when the checksum database is off. */
+  sumdb?: SumdbService | null;
 }
 
 export class ProxyApp {
@@ -46,6 +49,7 @@ export class ProxyApp {
       metrics: o.metrics,
       log: o.log,
       immutableMaxAgeMs: c.cache.immutableMaxAge,
+      sumdb: o.sumdb,
     });
     this.mutable = new MutableAnswers({
       store: o.store,
@@ -97,10 +101,16 @@ export class ProxyApp {
         if (p.kind === 'query') ex.version = p.version.version;
         this.miss(ex, (ctx) => this.mutable.serve(ex, p, ctx));
         return;
-      case 'sumdb':
+      case 'sumdb': {
         ex.kind = 'sumdb';
-        sendError(ex, new ProxyError('not-found', `not found: this gomodproxy does not proxy checksum databases; the go command will contact the database directly`), this.o.log);
+        const sumdb = this.o.sumdb;
+        if (!sumdb) {
+          sendError(ex, new ProxyError('not-found', 'not found: this gomodproxy has no checksum database configured; the go command will contact the database directly'), this.o.log);
+          return;
+        }
+        sumdb.serve(ex, p.path).catch((err: unknown) => sendError(ex, err, this.o.log));
         return;
+      }
       case 'ops':
         ex.kind = 'ops';
         this.ops(ex, p.name).catch((err: unknown) => sendError(ex, err, this.o.log));

@@ -12,11 +12,12 @@ import { ForeignView, LocalView, readStaged, type StagingView } from '../cache/s
 import { FileLocks } from '../cluster/filelock.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError, errorMessage } from '../errors.js';
-import { ZipError, checkModuleZip } from '../modzip/index.js';
+import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type SourceChain, type VersionRef } from '../sources/index.js';
 import { checkInfo, checkMod } from './check.js';
 import type { Metrics } from './metrics.js';
 import type { ArtifactKind } from './protocol.js';
+import type { SumdbService } from './sumdb.js';
 import { CACHE_HEADER, contentTypes, etagMatches, httpDate, sendBody, sendError, type Exchange } from './respond.js';
 
 export interface ArtifactRequest {
@@ -44,6 +45,8 @@ export interface ArtifactsDeps {
   log: Logger;
   immutableMaxAgeMs: number;
   locks?: FileLocks;
+  /** Checks public modules' hashes against the checksum database before they are stored. */
+  sumdb?: SumdbService | null;
 }
 
 /** How long a refused upstream answer is remembered, so a retry gets the reason at once. */
@@ -171,6 +174,7 @@ export class Artifacts {
         } catch (err) {
           throw err instanceof ProxyError ? this.reject(key, kind, err, 'malformed') : err;
         }
+        if (kind === 'mod') await this.verifyChecksum(key, r, 'mod', hashGoMod(data), res.source.id);
         const stat = await this.d.store.put(key, data);
         if (kind === 'mod') this.rewriteLocalList(r.mod);
         const entry = this.entry(kind, data, stat, 'miss');
@@ -291,6 +295,8 @@ export class Artifacts {
         }
         const res = await this.d.chain.run('zip', (s) => s.zip(r.mod, r.version, ctx));
         flight.source = res.source.id;
+        // Look the record up while the zip streams in, so the check at the end costs nothing.
+        this.prefetchChecksum(r);
         const body = res.value;
         local.setSize(body.size);
         if (body.size !== undefined) await lock.update({ size: body.size });
@@ -329,6 +335,7 @@ export class Artifacts {
           if (!(err instanceof ZipError)) throw err;
           throw this.reject(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`), 'invalid-zip');
         }
+        await this.verifyChecksum(key, r, 'zip', h1, res.source.id);
         await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
         const stat = await store.putFile(key, staging);
         local.commit(stat.size);
@@ -345,6 +352,23 @@ export class Artifacts {
       return;
     }
     throw new ProxyError('unavailable', `another gomodproxy process kept failing to fetch ${what}; retry`);
+  }
+
+  private prefetchChecksum(r: ArtifactRequest): void {
+    const sumdb = this.d.sumdb;
+    if (sumdb?.checks(r.mod.path)) sumdb.client.lookup(r.mod.path, r.version.version).catch(() => undefined);
+  }
+
+  /** Public modules only: the h1 must equal the checksum database's record, or nothing is stored. */
+  private async verifyChecksum(key: string, r: ArtifactRequest, kind: 'mod' | 'zip', h1: string, sourceId: string): Promise<void> {
+    const sumdb = this.d.sumdb;
+    if (!sumdb?.checks(r.mod.path)) return;
+    try {
+      await sumdb.verify(r.mod, r.version.version, kind, h1, sourceId);
+    } catch (err) {
+      if (err instanceof ProxyError && err.message.includes('checksum mismatch')) throw this.reject(key, kind, err, 'checksum-mismatch');
+      throw err;
+    }
   }
 
   /**

@@ -8,6 +8,7 @@ import { SourceChain, makeSource } from '../sources/index.js';
 import { ProxyApp } from './app.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
+import { createSumdbService } from './sumdb.js';
 
 export { ProxyApp } from './app.js';
 export { Metrics } from './metrics.js';
@@ -46,7 +47,14 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     },
   );
   for (const m of chain.members) metrics.upstreamHealthy.labels(m.source.id).set(1);
-  const app = new ProxyApp({ config, store, chain, metrics, log, accessLog, instanceId, metricsText: opts.metricsText });
+  const sumdb = createSumdbService(config, {
+    store,
+    upstreams: chain.members.map((member, i) => ({ member, fallthrough: config.upstreams[i]?.fallthrough ?? 'not-found' })),
+    metrics,
+    log,
+    via: instanceId,
+  });
+  const app = new ProxyApp({ config, store, chain, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb });
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   const addr = server.address();
@@ -54,7 +62,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${shownHost}:${boundPort}${config.pathPrefix}`;
   log.info(
-    { url, data: config.data, upstream: formatGoProxyList(config.upstreams), instanceId },
+    { url, data: config.data, upstream: formatGoProxyList(config.upstreams), sumdb: sumdb?.name ?? 'off', instanceId },
     'listening',
   );
   return {

@@ -20,6 +20,8 @@ export class Metrics {
   readonly upstreamHealthy: Gauge<'upstream'>;
   readonly invalidArtifacts: Counter<'kind' | 'reason'>;
   readonly inflightFetches: Gauge;
+  readonly checksumMismatches: Counter<'kind'>;
+  readonly sumdbForks: Counter;
   private readonly bound = new Map<string, (seconds: number, bytes: number) => void>();
 
   constructor() {
@@ -46,6 +48,8 @@ export class Metrics {
     this.upstreamErrors = new Counter({ name: 'gomodproxy_upstream_errors_total', help: 'Upstream failures by upstream and reason.', labelNames: ['upstream', 'reason'], registers });
     this.upstreamHealthy = new Gauge({ name: 'gomodproxy_upstream_healthy', help: '1 while an upstream takes requests, 0 during its cool-down.', labelNames: ['upstream'], registers });
     this.invalidArtifacts = new Counter({ name: 'gomodproxy_invalid_artifacts_total', help: 'Upstream answers refused by the checks (never stored), by kind and reason.', labelNames: ['kind', 'reason'], registers });
+    this.checksumMismatches = new Counter({ name: 'gomodproxy_checksum_mismatches_total', help: 'Upstream artifacts refused because their h1 hash disagrees with the checksum database.', labelNames: ['kind'], registers });
+    this.sumdbForks = new Counter({ name: 'gomodproxy_sumdb_forks_total', help: 'Times the checksum database presented a tree inconsistent with one verified before.', registers });
     this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
   }
 

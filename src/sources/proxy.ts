@@ -50,19 +50,19 @@ export class ProxySource implements ModuleSource {
   }
 
   list(mod: ModuleRef, ctx: FetchContext): Promise<Buffer> {
-    return this.fetchBytes(`${wire(mod.escaped)}/@v/list`, MAX_LIST_BYTES, ctx);
+    return this.fetchPath(`${wire(mod.escaped)}/@v/list`, MAX_LIST_BYTES, ctx);
   }
 
   latest(mod: ModuleRef, ctx: FetchContext): Promise<Buffer> {
-    return this.fetchBytes(`${wire(mod.escaped)}/@latest`, MAX_INFO_BYTES, ctx);
+    return this.fetchPath(`${wire(mod.escaped)}/@latest`, MAX_INFO_BYTES, ctx);
   }
 
   info(mod: ModuleRef, v: VersionRef, ctx: FetchContext): Promise<Buffer> {
-    return this.fetchBytes(`${wire(mod.escaped)}/@v/${wire(v.escaped)}.info`, MAX_INFO_BYTES, ctx);
+    return this.fetchPath(`${wire(mod.escaped)}/@v/${wire(v.escaped)}.info`, MAX_INFO_BYTES, ctx);
   }
 
   mod(mod: ModuleRef, v: VersionRef, ctx: FetchContext): Promise<Buffer> {
-    return this.fetchBytes(`${wire(mod.escaped)}/@v/${wire(v.escaped)}.mod`, MAX_GOMOD_BYTES, ctx);
+    return this.fetchPath(`${wire(mod.escaped)}/@v/${wire(v.escaped)}.mod`, MAX_GOMOD_BYTES, ctx);
   }
 
   async zip(mod: ModuleRef, v: VersionRef, ctx: FetchContext): Promise<ZipBody> {
@@ -81,7 +81,8 @@ export class ProxySource implements ModuleSource {
     await this.agent.close();
   }
 
-  private async fetchBytes(what: string, max: number, ctx: FetchContext): Promise<Buffer> {
+  /** GETs `<base>/<what>` whole (bounded). Also how the checksum database is reached through this proxy. */
+  async fetchPath(what: string, max: number, ctx: FetchContext): Promise<Buffer> {
     const res = await this.request(what, ctx);
     const len = Number(res.headers['content-length'] ?? -1);
     if (len > max) {

@@ -76,6 +76,9 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     GIT_CONFIG_GLOBAL: gitConfig,
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_TERMINAL_PROMPT: '0',
+    // Tests have no network: the real checksum database is unreachable. Tests of the checksum
+    // database pass their own GOSUMDB (a local test database) through opts.env.
+    GOSUMDB: 'off',
   };
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];
