@@ -27,8 +27,10 @@ export interface UpstreamSpec {
   timeouts: Timeouts;
 }
 
-export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb'> {
+export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb' | 'private'> {
   workers: number;
+  /** GOPRIVATE-style patterns of private modules (direct only, never sent to public destinations). */
+  private: string;
   /** The checksum database every public module is verified against, or off. */
   sumdb: GosumdbSetting | 'off';
   /** GONOSUMDB-style patterns of modules never checked against (or sent to) the checksum database. */
@@ -149,9 +151,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   // As the go command: GONOSUMDB defaults to GOPRIVATE when unset or empty.
   const noSumdb = parsed.noSumdb ?? (env.GONOSUMDB || env.GOPRIVATE || '');
 
-  const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, ...rest } = parsed;
+  // As the go command: GONOPROXY defaults to GOPRIVATE.
+  const privatePatterns = parsed.private ?? (env.GONOPROXY || env.GOPRIVATE || '');
+
+  const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, private: _p, ...rest } = parsed;
   const config: Config = {
     ...rest,
+    private: privatePatterns,
     sumdb,
     noSumdb,
     data: path.resolve(cwd, parsed.data),

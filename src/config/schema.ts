@@ -54,9 +54,184 @@ export const upstreamSchema = z.strictObject({
     .optional(),
 });
 
+// ---- auth: who is asking and what they may do (src/access reads this block) ----
+
+/** One authorization rule: anonymous | authenticated | user:<name> | group:<name> | scope:<name>. */
+export const authRuleSchema = z
+  .string()
+  .regex(/^(anonymous|authenticated|(user|group|scope):\S.*)$/, {
+    message: 'expected anonymous, authenticated, user:<name>, group:<name> or scope:<name>',
+  });
+
+const ldapSchema = z
+  .strictObject({
+    /** ldap://host:389 or ldaps://host:636. */
+    url: z.string().regex(/^ldaps?:\/\/[^/]+\/?$/, 'expected ldap://host[:port] or ldaps://host[:port]'),
+    /** Upgrade ldap:// with StartTLS before any password is sent. */
+    startTls: z.boolean().default(false),
+    /** PEM file of the CA that signed the LDAP server's certificate (default: the system's). */
+    caFile: z.string().optional(),
+    /** Direct bind: the user's DN, {user} replaced (escaped), e.g. uid={user},ou=people,dc=example,dc=com. */
+    userDn: z.string().includes('{user}', { message: 'must contain {user}' }).optional(),
+    /** Search-then-bind: a service account finds the user's DN, then the user's password is checked by binding as it. */
+    search: z
+      .strictObject({
+        baseDn: z.string().min(1),
+        /** {user} is replaced (filter-escaped). */
+        filter: z.string().includes('{user}', { message: 'must contain {user}' }).default('(uid={user})'),
+        bindDn: z.string().min(1),
+        bindPassword: z.string(),
+      })
+      .optional(),
+    groups: z
+      .strictObject({
+        /** memberOf: read the user entry's memberOf attribute; search: find groups whose member is the user. */
+        from: z.enum(['memberOf', 'search', 'none']).default('memberOf'),
+        baseDn: z.string().optional(),
+        /** {dn} and {user} are replaced (filter-escaped). */
+        filter: z.string().default('(|(member={dn})(uniqueMember={dn})(memberUid={user}))'),
+        /** Attribute that names a group (memberOf values use their first RDN's value). */
+        nameAttribute: z.string().default('cn'),
+      })
+      .prefault({}),
+    /** Connect and per-operation limit. */
+    timeout: duration.default(5_000),
+  })
+  .refine((v) => (v.userDn === undefined) !== (v.search === undefined), {
+    message: 'set exactly one of userDn (bind as uid={user},...) or search (find the user with a service account, then bind)',
+  })
+  .refine((v) => v.groups.from !== 'search' || v.groups.baseDn !== undefined, {
+    message: 'groups.from: search needs groups.baseDn',
+    path: ['groups', 'baseDn'],
+  });
+
+const oidcSchema = z.strictObject({
+  /** Expected `iss`; also where the JWKS is discovered (/.well-known/openid-configuration) when jwksUrl is not set. */
+  issuer: z.string().url(),
+  jwksUrl: z.string().url().optional(),
+  /** Expected `aud`: required, so tokens minted for other applications of the same issuer are refused. */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** Claim naming the user; default preferred_username, then sub. A dotted path reaches nested claims. */
+  userClaim: z.string().optional(),
+  /** Claim listing groups (array or space-separated string); dotted path allowed, e.g. realm_access.roles. */
+  groupsClaim: z.string().default('groups'),
+  /** Accepted signature algorithms (default: any asymmetric algorithm the key supports). */
+  algorithms: z.array(z.string()).optional(),
+  /** Allowed clock skew for exp/nbf/iat. */
+  clockTolerance: duration.default(30_000),
+  /** Least time between two JWKS fetches triggered by an unknown key id. */
+  jwksCooldown: duration.default(30_000),
+  /** How long a JWKS fetch may take. */
+  timeout: duration.default(5_000),
+});
+
+const mtlsSchema = z.strictObject({
+  /** Which part of a verified client certificate names the user. */
+  userFrom: z.enum(['cn', 'email', 'uri', 'dns']).default('cn'),
+  /** Groups per user name, e.g. { ci-bot: [ci, readers] }. */
+  groups: z.record(z.string(), z.array(z.string())).default({}),
+});
+
+const authSchema = z.strictObject({
+  /** The realm named in WWW-Authenticate. */
+  realm: z.string().regex(/^[^"\\\r\n]*$/, 'must not contain quotes, backslashes or newlines').default('gomodproxy'),
+  /** htpasswd file with bcrypt hashes only (htpasswd -B); reloaded when it changes. */
+  htpasswd: z.string().optional(),
+  ldap: ldapSchema.optional(),
+  tokens: z
+    .strictObject({
+      /** API tokens from `gomodproxy token create`, kept hashed in <data>/state/tokens.json. */
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
+  oidc: oidcSchema.optional(),
+  mtls: mtlsSchema.optional(),
+  cache: z
+    .strictObject({
+      /** How long a verified credential is trusted without checking again (bcrypt and LDAP are slow). */
+      ttl: duration.default(60_000),
+      /** How long a failed credential is refused without checking again. */
+      failureTtl: duration.default(10_000),
+      maxEntries: z.number().int().min(1).default(10_000),
+    })
+    .prefault({}),
+  rateLimit: z
+    .strictObject({
+      /** Sustained requests per second per client (user, else address); 0 turns the limit off. */
+      requestsPerSecond: z.number().min(0).default(0),
+      /** Requests a client may make at once above the sustained rate; default 2 s worth. */
+      burst: z.number().int().min(1).optional(),
+    })
+    .prefault({}),
+  /** Upstream fetches one client may have running at once; 0 means no cap. */
+  fetchConcurrencyPerClient: z.number().int().min(0).default(0),
+  /** Who may read /metrics and use the admin API. */
+  metrics: z.array(authRuleSchema).default(['anonymous']),
+  admin: z.array(authRuleSchema).default(['authenticated']),
+  audit: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Append JSON lines to this file (reopened on SIGHUP); unset: standard output. */
+      file: z.string().optional(),
+    })
+    .prefault({}),
+});
+
+export type AuthConfig = z.output<typeof authSchema>;
+export type LdapConfig = z.output<typeof ldapSchema>;
+export type OidcConfig = z.output<typeof oidcSchema>;
+export type MtlsConfig = z.output<typeof mtlsSchema>;
+
+// ---- end of auth ----
+
+// ---- routes and policy: which modules come from where, and who may read them ----
+
+/** GOPRIVATE-style glob list (comma-separated string or list); an entry starting with "!" excludes. */
+const patternList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+export const routeSchema = z.strictObject({
+  /** Module path patterns (GOPRIVATE globs; "!" excludes), e.g. "corp.example/*,!corp.example/oss/*". */
+  match: patternList,
+  /** Sources in GOPROXY syntax, e.g. "direct" or "https://goproxy.corp|direct"; default: the global upstreams. */
+  sources: z.string().min(1).optional(),
+  /** Direct from version control with credentials; never sent to a public upstream or the checksum database. */
+  private: z.boolean().default(false),
+  /** Check hashes against the checksum database; default: not for private routes. */
+  sumdb: z.boolean().optional(),
+  /** Freshness of list/@latest/query answers for these modules; default cache.ttl. */
+  ttl: duration.optional(),
+  /** Who may read these modules; default: the top-level `read`. */
+  read: z.array(authRuleSchema).min(1).optional(),
+  /** Answer for a reader who may not: not-found hides the module (default for private routes), forbidden says why. */
+  deniedAs: z.enum(['not-found', 'forbidden']).optional(),
+});
+
+export const denySchema = z.strictObject({
+  match: patternList,
+  /** Only these versions, e.g. "v1.2.3", "<v1.4.2", ">=v2.0.0 <v2.1.1", "v1.0.0 || >=v3.0.0"; default all. */
+  versions: z.string().min(1).optional(),
+  /** Shown to the go user. */
+  reason: z.string().min(1).default('blocked by the proxy operator'),
+});
+
 export const configSchema = z.strictObject({
   /** Address to serve on. */
   listen: hostPort.default('0.0.0.0:3000'),
+  /** HTTPS: certificate and key files (PEM), reloaded on SIGHUP; TLS 1.2 and later only. */
+  tls: z
+    .strictObject({
+      cert: z.string().min(1),
+      key: z.string().min(1),
+      /** CA bundle for client certificates; with it, clients may present one (mTLS). */
+      clientCa: z.string().min(1).optional(),
+      /** Refuse connections without a valid client certificate. */
+      requireClientCert: z.boolean().default(false),
+    })
+    .optional(),
+  /** Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For/-Proto are believed. */
+  trustedProxies: z
+    .preprocess((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v), z.array(z.string().min(1)))
+    .default([]),
   /** Data folder: the disk cache (itself a valid file:// GOPROXY) and the server's state. */
   data: z.string().min(1).default('./data'),
   /** Serve under a path prefix, e.g. /go, when mounted behind a reverse proxy. */
@@ -73,6 +248,16 @@ export const configSchema = z.strictObject({
   upstream: z.string().optional(),
   /** Structured upstreams (priorities, balancing, credentials, timeouts); replaces `upstream`. */
   upstreams: z.array(upstreamSchema).min(1).optional(),
+  /** Private modules, GOPRIVATE syntax: served only direct from version control, never sent to a public upstream or the checksum database. Default: $GONOPROXY, else $GOPRIVATE. */
+  private: z.string().optional(),
+  /** Ordered routes; the first whose patterns match a module path decides its sources, checks and readers. */
+  routes: z.array(routeSchema).default([]),
+  /** Who may read modules no route covers (and routes without their own `read`). */
+  read: z.array(authRuleSchema).min(1).default(['anonymous']),
+  /** Modules (or versions of them) refused with 403 and the reason. */
+  deny: z.array(denySchema).default([]),
+  /** Allow-list mode: when set, only modules matching these patterns are served. */
+  allow: patternList.optional(),
   /** Checksum database, GOSUMDB syntax: off, sum.golang.org, or "<name>+<hash>+<key> [url]". Default: $GOSUMDB, else sum.golang.org. */
   sumdb: z.string().optional(),
   /** Modules never checked against (or sent to) the checksum database, GONOSUMDB glob syntax. Default: $GONOSUMDB, else $GOPRIVATE. */
@@ -123,6 +308,8 @@ export const configSchema = z.strictObject({
     .optional(),
   /** How long SIGTERM waits for in-flight responses. */
   shutdownTimeout: duration.default(30_000),
+  /** Authentication, rate limits and the audit log; with nothing set, everyone is anonymous and may read. */
+  auth: authSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -1,24 +1,28 @@
 // The HTTP application. `handle` is the hot path, top to bottom: parse, (access), route,
 // memory hit -> answer. Everything slow lives behind a miss, in artifacts.ts and mutable.ts.
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer, type ServerOptions as TlsOptions } from 'node:https';
 import type { Logger } from 'pino';
 import type { FsBlobStore } from '../cache/fs.js';
 import { artifactKey } from '../cache/keys.js';
 import { MemoryCache } from '../cache/memory.js';
 import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
-import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext, type SourceChain } from '../sources/index.js';
+import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
 import { Artifacts, type ArtifactEntry } from './artifacts.js';
 import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
-import { parseRequest } from './protocol.js';
+import { parseRequest, type ParsedRequest } from './protocol.js';
+import type { Route, RouteTable } from './routes.js';
+import { ClientAddresses } from './clientip.js';
 import { Exchange, TEXT, sendBody, sendError } from './respond.js';
 import type { SumdbService } from './sumdb.js';
 
 export interface AppOptions {
   config: Config;
   store: FsBlobStore;
-  chain: SourceChain;
+  routes: RouteTable;
   metrics: Metrics;
   log: Logger;
   /** Null when access logging is off. */
@@ -35,17 +39,21 @@ export class ProxyApp {
   readonly mutable: MutableAnswers;
   private readonly memory: MemoryCache<ArtifactEntry>;
   private readonly prefix: string;
+  private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
   private draining = false;
+  private readonly addresses: ClientAddresses | null;
+  private tlsServer: TlsServer | undefined;
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
     this.prefix = c.pathPrefix;
+    this.routes = o.routes;
+    this.addresses = c.trustedProxies.length > 0 ? new ClientAddresses(c.trustedProxies) : null;
     this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
     this.artifacts = new Artifacts({
       store: o.store,
       memory: this.memory,
-      chain: o.chain,
       metrics: o.metrics,
       log: o.log,
       immutableMaxAgeMs: c.cache.immutableMaxAge,
@@ -53,11 +61,10 @@ export class ProxyApp {
     });
     this.mutable = new MutableAnswers({
       store: o.store,
-      chain: o.chain,
       artifacts: this.artifacts,
+      policy: o.routes,
       metrics: o.metrics,
       log: o.log,
-      ttlMs: c.cache.ttl,
       staleWhileRevalidateMs: c.cache.staleWhileRevalidate,
       maxStaleMs: c.cache.maxStale,
     });
@@ -65,14 +72,24 @@ export class ProxyApp {
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ex = new Exchange(req, res, this.o.metrics, this.o.accessLog);
+    if (this.addresses) ex.clientIp = this.addresses.of(req);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       sendError(ex, new ProxyError('method', `method ${req.method} is not allowed; a Go module proxy answers GET and HEAD`), this.o.log);
       return;
     }
     let p;
+    let route: Route;
     try {
       p = parseRequest(req.url ?? '/', this.prefix);
+      if (p.kind === 'sumdb' || p.kind === 'ops') {
+        this.other(ex, p);
+        return;
+      }
+      ex.kind = p.kind;
+      ex.module = p.mod.path;
+      route = this.routes.routeFor(p.mod.path);
+      if (this.routes.hasPolicy) this.routes.checkPolicy(p.mod.path, p.kind === 'info' || p.kind === 'mod' || p.kind === 'zip' ? p.version.version : undefined);
     } catch (err) {
       sendError(ex, err, this.o.log);
       return;
@@ -81,8 +98,6 @@ export class ProxyApp {
       case 'info':
       case 'mod':
       case 'zip': {
-        ex.kind = p.kind;
-        ex.module = p.mod.path;
         ex.version = p.version.version;
         const hit = this.memory.get(artifactKey(p.mod.escaped, p.version.escaped, p.kind));
         if (hit) {
@@ -90,17 +105,28 @@ export class ProxyApp {
           this.artifacts.sendEntry(ex, hit);
           return;
         }
-        this.miss(ex, (ctx) => this.artifacts.serve(ex, p, ctx));
+        const r = { kind: p.kind, mod: p.mod, version: p.version, route };
+        this.miss(ex, (ctx) => this.artifacts.serve(ex, r, ctx));
+        return;
+      }
+      case 'query': {
+        ex.version = p.version.version;
+        const r = { kind: p.kind, mod: p.mod, version: p.version, route };
+        this.miss(ex, (ctx) => this.mutable.serve(ex, r, ctx));
         return;
       }
       case 'list':
-      case 'latest':
-      case 'query':
-        ex.kind = p.kind;
-        ex.module = p.mod.path;
-        if (p.kind === 'query') ex.version = p.version.version;
-        this.miss(ex, (ctx) => this.mutable.serve(ex, p, ctx));
+      case 'latest': {
+        const r = { kind: p.kind, mod: p.mod, route };
+        this.miss(ex, (ctx) => this.mutable.serve(ex, r, ctx));
         return;
+      }
+    }
+  };
+
+  /** The checksum database and operations endpoints: no module, no route. */
+  private other(ex: Exchange, p: ParsedRequest & { kind: 'sumdb' | 'ops' }): void {
+    switch (p.kind) {
       case 'sumdb': {
         ex.kind = 'sumdb';
         const sumdb = this.o.sumdb;
@@ -116,7 +142,7 @@ export class ProxyApp {
         this.ops(ex, p.name).catch((err: unknown) => sendError(ex, err, this.o.log));
         return;
     }
-  };
+  }
 
   /** Everything that may need an upstream: loop check, then the slow path, errors answered as one line. */
   private miss(ex: Exchange, run: (ctx: FetchContext) => Promise<void>): void {
@@ -175,13 +201,20 @@ export class ProxyApp {
       }
     }
     if (!this.writable.ok) problems.push(`storage ${this.o.store.description} is not writable (${this.writable.reason ?? 'unknown'})`);
-    if (!this.o.chain.healthy()) problems.push('every upstream is failing');
+    if (!this.routes.chains().some((c) => c.healthy())) problems.push('every upstream is failing');
     return problems;
   }
 
-  /** Starts serving; resolves with the bound server. */
+  /** Starts serving (HTTPS when a certificate is configured); resolves with the bound server. */
   listen(host: string, port: number): Promise<Server> {
-    const server = createServer({ keepAlive: true, noDelay: true, requestTimeout: 0 }, this.handle);
+    const base = { keepAlive: true, noDelay: true, requestTimeout: 0 };
+    let server: Server;
+    if (this.o.config.tls) {
+      this.tlsServer = createTlsServer({ ...base, ...this.tlsOptions() }, this.handle);
+      server = this.tlsServer;
+    } else {
+      server = createServer(base, this.handle);
+    }
     // Longer than common load balancers' idle timeouts, so they close first and never hit a closed socket.
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 70_000;
@@ -194,6 +227,25 @@ export class ProxyApp {
     });
   }
 
+  private tlsOptions(): TlsOptions {
+    const t = this.o.config.tls;
+    if (!t) return {};
+    const opts: TlsOptions = { cert: readFileSync(t.cert), key: readFileSync(t.key), minVersion: 'TLSv1.2' };
+    if (t.clientCa) {
+      opts.ca = readFileSync(t.clientCa);
+      opts.requestCert = true;
+      opts.rejectUnauthorized = t.requireClientCert;
+    }
+    return opts;
+  }
+
+  /** Re-reads the certificate, key and client CA (SIGHUP): renewed certificates need no restart. */
+  reloadTls(): void {
+    if (!this.tlsServer) return;
+    this.tlsServer.setSecureContext(this.tlsOptions());
+    this.o.log.info('TLS certificate reloaded');
+  }
+
   /** Graceful stop: no new connections, in-flight responses finish (up to timeoutMs), fetches settle. */
   async shutdown(server: Server, timeoutMs: number): Promise<void> {
     this.draining = true;
@@ -204,6 +256,6 @@ export class ProxyApp {
     await closed;
     clearTimeout(timer);
     await Promise.race([this.artifacts.drain(), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
-    await this.o.chain.close();
+    await Promise.all(this.routes.chains().map((c) => c.close()));
   }
 }

@@ -13,10 +13,11 @@ import { FileLocks } from '../cluster/filelock.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
-import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type SourceChain, type VersionRef } from '../sources/index.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef } from '../sources/index.js';
 import { checkInfo, checkMod } from './check.js';
 import type { Metrics } from './metrics.js';
 import type { ArtifactKind } from './protocol.js';
+import type { Route } from './routes.js';
 import type { SumdbService } from './sumdb.js';
 import { CACHE_HEADER, contentTypes, etagMatches, httpDate, sendBody, sendError, type Exchange } from './respond.js';
 
@@ -24,6 +25,7 @@ export interface ArtifactRequest {
   kind: ArtifactKind;
   mod: ModuleRef;
   version: VersionRef;
+  route: Route;
 }
 
 /** A blob held in memory with its response headers built once. */
@@ -40,7 +42,6 @@ interface ZipFlight {
 export interface ArtifactsDeps {
   store: FsBlobStore;
   memory: MemoryCache<ArtifactEntry>;
-  chain: SourceChain;
   metrics: Metrics;
   log: Logger;
   immutableMaxAgeMs: number;
@@ -166,7 +167,7 @@ export class Artifacts {
       try {
         const existing = await this.d.store.getBuffer(key, MAX_GOMOD_BYTES);
         if (existing) return { entry: this.entry(kind, existing.data, existing.stat), source: 'cache' };
-        const res = await this.d.chain.run(kind, (s) => (kind === 'info' ? s.info(r.mod, r.version, ctx) : s.mod(r.mod, r.version, ctx)));
+        const res = await r.route.chain.run(kind, (s) => (kind === 'info' ? s.info(r.mod, r.version, ctx) : s.mod(r.mod, r.version, ctx)));
         let data = res.value;
         try {
           if (kind === 'info') data = checkInfo(data, r.mod, res.source.id, r.version.version).bytes;
@@ -293,7 +294,7 @@ export class Artifacts {
           ready(local);
           return;
         }
-        const res = await this.d.chain.run('zip', (s) => s.zip(r.mod, r.version, ctx));
+        const res = await r.route.chain.run('zip', (s) => s.zip(r.mod, r.version, ctx));
         flight.source = res.source.id;
         // Look the record up while the zip streams in, so the check at the end costs nothing.
         this.prefetchChecksum(r);
@@ -356,13 +357,13 @@ export class Artifacts {
 
   private prefetchChecksum(r: ArtifactRequest): void {
     const sumdb = this.d.sumdb;
-    if (sumdb?.checks(r.mod.path)) sumdb.client.lookup(r.mod.path, r.version.version).catch(() => undefined);
+    if (r.route.sumdb && sumdb?.checks(r.mod.path)) sumdb.client.lookup(r.mod.path, r.version.version).catch(() => undefined);
   }
 
   /** Public modules only: the h1 must equal the checksum database's record, or nothing is stored. */
   private async verifyChecksum(key: string, r: ArtifactRequest, kind: 'mod' | 'zip', h1: string, sourceId: string): Promise<void> {
     const sumdb = this.d.sumdb;
-    if (!sumdb?.checks(r.mod.path)) return;
+    if (!r.route.sumdb || !sumdb?.checks(r.mod.path)) return;
     try {
       await sumdb.verify(r.mod, r.version.version, kind, h1, sourceId);
     } catch (err) {

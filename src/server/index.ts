@@ -3,11 +3,12 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { FsBlobStore } from '../cache/fs.js';
 import { STATE_PREFIX } from '../cache/keys.js';
-import { formatGoProxyList, parseListen, type Config } from '../config/index.js';
-import { SourceChain, makeSource } from '../sources/index.js';
+import { ConfigError, formatGoProxyList, parseListen, type Config, type UpstreamSpec } from '../config/index.js';
+import { SourceChain, makeSource, type ChainHooks } from '../sources/index.js';
 import { ProxyApp } from './app.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
+import { RouteTable } from './routes.js';
 import { createSumdbService } from './sumdb.js';
 
 export { ProxyApp } from './app.js';
@@ -20,6 +21,7 @@ export interface RunningServer {
   url: string;
   metrics: Metrics;
   stop(): Promise<void>;
+  reloadTls(): void;
 }
 
 export interface StartOptions {
@@ -34,33 +36,42 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   await store.checkWritable();
   const instanceId = config.instanceId ?? (await instanceIdOf(store));
   const metrics = opts.metrics ?? new Metrics();
-  const chain = new SourceChain(
-    config.upstreams,
-    (spec) => makeSource(spec),
-    { failures: config.health.failures, cooldownMs: config.health.cooldown },
-    {
-      onUpstream: (id, kind, outcome, ms, err) => metrics.upstream(id, kind, outcome, ms, err?.kind),
-      onHealthChange: (id, healthy) => {
-        metrics.upstreamHealthy.labels(id).set(healthy ? 1 : 0);
-        log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
-      },
+  const hooks: ChainHooks = {
+    onUpstream: (id, kind, outcome, ms, err) => metrics.upstream(id, kind, outcome, ms, err?.kind),
+    onHealthChange: (id, healthy) => {
+      metrics.upstreamHealthy.labels(id).set(healthy ? 1 : 0);
+      log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
     },
-  );
-  for (const m of chain.members) metrics.upstreamHealthy.labels(m.source.id).set(1);
+  };
+  const policy = { failures: config.health.failures, cooldownMs: config.health.cooldown };
+  const newChain = (specs: UpstreamSpec[]): SourceChain => {
+    const chain = new SourceChain(specs, (spec) => makeSource(spec), policy, hooks);
+    for (const m of chain.members) metrics.upstreamHealthy.labels(m.source.id).set(1);
+    return chain;
+  };
+  const defaultChain = newChain(config.upstreams);
+  let routes: RouteTable;
+  try {
+    routes = new RouteTable(config, (specs) => (specs ? newChain(specs) : defaultChain));
+  } catch (err) {
+    throw new ConfigError(`invalid routes: ${(err as Error).message}`);
+  }
   const sumdb = createSumdbService(config, {
     store,
-    upstreams: chain.members.map((member, i) => ({ member, fallthrough: config.upstreams[i]?.fallthrough ?? 'not-found' })),
+    // The database is reached through public upstreams only, as the go command does.
+    upstreams: defaultChain.members.map((member, i) => ({ member, fallthrough: config.upstreams[i]?.fallthrough ?? 'not-found' })),
+    skip: (modulePath) => !routes.routeFor(modulePath).sumdb,
     metrics,
     log,
     via: instanceId,
   });
-  const app = new ProxyApp({ config, store, chain, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb });
+  const app = new ProxyApp({ config, store, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb });
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-  const url = `http://${shownHost}:${boundPort}${config.pathPrefix}`;
+  const url = `${config.tls ? 'https' : 'http'}://${shownHost}:${boundPort}${config.pathPrefix}`;
   log.info(
     { url, data: config.data, upstream: formatGoProxyList(config.upstreams), sumdb: sumdb?.name ?? 'off', instanceId },
     'listening',
@@ -71,6 +82,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     url,
     metrics,
     stop: () => app.shutdown(server, config.shutdownTimeout),
+    reloadTls: () => app.reloadTls(),
   };
 }
 

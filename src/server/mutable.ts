@@ -8,16 +8,17 @@ import { mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys
 import { MemoryCache, type MemoryEntry } from '../cache/memory.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError } from '../errors.js';
-import { MAX_INFO_BYTES, MAX_LIST_BYTES, type FetchContext, type ModuleRef, type SourceChain, type VersionRef } from '../sources/index.js';
+import { MAX_INFO_BYTES, MAX_LIST_BYTES, type FetchContext, type ModuleRef, type VersionRef } from '../sources/index.js';
 import type { Artifacts } from './artifacts.js';
+import type { Route, RouteTable } from './routes.js';
 import { checkInfo, checkList, isListableVersion } from './check.js';
 import type { Metrics } from './metrics.js';
 import { CACHE_HEADER, STALE_HEADER, TEXT, sendBody, type Exchange } from './respond.js';
 
 export type MutableRequest =
-  | { kind: 'list'; mod: ModuleRef }
-  | { kind: 'latest'; mod: ModuleRef }
-  | { kind: 'query'; mod: ModuleRef; version: VersionRef };
+  | { kind: 'list'; mod: ModuleRef; route: Route }
+  | { kind: 'latest'; mod: ModuleRef; route: Route }
+  | { kind: 'query'; mod: ModuleRef; version: VersionRef; route: Route };
 
 interface Answer extends MemoryEntry {
   source: string;
@@ -25,11 +26,11 @@ interface Answer extends MemoryEntry {
 
 export interface MutableDeps {
   store: FsBlobStore;
-  chain: SourceChain;
   artifacts: Artifacts;
+  /** Operator policy: denied versions are dropped from lists and refused as @latest or query answers. */
+  policy: RouteTable;
   metrics: Metrics;
   log: Logger;
-  ttlMs: number;
   staleWhileRevalidateMs: number;
   maxStaleMs: number;
 }
@@ -44,7 +45,7 @@ export class MutableAnswers {
     const key = keyOf(r);
     const now = Date.now();
     let cached = this.memory.get(key);
-    if (!cached || now - cached.mtimeMs >= this.d.ttlMs) {
+    if (!cached || now - cached.mtimeMs >= r.route.ttlMs) {
       // Another process (or instance) may have refreshed it already.
       const stored = await this.d.store.getBuffer(key, r.kind === 'list' ? MAX_LIST_BYTES : MAX_INFO_BYTES);
       if (stored && (!cached || stored.stat.mtimeMs > cached.mtimeMs)) {
@@ -54,12 +55,12 @@ export class MutableAnswers {
     }
     if (cached) {
       const age = now - cached.mtimeMs;
-      if (age < this.d.ttlMs) {
+      if (age < r.route.ttlMs) {
         ex.cache = 'hit';
-        this.send(ex, r, cached, Math.ceil((this.d.ttlMs - age) / 1000));
+        this.send(ex, r, cached, Math.ceil((r.route.ttlMs - age) / 1000));
         return;
       }
-      if (age < this.d.ttlMs + this.d.staleWhileRevalidateMs) {
+      if (age < r.route.ttlMs + this.d.staleWhileRevalidateMs) {
         ex.cache = 'revalidating';
         this.refresh(key, r, ctx).catch((err: unknown) => this.d.log.warn({ key, err: (err as Error).message }, 'background revalidation failed'));
         this.send(ex, r, cached, 0);
@@ -81,10 +82,27 @@ export class MutableAnswers {
       throw err;
     }
     ex.source = fresh.source;
-    this.send(ex, r, fresh, Math.ceil(this.d.ttlMs / 1000));
+    this.send(ex, r, fresh, Math.ceil(r.route.ttlMs / 1000));
   }
 
-  private send(ex: Exchange, r: MutableRequest, a: Answer, maxAge: number, stale?: string): void {
+  /** Applies version deny rules to an answer about to be sent: lists lose denied versions, @latest/query answers naming one are refused. */
+  private applyPolicy(r: MutableRequest, a: Answer): Answer {
+    const policy = this.d.policy;
+    if (!policy.hasVersionRules(r.mod.path)) return a;
+    if (r.kind === 'list') {
+      const kept = a.data
+        .toString('utf8')
+        .split('\n')
+        .filter((line) => line !== '' && !policy.isDeniedVersion(r.mod.path, line.split(' ')[0] as string));
+      return { ...a, data: Buffer.from(kept.map((l) => `${l}\n`).join('')) };
+    }
+    const version = (JSON.parse(a.data.toString('utf8')) as { Version: string }).Version;
+    policy.checkPolicy(r.mod.path, version);
+    return a;
+  }
+
+  private send(ex: Exchange, r: MutableRequest, answer: Answer, maxAge: number, stale?: string): void {
+    const a = this.applyPolicy(r, answer);
     const headers = [
       'Content-Type',
       r.kind === 'list' ? TEXT : 'application/json',
@@ -105,7 +123,7 @@ export class MutableAnswers {
       let data: Buffer;
       let source: string;
       try {
-        const res = await this.d.chain.run(r.kind, (s) =>
+        const res = await r.route.chain.run(r.kind, (s) =>
           r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx),
         );
         source = res.source.id;

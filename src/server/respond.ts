@@ -19,6 +19,8 @@ export class Exchange {
   source: string | undefined;
   user: string | undefined;
   errorLine: string | undefined;
+  /** Set when reverse proxies are trusted; else the socket's address is the client's. */
+  clientIp: string | undefined;
   private done = false;
   private readonly t0 = performance.now();
 
@@ -52,7 +54,7 @@ export class Exchange {
           source: this.source,
           bytes,
           ms: Math.round(seconds * 10_000) / 10,
-          ip: this.req.socket.remoteAddress,
+          ip: this.clientIp ?? this.req.socket.remoteAddress,
           user: this.user,
           error: this.errorLine,
         },

@@ -30,6 +30,8 @@ export interface SumdbServiceOptions {
   /** The upstream chain's members, in order: the go command asks each proxy whether it supports the database. */
   upstreams: { member: ChainMember; fallthrough: 'not-found' | 'any' }[];
   timeouts: Timeouts;
+  /** Modules whose route says not to consult the database (private ones): never named to it. */
+  skip?: (modulePath: string) => boolean;
   metrics: Metrics;
   log: Logger;
   via: string;
@@ -65,7 +67,7 @@ export class SumdbService {
 
   /** Whether a module is checked against the database (and may ever be named to it). */
   checks(modulePath: string): boolean {
-    return !this.noSumdb(modulePath);
+    return !this.noSumdb(modulePath) && !(this.o.skip?.(modulePath) ?? false);
   }
 
   /**
