@@ -25,13 +25,12 @@ export interface StagingView {
   changed(): Promise<void>;
 }
 
-/** The view of a fetch this process is doing: updated directly by the writer, no polling. */
-export class LocalView implements StagingView {
-  private written = 0;
-  private total: number | undefined;
-  private st: StagingState = 'streaming';
-  private err: ProxyError | undefined;
-  private waiters: (() => void)[] = [];
+/** What every view knows: bytes written so far, the total once known, and how it ended. */
+abstract class ViewState {
+  protected written = 0;
+  protected total: number | undefined;
+  protected st: StagingState = 'streaming';
+  protected err: ProxyError | undefined;
 
   constructor(
     readonly stagingPath: string,
@@ -51,6 +50,22 @@ export class LocalView implements StagingView {
   error(): ProxyError | undefined {
     return this.err;
   }
+
+  protected committed(size: number): void {
+    this.total = size;
+    this.written = size;
+    this.st = 'committed';
+  }
+  protected failed(err: ProxyError): void {
+    this.err = err;
+    this.st = 'failed';
+  }
+}
+
+/** The view of a fetch this process is doing: updated directly by the writer, no polling. */
+export class LocalView extends ViewState implements StagingView {
+  private waiters: (() => void)[] = [];
+
   changed(): Promise<void> {
     if (this.st !== 'streaming') return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -61,19 +76,15 @@ export class LocalView implements StagingView {
   }
   progress(written: number): void {
     this.written = written;
-    // Wake readers only when a held-back boundary may have moved; each wake costs a read call.
     this.wake();
   }
   commit(size: number): void {
-    this.total = size;
-    this.written = size;
-    this.st = 'committed';
+    this.committed(size);
     this.wake();
   }
   fail(err: ProxyError): void {
     if (this.st !== 'streaming') return;
-    this.err = err;
-    this.st = 'failed';
+    this.failed(err);
     this.wake();
   }
   private wake(): void {
@@ -87,35 +98,20 @@ export class LocalView implements StagingView {
  * The view of a fetch another process is doing over the same data folder. It learns by
  * polling: the staging file's size, the committed file, the holder's lock.
  */
-export class ForeignView implements StagingView {
-  private written = 0;
-  private total: number | undefined;
-  private st: StagingState = 'streaming';
-  private err: ProxyError | undefined;
+export class ForeignView extends ViewState implements StagingView {
   /** One poll loop per view however many readers wait on it. */
   private nextTick: Promise<void> | undefined;
 
   constructor(
-    readonly stagingPath: string,
-    readonly finalPath: string,
+    stagingPath: string,
+    finalPath: string,
     private readonly probe: () => Promise<{ committedSize: number | null; lockHeld: boolean; expectedSize?: number }>,
     private readonly what: string,
     private readonly pollMs = 20,
-  ) {}
+  ) {
+    super(stagingPath, finalPath);
+  }
 
-  size(): number | undefined {
-    return this.total;
-  }
-  state(): StagingState {
-    return this.st;
-  }
-  available(): number {
-    if (this.st === 'committed') return this.total ?? this.written;
-    return Math.max(0, this.written - HOLDBACK_BYTES);
-  }
-  error(): ProxyError | undefined {
-    return this.err;
-  }
   changed(): Promise<void> {
     if (this.st !== 'streaming') return Promise.resolve();
     this.nextTick ??= new Promise<void>((r) => setTimeout(r, this.pollMs))
@@ -131,9 +127,7 @@ export class ForeignView implements StagingView {
     if (this.st !== 'streaming') return;
     const p = await this.probe();
     if (p.committedSize !== null) {
-      this.total = p.committedSize;
-      this.written = p.committedSize;
-      this.st = 'committed';
+      this.committed(p.committedSize);
       return;
     }
     if (p.expectedSize !== undefined) this.total = p.expectedSize;
@@ -142,14 +136,8 @@ export class ForeignView implements StagingView {
     if (!p.lockHeld) {
       // The holder let go without committing: re-check the final file (it may have committed between our two looks).
       const again = await this.probe();
-      if (again.committedSize !== null) {
-        this.total = again.committedSize;
-        this.written = again.committedSize;
-        this.st = 'committed';
-        return;
-      }
-      this.err = new ProxyError('upstream', `the gomodproxy process fetching ${this.what} gave up; retry`);
-      this.st = 'failed';
+      if (again.committedSize !== null) this.committed(again.committedSize);
+      else this.failed(new ProxyError('upstream', `the gomodproxy process fetching ${this.what} gave up; retry`));
     }
   }
 }
