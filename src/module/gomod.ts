@@ -842,8 +842,9 @@ function positionOf(text: string, offset: number): Position {
 }
 
 /**
- * The text of a go.mod, refusing what no well-formed go.mod holds: bytes that are not UTF-8,
- * and NUL. (modfile itself would pass both through inside comments and tokens.)
+ * The text of a go.mod. Bytes are taken as modfile takes them (anything goes in comments and
+ * quoted strings); only a JavaScript string holding a lone surrogate, which no bytes can encode,
+ * is refused.
  */
 function goModText(data: Buffer | string, file: string): string {
   let text: string;
@@ -877,7 +878,7 @@ function goModText(data: Buffer | string, file: string): string {
 /**
  * Parses a go.mod file the way the go command parses a dependency's (modfile.ParseLax with no
  * version fixer), or with options.strict like modfile.Parse. Throws ModuleError naming file:line
- * for syntax errors, invalid directives, and data that is not UTF-8 or holds NUL; several
+ * for syntax errors and invalid directives; several
  * directive errors are joined with "; " to keep the message on one line.
  */
 export function parseGoMod(data: Buffer | string, file = 'go.mod', options: ParseGoModOptions = {}): GoModFile {
