@@ -45,6 +45,13 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      running.reloadTls();
+    } catch (err) {
+      loggers.log.error({ err }, 'TLS reload failed; still serving with the previous certificate');
+    }
+  });
   process.on('uncaughtException', (err) => {
     loggers.log.fatal({ err }, 'uncaught exception');
     loggers.flush();
@@ -103,6 +110,10 @@ function superviseWorkers(n: number, shutdownTimeoutMs: number, level: string): 
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Workers reload their certificates; the primary only passes the signal on.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 }
 
 let nextId = 0;

@@ -8,7 +8,7 @@ import type { Config, Timeouts } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { compilePrefixPatterns, unescapePath, unescapeVersion, type PrefixMatcher } from '../module/index.js';
 import { ProxySource, type ChainMember, type FetchContext, type ModuleRef } from '../sources/index.js';
-import { SumdbClient, SumdbError, SumdbForkError, parseTilePath, type GosumdbSetting, type SumdbOps } from '../sumdb/index.js';
+import { HASH_SIZE, SumdbClient, SumdbError, SumdbForkError, parseTilePath, tilePath, type GosumdbSetting, type SumdbOps, type Tile } from '../sumdb/index.js';
 import type { Metrics } from './metrics.js';
 import { TEXT, sendBody, type Exchange } from './respond.js';
 
@@ -35,6 +35,29 @@ export interface SumdbServiceOptions {
   metrics: Metrics;
   log: Logger;
   via: string;
+  /**
+   * Never reach the database (`gomodproxy verify --offline`): only lookups and tiles verified
+   * earlier and kept in the cache can answer.
+   */
+  offline?: boolean;
+}
+
+/** The hashes a checksum-database record holds for one module version. */
+export interface RecordedHashes {
+  zip?: string;
+  mod?: string;
+}
+
+/** Picks a version's zip and go.mod hashes out of the go.sum lines of its record. */
+export function recordedHashes(lines: readonly string[], modulePath: string, version: string): RecordedHashes {
+  const out: RecordedHashes = {};
+  const zipPrefix = `${modulePath} ${version} `;
+  const modPrefix = `${modulePath} ${version}/go.mod `;
+  for (const l of lines) {
+    if (out.zip === undefined && l.startsWith(zipPrefix)) out.zip = l.slice(zipPrefix.length).trim();
+    else if (out.mod === undefined && l.startsWith(modPrefix)) out.mod = l.slice(modPrefix.length).trim();
+  }
+  return out;
 }
 
 export class SumdbService {
@@ -44,6 +67,8 @@ export class SumdbService {
   private route: Promise<Route> | undefined;
   private readonly locks = new FileLocks();
   private readonly brief = new Map<string, { data: Buffer; until: number }>();
+  /** The connection pool to the database's own address, when that is the route. */
+  private directSource: ProxySource | undefined;
 
   constructor(private readonly o: SumdbServiceOptions) {
     this.name = o.setting.name;
@@ -65,6 +90,11 @@ export class SumdbService {
     this.client = new SumdbClient({ verifierKey: o.setting.verifierKey, ops });
   }
 
+  /** Closes the connections to the database's own address (those through upstreams belong to the chain). */
+  async close(): Promise<void> {
+    await this.directSource?.close();
+  }
+
   /** Whether a module is checked against the database (and may ever be named to it). */
   checks(modulePath: string): boolean {
     return !this.noSumdb(modulePath) && !(this.o.skip?.(modulePath) ?? false);
@@ -81,9 +111,7 @@ export class SumdbService {
     } catch (err) {
       throw this.lookupError(err, `${mod.path}@${version}`);
     }
-    const prefix = kind === 'zip' ? `${mod.path} ${version} ` : `${mod.path} ${version}/go.mod `;
-    const line = lines.find((l) => l.startsWith(prefix));
-    const want = line?.slice(prefix.length).trim();
+    const want = recordedHashes(lines, mod.path, version)[kind];
     if (want === undefined) {
       throw new ProxyError('upstream', `checksum database ${this.name} has no ${kind === 'zip' ? 'zip' : 'go.mod'} hash for ${mod.path}@${version}; gomodproxy will not serve it unverified`);
     }
@@ -134,6 +162,7 @@ export class SumdbService {
   }
 
   private async readRemote(path: string): Promise<Buffer> {
+    if (this.o.offline) throw new Error(`offline: ${path} was not verified and kept before`);
     const route = await this.resolveRoute();
     const ctx: FetchContext = { via: this.o.via };
     return route.source.fetchPath(`${route.prefix}${path.replace(/^\//, '')}`, MAX_SUMDB_BYTES, ctx);
@@ -156,14 +185,15 @@ export class SumdbService {
   }
 
   private async findRoute(): Promise<Route> {
-    const direct = (url: string): Route => ({
-      source: new ProxySource({ kind: 'proxy', url, priority: 0, balance: 'failover', fallthrough: 'not-found', timeouts: this.o.timeouts }),
-      prefix: '',
-      describe: url,
-    });
+    const direct = (url: string): Route => {
+      this.directSource ??= new ProxySource({ kind: 'proxy', url, priority: 0, balance: 'failover', fallthrough: 'not-found', timeouts: this.o.timeouts });
+      return { source: this.directSource, prefix: '', describe: url };
+    };
     if (this.o.setting.url) return direct(this.o.setting.url);
     for (const { member, fallthrough } of this.o.upstreams) {
       const source = member.source;
+      // As in the go command, `direct` and `off` end the walk: the database is then reached at its own address.
+      if (source.id === 'direct' || source.id === 'off') break;
       if (!(source instanceof ProxySource)) continue;
       const prefix = `sumdb/${this.name}/`;
       try {
@@ -249,34 +279,75 @@ export class SumdbService {
   }
 
   private async serveTile(ex: Exchange, path: string): Promise<void> {
-    let tile;
+    let tile: Tile;
     try {
       tile = parseTilePath(path);
     } catch (err) {
       throw new ProxyError('bad-request', `malformed tile path ${JSON.stringify(path)}: ${(err as Error).message}`);
     }
     const full = tile.w === 2 ** tile.h;
+    const immutable = 'public, max-age=31536000, immutable';
     // Tiles our client authenticated are kept where the go command keeps its own.
-    const verified = await this.o.store.getBuffer(`sumdb/${this.name}/${path}`, MAX_SUMDB_BYTES).catch(() => null);
+    const verified = await this.cached(`sumdb/${this.name}/${path}`);
     if (verified) {
-      this.send(ex, verified.data, full ? 'public, max-age=31536000, immutable' : 'no-cache');
+      this.send(ex, verified, full ? immutable : 'no-cache');
       return;
     }
-    const relayKey = `sumdbproxy/${this.name}/${path}`;
+    const fullPath = tilePath({ ...tile, w: 2 ** tile.h });
+    const relayKey = `sumdbproxy/${this.name}/${fullPath}`;
     if (full) {
-      const relayed = await this.o.store.getBuffer(relayKey, MAX_SUMDB_BYTES).catch(() => null);
+      const relayed = await this.cached(relayKey);
       if (relayed) {
-        this.send(ex, relayed.data, 'public, max-age=31536000, immutable');
+        this.send(ex, relayed, immutable);
         return;
       }
       const data = await this.readRemote(`/${path}`);
       // Full tiles never change: keep them, so they still answer when the database is down.
       await this.o.store.put(relayKey, data).catch((err: unknown) => this.o.log.warn({ err, relayKey }, 'could not cache a tile'));
-      this.send(ex, data, 'public, max-age=31536000, immutable');
+      this.send(ex, data, immutable);
       return;
     }
-    const data = await this.briefly(path, PARTIAL_TTL_MS, () => this.readRemote(`/${path}`));
+    // A partial hash tile is a prefix of every wider one of the same position: a full tile we hold
+    // answers it at once. (Data tiles hold records of any length: no such shortcut.)
+    const hashes = tile.l >= 0;
+    const size = tile.w * HASH_SIZE;
+    const whole = hashes ? ((await this.cached(`sumdb/${this.name}/${fullPath}`)) ?? (await this.cached(relayKey))) : null;
+    if (whole && whole.length >= size) {
+      this.send(ex, whole.subarray(0, size), 'no-cache');
+      return;
+    }
+    let data: Buffer;
+    try {
+      data = await this.briefly(path, PARTIAL_TTL_MS, () => this.readRemote(`/${path}`));
+    } catch (err) {
+      // The database is unreachable (or the width is gone): a wider partial tile we verified still answers.
+      const wider = hashes ? await this.widerPartial(tile) : null;
+      if (!wider) throw err;
+      this.o.log.warn({ sumdb: this.name, tile: path, err: (err as Error).message }, 'checksum database unreachable: serving a tile from a wider verified one');
+      data = wider.subarray(0, size);
+    }
     this.send(ex, data, 'no-cache');
+  }
+
+  /** The widest verified partial tile at `tile`'s position, if it covers `tile`. */
+  private async widerPartial(tile: Tile): Promise<Buffer | null> {
+    const dir = `sumdb/${this.name}/${tilePath({ ...tile, w: 2 ** tile.h })}.p/`;
+    let best = 0;
+    try {
+      for await (const key of this.o.store.list(dir)) {
+        const w = Number(key.slice(dir.length));
+        if (Number.isInteger(w) && w > best) best = w;
+      }
+    } catch {
+      return null;
+    }
+    if (best < tile.w) return null;
+    const data = await this.cached(`${dir}${best}`);
+    return data && data.length >= tile.w * HASH_SIZE ? data : null;
+  }
+
+  private async cached(key: string): Promise<Buffer | null> {
+    return (await this.o.store.getBuffer(key, MAX_SUMDB_BYTES).catch(() => null))?.data ?? null;
   }
 
   private async briefly(key: string, ttl: number, load: () => Promise<Buffer>): Promise<Buffer> {
