@@ -2,6 +2,7 @@
 // fetched once per key (in this process: a shared flight; across processes on one data
 // folder: a lock file), checked, committed atomically, and never replaced afterwards.
 import { open, rm, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { artifactKey, zipHashKey } from '../cache/keys.js';
 import { localVersions, writeLocalList } from '../cache/locallist.js';
@@ -13,12 +14,12 @@ import { FileLocks } from '../cluster/filelock.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
-import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef } from '../sources/index.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef, discard } from '../sources/index.js';
 import { checkInfo, checkMod } from './check.js';
 import type { Metrics } from './metrics.js';
 import type { ArtifactKind } from './protocol.js';
 import type { Route } from './routes.js';
-import type { SumdbService } from './sumdb.js';
+import { ChecksumMismatch, type SumdbService } from './sumdb.js';
 import { CACHE_HEADER, contentTypes, etagMatches, httpDate, sendBody, sendError, type Exchange } from './respond.js';
 
 export interface ArtifactRequest {
@@ -105,7 +106,7 @@ export class Artifacts {
         }
         const headers = ['Content-Type', contentTypes.zip, 'Content-Length', String(blob.size), 'ETag', blob.etag, 'Last-Modified', httpDate(blob.mtimeMs), 'Cache-Control', this.cacheControl, CACHE_HEADER, 'hit'];
         if (etagMatches(ex.req.headers['if-none-match'], blob.etag) || ex.isHead) {
-          blob.stream.destroy();
+          discard(blob.stream);
           ex.res.writeHead(ex.isHead ? 200 : 304, ex.isHead ? headers : headers.slice(4, 10));
           ex.res.end();
           ex.finish(ex.isHead ? 200 : 304, 0);
@@ -206,6 +207,10 @@ export class Artifacts {
     if (!flight) flight = this.startZip(r, key, ctx);
     const view = await flight.view;
     ex.source = flight.source;
+    // Headers wait for the first sendable byte: a zip refused before then (small zips are held
+    // back whole) still gets its one-line error instead of a cut connection.
+    while (view.state() === 'streaming' && view.available() === 0) await view.changed();
+    if (view.state() === 'failed') throw view.error() ?? new ProxyError('upstream', `fetching ${r.mod.path}@${r.version.version}.zip failed`);
     const size = view.size();
     const headers = ['Content-Type', contentTypes.zip, 'Cache-Control', this.cacheControl, CACHE_HEADER, 'miss'];
     if (size !== undefined) headers.push('Content-Length', String(size));
@@ -294,11 +299,17 @@ export class Artifacts {
           ready(local);
           return;
         }
+        // Ask the checksum database while the upstream answers: if it cannot vouch for this
+        // version, the client gets that reason as a clean error before a single byte is sent.
+        const recorded = this.checksumLookup(r);
         const res = await r.route.chain.run('zip', (s) => s.zip(r.mod, r.version, ctx));
         flight.source = res.source.id;
-        // Look the record up while the zip streams in, so the check at the end costs nothing.
-        this.prefetchChecksum(r);
         const body = res.value;
+        const lookupError = await recorded;
+        if (lookupError) {
+          discard(body.stream);
+          throw lookupError;
+        }
         local.setSize(body.size);
         if (body.size !== undefined) await lock.update({ size: body.size });
         fh = await open(staging, 'w', 0o644);
@@ -310,7 +321,7 @@ export class Artifacts {
             const buf = chunk as Buffer;
             written += buf.length;
             if (written > MAX_ZIP_BYTES) {
-              body.stream.destroy();
+              discard(body.stream);
               throw this.reject(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent more than 500 MiB for ${what}, over the go command's limit; gomodproxy did not cache it`), 'too-large');
             }
             await fh.write(buf);
@@ -355,9 +366,14 @@ export class Artifacts {
     throw new ProxyError('unavailable', `another gomodproxy process kept failing to fetch ${what}; retry`);
   }
 
-  private prefetchChecksum(r: ArtifactRequest): void {
+  /** Starts the checksum database lookup for a public module; settles with its failure, if any, never rejecting. */
+  private checksumLookup(r: ArtifactRequest): Promise<ProxyError | null> {
     const sumdb = this.d.sumdb;
-    if (r.route.sumdb && sumdb?.checks(r.mod.path)) sumdb.client.lookup(r.mod.path, r.version.version).catch(() => undefined);
+    if (!r.route.sumdb || !sumdb?.checks(r.mod.path)) return Promise.resolve(null);
+    return sumdb.recorded(r.mod, r.version.version).then(
+      () => null,
+      (err: unknown) => (err instanceof ProxyError ? err : new ProxyError('upstream', String(err))),
+    );
   }
 
   /** Public modules only: the h1 must equal the checksum database's record, or nothing is stored. */
@@ -367,7 +383,7 @@ export class Artifacts {
     try {
       await sumdb.verify(r.mod, r.version.version, kind, h1, sourceId);
     } catch (err) {
-      if (err instanceof ProxyError && err.message.includes('checksum mismatch')) throw this.reject(key, kind, err, 'checksum-mismatch');
+      if (err instanceof ChecksumMismatch) throw this.reject(key, kind, err, 'checksum-mismatch');
       throw err;
     }
   }
@@ -439,7 +455,7 @@ function drained(ex: Exchange): Promise<void> {
 }
 
 /** Streams a stored blob to the client; stops reading when the client goes away. */
-async function pipeToClient(ex: Exchange, stream: NodeJS.ReadableStream & { destroy(): void }): Promise<void> {
+async function pipeToClient(ex: Exchange, stream: Readable): Promise<void> {
   let sent = 0;
   let closed = false;
   ex.res.once('close', () => {
@@ -452,7 +468,7 @@ async function pipeToClient(ex: Exchange, stream: NodeJS.ReadableStream & { dest
       if (!ex.res.write(chunk)) await drained(ex);
     }
   } finally {
-    stream.destroy();
+    discard(stream);
   }
   if (closed || ex.res.destroyed) {
     ex.finish(499, sent);

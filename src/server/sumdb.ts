@@ -60,6 +60,13 @@ export function recordedHashes(lines: readonly string[], modulePath: string, ver
   return out;
 }
 
+/** An artifact whose hash disagrees with the checksum database: refused, and remembered for a while. */
+export class ChecksumMismatch extends ProxyError {
+  constructor(message: string) {
+    super('upstream', message);
+  }
+}
+
 export class SumdbService {
   readonly name: string;
   readonly client: SumdbClient;
@@ -101,25 +108,30 @@ export class SumdbService {
   }
 
   /**
+   * The database's hashes for a module version, verified; throws a ProxyError the go user can act
+   * on when the database cannot vouch for it (unknown version, unreachable, forked).
+   */
+  async recorded(mod: ModuleRef, version: string): Promise<RecordedHashes> {
+    try {
+      return recordedHashes(await this.client.lookup(mod.path, version), mod.path, version);
+    } catch (err) {
+      throw this.lookupError(err, `${mod.path}@${version}`);
+    }
+  }
+
+  /**
    * Compares a module version's h1 hash with the database's record; throws a ProxyError the go
    * user can act on when they disagree or the database cannot vouch for it.
    */
   async verify(mod: ModuleRef, version: string, kind: 'mod' | 'zip', h1: string, sourceId: string): Promise<void> {
-    let lines: string[];
-    try {
-      lines = await this.client.lookup(mod.path, version);
-    } catch (err) {
-      throw this.lookupError(err, `${mod.path}@${version}`);
-    }
-    const want = recordedHashes(lines, mod.path, version)[kind];
+    const want = (await this.recorded(mod, version))[kind];
     if (want === undefined) {
       throw new ProxyError('upstream', `checksum database ${this.name} has no ${kind === 'zip' ? 'zip' : 'go.mod'} hash for ${mod.path}@${version}; gomodproxy will not serve it unverified`);
     }
     if (want !== h1) {
       this.o.metrics.checksumMismatches.labels(kind).inc();
       this.o.log.error({ module: mod.path, version, kind, source: sourceId, got: h1, want, sumdb: this.name }, 'checksum mismatch: refused an upstream artifact');
-      throw new ProxyError(
-        'upstream',
+      throw new ChecksumMismatch(
         `SECURITY: checksum mismatch for ${mod.path}@${version}${kind === 'mod' ? '/go.mod' : ''}: ${sourceId} sent ${h1} but checksum database ${this.name} records ${want}; gomodproxy refused it and cached nothing. Report it to the operator of ${sourceId}`,
       );
     }

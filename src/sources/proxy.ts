@@ -16,6 +16,7 @@ import {
   type ModuleSource,
   type VersionRef,
   type ZipBody,
+  discard,
 } from './types.js';
 
 const USER_AGENT = 'gomodproxy/0.1 (+go module proxy)';
@@ -71,7 +72,7 @@ export class ProxySource implements ModuleSource {
     const len = res.headers['content-length'];
     const size = typeof len === 'string' && /^\d+$/.test(len) ? Number(len) : undefined;
     if (size !== undefined && size > MAX_ZIP_BYTES) {
-      res.body.destroy();
+      discard(res.body);
       throw new ProxyError('upstream', `upstream ${this.id} offers a ${size}-byte zip for ${mod.path}@${v.version}, over the go command's 500 MiB limit; the module cannot be used`);
     }
     return { stream: res.body as Readable, size };
@@ -86,7 +87,7 @@ export class ProxySource implements ModuleSource {
     const res = await this.request(what, ctx);
     const len = Number(res.headers['content-length'] ?? -1);
     if (len > max) {
-      res.body.destroy();
+      discard(res.body);
       throw new ProxyError('upstream', `upstream ${this.id} answered ${len} bytes for ${what}, over the ${max}-byte limit for this kind of file`);
     }
     const chunks: Buffer[] = [];
@@ -95,7 +96,7 @@ export class ProxySource implements ModuleSource {
       for await (const chunk of res.body) {
         total += (chunk as Buffer).length;
         if (total > max) {
-          res.body.destroy();
+          discard(res.body);
           throw new ProxyError('upstream', `upstream ${this.id} sent more than ${max} bytes for ${what}, over the limit for this kind of file`);
         }
         chunks.push(chunk as Buffer);
@@ -183,7 +184,7 @@ async function errorLine(res: Dispatcher.ResponseData): Promise<string> {
       total += (chunk as Buffer).length;
       if (total > 4096) break;
     }
-    res.body.destroy();
+    discard(res.body);
     text = Buffer.concat(chunks).toString('utf8');
   } catch {
     return '';

@@ -52,3 +52,12 @@ export const MAX_LIST_BYTES = 16 << 20;
 /** Header that carries the instance chain, so a request that loops back to us is refused. */
 export const VIA_HEADER = 'x-gomodproxy-via';
 export const MAX_VIA_HOPS = 8;
+
+/**
+ * Drops a response body we will not read. undici's body emits "Request aborted" when destroyed,
+ * and an unheard stream error would take the process down: listen first, then destroy.
+ */
+export function discard(stream: Readable): void {
+  stream.on('error', () => undefined);
+  stream.destroy();
+}
