@@ -214,6 +214,64 @@ export const denySchema = z.strictObject({
   reason: z.string().min(1).default('blocked by the proxy operator'),
 });
 
+// ---- git: the direct source (modules straight from version control) ----
+
+const vcsName = z.enum(['git', 'hg', 'svn', 'bzr', 'fossil']);
+
+const gitCredentialSchema = z.strictObject({
+  /** Host (and :port) exactly as in the remote URL git uses, e.g. github.com or git.corp:8443; sent to no other host. */
+  host: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name, optionally with :port, such as github.com or git.corp:8443'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** Access token, sent as the password (username default x-access-token). */
+  token: z.string().optional(),
+  /** Private key file for ssh remotes of this host. */
+  sshKey: z.string().optional(),
+  /** Also send it over plain http:// to this host. */
+  allowHttp: z.boolean().default(false),
+});
+
+export const gitSchema = z.strictObject({
+  /** Serve `direct` from git repositories (no Go toolchain needed). */
+  enabled: z.boolean().default(true),
+  /** Cache of bare repositories; default <data>/vcs. */
+  cacheDir: z.string().min(1).optional(),
+  /** Bound of that cache on disk; least recently used repositories go first (0 = unbounded). */
+  maxCacheBytes: size.default(10 * 2 ** 30),
+  /** Deadline of one git process (clone, fetch, archive). */
+  timeout: duration.default(600_000),
+  /** How long one `git ls-remote` answer is reused across requests. */
+  refsTtl: duration.default(5_000),
+  /** How long a module path -> repository answer (including ?go-get=1 lookups) is reused. */
+  discoveryTtl: duration.default(600_000),
+  /** Fetch single refs with --depth=1 until a request needs history. */
+  shallow: z.boolean().default(true),
+  /** At most this many network git operations at once. */
+  concurrency: z.number().int().min(1).max(256).default(16),
+  /** GOINSECURE-style patterns allowed over plain http; default $GOINSECURE. */
+  insecure: z.string().optional(),
+  /** Module path prefix -> repository, for hosts that serve no go-import meta tags. */
+  repos: z
+    .array(z.strictObject({ prefix: z.string().min(1), url: z.string().min(1), vcs: vcsName.optional(), subdir: z.string().optional() }))
+    .default([]),
+  /** Credentials per host (https/http via a credential helper, ssh keys via an ssh config). */
+  credentials: z.array(gitCredentialSchema).default([]),
+});
+
+export const gocmdSchema = z.strictObject({
+  /** Fetch modules of the listed version control systems by running the go command. */
+  enabled: z.boolean().default(false),
+  vcs: z.array(vcsName).default(['hg', 'svn', 'bzr', 'fossil']),
+  /** Deadline of one go process. */
+  timeout: duration.default(600_000),
+  goBinary: z.string().min(1).default('go'),
+  concurrency: z.number().int().min(1).max(64).default(4),
+  /** The go command's module cache; default <data>/gocmd. */
+  dir: z.string().min(1).optional(),
+});
+
+// ---- end of git ----
+
 export const configSchema = z.strictObject({
   /** Address to serve on. */
   listen: hostPort.default('0.0.0.0:3000'),
@@ -308,6 +366,10 @@ export const configSchema = z.strictObject({
     .optional(),
   /** How long SIGTERM waits for in-flight responses. */
   shutdownTimeout: duration.default(30_000),
+  /** The direct source: git repositories, natively. */
+  git: gitSchema.prefault({}),
+  /** The go command as a source, for hg, svn, bzr and fossil. */
+  gocmd: gocmdSchema.prefault({}),
   /** Authentication, rate limits and the audit log; with nothing set, everyone is anonymous and may read. */
   auth: authSchema.prefault({}),
 });

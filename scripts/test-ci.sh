@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a bare machine of this project's kind, then runs them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: nginx and wrk (load benchmark references), time (memory figures),
+# slapd and ldap-utils (a real OpenLDAP for the LDAP tests).
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+[ -x /usr/bin/time ] || need+=(time)
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # slapd asks debconf questions on install; the tests configure their own slapd instances.
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${need[*]} (run as root, or install them with apt-get)" >&2
+    exit 1
+  fi
+fi
+
+# npm packages; `prepare` builds dist/ (the e2e tests run the built server, as users do).
+npm ci --no-audit --no-fund
+# Go test tools (they wrap golang.org/x/mod so our code is checked against Go's own answers).
+(cd test/gotools && go mod download)
+
+npx vitest run

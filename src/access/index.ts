@@ -1,0 +1,26 @@
+// The access layer's door: who is asking (authenticate), may they (rules), how much
+// (ratelimit), and what they did (audit). See authenticate.ts for which check a credential gets.
+export { ANONYMOUS, AuthError } from './types.js';
+export type { AuthMethod, Principal, RequestCredentials } from './types.js';
+export { credentialsOf, verifiedPeerCertificate } from './credentials.js';
+export { Authenticator, decodeBasic } from './authenticate.js';
+export type { AuthenticatorOptions } from './authenticate.js';
+export { allows, compileRules, isRule, RuleError } from './rules.js';
+export type { CompiledRules, Rule } from './rules.js';
+export { RateLimiter, ConcurrencyLimiter, TooManyRequestsError, clientKey, addressBlock } from './ratelimit.js';
+export type { RateDecision, Release, RateLimiterOptions, ConcurrencyLimiterOptions } from './ratelimit.js';
+export { AuditLog, auditLine, auditRecord, redactSecrets } from './audit.js';
+export type { AuditEvent, AuditLogOptions } from './audit.js';
+export { HtpasswdFile, HtpasswdError, parseHtpasswd } from './htpasswd.js';
+export type { HtpasswdOptions } from './htpasswd.js';
+export { LdapAuthenticator, escapeDnValue, escapeFilter, firstRdnValue } from './ldap.js';
+export type { LdapUser, LdapVerdict } from './ldap.js';
+export { TokenStore, TokenStoreError, tokensFile, looksLikeToken, tokenIdOf, TOKEN_PREFIX } from './tokens.js';
+export type { TokenRecord, CreatedToken, TokenVerdict, TokenStoreOptions, CreateTokenInput } from './tokens.js';
+export { JwtVerifier, looksLikeJwt } from './jwt.js';
+export type { JwtVerdict } from './jwt.js';
+export { MtlsMapper, parseSubjectAltName } from './mtls.js';
+export { decide } from './gate.js';
+export type { AccessDecision, Gate, GateOptions } from './gate.js';
+export { createAccess, AccessConfigError } from './create.js';
+export type { Access, CreateAccessOptions } from './create.js';
