@@ -8,7 +8,9 @@ export type FailureKind =
   | 'not-found' // 404: this module or version does not exist here; the go command tries its next entry
   | 'gone' // 410: same meaning as not-found for the go command
   | 'bad-request' // 400: malformed path, version or request
+  | 'unauthorized' // 401: sign in (WWW-Authenticate says how)
   | 'forbidden' // 403
+  | 'rate-limited' // 429 (Retry-After says when)
   | 'method' // 405
   | 'loop' // 508: we are our own upstream
   | 'upstream' // 502: an upstream answered with an error, or its answer was invalid
@@ -20,7 +22,9 @@ const statusOf: Record<FailureKind, number> = {
   'not-found': 404,
   gone: 410,
   'bad-request': 400,
+  unauthorized: 401,
   forbidden: 403,
+  'rate-limited': 429,
   method: 405,
   loop: 508,
   upstream: 502,
@@ -34,13 +38,16 @@ export class ProxyError extends Error {
   readonly status: number;
   /** The HTTP status an upstream answered with, when this error relays one. */
   readonly upstreamStatus: number | undefined;
+  /** Extra response headers (WWW-Authenticate, Retry-After). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
-  constructor(kind: FailureKind, message: string, options?: { cause?: unknown; upstreamStatus?: number }) {
+  constructor(kind: FailureKind, message: string, options?: { cause?: unknown; upstreamStatus?: number; headers?: Record<string, string> }) {
     super(oneLine(message), options);
     this.name = 'ProxyError';
     this.kind = kind;
     this.status = statusOf[kind];
     this.upstreamStatus = options?.upstreamStatus;
+    this.headers = options?.headers;
   }
 
   /**

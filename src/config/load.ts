@@ -301,7 +301,8 @@ function formatIssues(issues: z.core.$ZodIssue[], sources: Map<string, Source>, 
       return `unknown setting ${issue.keys.map((k) => [...p, k].join('.')).join(', ')} in ${where}; known settings${p.length ? ` under ${key}` : ''}: ${known.join(', ')}`;
     }
     const src = sources.get(p.join('.')) ?? nearestSource(sources, p);
-    const leaf = leaves.find((l) => l.path.join('.') === p.join('.'));
+    // The setting itself, or the list/object setting that holds it (upstreams.0.balance -> upstreams).
+    const leaf = leaves.find((l) => l.path.length <= p.length && l.path.every((seg, i) => seg === p[i]));
     const envHint = leaf && src?.from !== 'env' ? ` (also settable as ${leaf.env})` : '';
     return `invalid setting ${key}${src ? ` from ${describe(src)}` : ''}: ${issue.message}${envHint}`;
   });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type ServerOptions as TlsOptions } from 'node:https';
 import type { Logger } from 'pino';
+import { credentialsOf, decide, type Access, type AccessDecision, type AuditLog } from '../access/index.js';
 import type { FsBlobStore } from '../cache/fs.js';
 import { artifactKey } from '../cache/keys.js';
 import { MemoryCache } from '../cache/memory.js';
@@ -32,7 +33,12 @@ export interface AppOptions {
   metricsText?: () => Promise<string>;
   /** Null when the checksum database is off. */
   sumdb?: SumdbService | null;
+  /** Authentication, authorization, limits and audit; null when nothing is configured. */
+  access?: Access | null;
 }
+
+type ModuleRequest = Exclude<ParsedRequest, { kind: 'sumdb' } | { kind: 'ops' }>;
+type GateResult = true | Promise<true>;
 
 export class ProxyApp {
   readonly artifacts: Artifacts;
@@ -44,12 +50,14 @@ export class ProxyApp {
   private draining = false;
   private readonly addresses: ClientAddresses | null;
   private tlsServer: TlsServer | undefined;
+  private readonly audit: AuditLog | null;
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
     this.prefix = c.pathPrefix;
     this.routes = o.routes;
     this.addresses = c.trustedProxies.length > 0 ? new ClientAddresses(c.trustedProxies) : null;
+    this.audit = o.access?.audit.enabled ? o.access.audit : null;
     this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
     this.artifacts = new Artifacts({
       store: o.store,
@@ -71,34 +79,49 @@ export class ProxyApp {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const ex = new Exchange(req, res, this.o.metrics, this.o.accessLog);
+    const ex = new Exchange(req, res, this.o.metrics, this.o.accessLog, this.audit);
     if (this.addresses) ex.clientIp = this.addresses.of(req);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       sendError(ex, new ProxyError('method', `method ${req.method} is not allowed; a Go module proxy answers GET and HEAD`), this.o.log);
       return;
     }
-    let p;
+    let p: ModuleRequest;
     let route: Route;
+    let gate: GateResult;
     try {
-      p = parseRequest(req.url ?? '/', this.prefix);
-      if (p.kind === 'sumdb' || p.kind === 'ops') {
-        this.other(ex, p);
+      const parsed = parseRequest(req.url ?? '/', this.prefix);
+      if (parsed.kind === 'sumdb' || parsed.kind === 'ops') {
+        this.other(ex, parsed);
         return;
       }
+      p = parsed;
       ex.kind = p.kind;
       ex.module = p.mod.path;
+      if (p.kind !== 'list' && p.kind !== 'latest') ex.version = p.version.version;
       route = this.routes.routeFor(p.mod.path);
       if (this.routes.hasPolicy) this.routes.checkPolicy(p.mod.path, p.kind === 'info' || p.kind === 'mod' || p.kind === 'zip' ? p.version.version : undefined);
+      gate = this.gate(ex, route, p.mod.path);
     } catch (err) {
       sendError(ex, err, this.o.log);
       return;
     }
+    if (gate === true) {
+      this.dispatch(ex, p, route);
+      return;
+    }
+    gate.then(
+      () => this.dispatch(ex, p, route),
+      (err: unknown) => sendError(ex, err, this.o.log),
+    );
+  };
+
+  /** After parse, route and access: a memory hit answers at once; everything else is a miss. */
+  private dispatch(ex: Exchange, p: ModuleRequest, route: Route): void {
     switch (p.kind) {
       case 'info':
       case 'mod':
       case 'zip': {
-        ex.version = p.version.version;
         const hit = this.memory.get(artifactKey(p.mod.escaped, p.version.escaped, p.kind));
         if (hit) {
           ex.cache = 'hit';
@@ -110,7 +133,6 @@ export class ProxyApp {
         return;
       }
       case 'query': {
-        ex.version = p.version.version;
         const r = { kind: p.kind, mod: p.mod, version: p.version, route };
         this.miss(ex, (ctx) => this.mutable.serve(ex, r, ctx));
         return;
@@ -122,7 +144,44 @@ export class ProxyApp {
         return;
       }
     }
-  };
+  }
+
+  /**
+   * Access control: true to go on at once (the common case: no credentials needed or a cached
+   * one), a promise while a credential is checked; throws the refusal as a ProxyError.
+   */
+  private gate(ex: Exchange, route: Route, subject: string): GateResult {
+    const access = this.o.access;
+    if (!access) return true;
+    const anonymousOk = route.read.includes('anonymous');
+    const creds = credentialsOf(ex.req, ex.clientIp ?? ex.req.socket.remoteAddress);
+    if (anonymousOk && !access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled && !creds.authorization && !creds.peerCertificate) {
+      return true;
+    }
+    const d = decide(access, creds, route.read, {
+      deniedStatus: route.deniedAs === 'not-found' ? 404 : 403,
+      notFoundMessage: `not found: ${subject}: no such module here, or you may not read it`,
+      subject,
+    });
+    return d instanceof Promise ? d.then((x) => this.judge(ex, anonymousOk, x)) : this.judge(ex, anonymousOk, d);
+  }
+
+  private judge(ex: Exchange, anonymousOk: boolean, d: AccessDecision): true {
+    ex.fetchClient = d.client;
+    if (d.allowed) {
+      if (d.principal.method !== 'anonymous') {
+        ex.user = d.principal.name;
+        ex.authMethod = d.principal.method;
+      }
+      return true;
+    }
+    // Stale or foreign credentials (a .netrc line for another service) must not lock anyone out of
+    // what anonymous users may read: on such routes a failed sign-in just counts as anonymous.
+    if (d.status === 401 && anonymousOk) return true;
+    ex.deniedReason = d.reason;
+    const kind = d.status === 401 ? 'unauthorized' : d.status === 404 ? 'not-found' : d.status === 429 ? 'rate-limited' : 'forbidden';
+    throw new ProxyError(kind, d.message, { headers: d.headers });
+  }
 
   /** The checksum database and operations endpoints: no module, no route. */
   private other(ex: Exchange, p: ParsedRequest & { kind: 'sumdb' | 'ops' }): void {
@@ -153,6 +212,13 @@ export class ProxyApp {
       sendError(ex, err, this.o.log);
       return;
     }
+    const limiter = this.o.access?.fetchLimiter;
+    const client = ex.fetchClient;
+    if (limiter?.enabled && client !== undefined) {
+      // One client may hold only so many upstream fetches at once: the slot is taken when a fetch
+      // really starts and given back when the upstream is done, not when the client is.
+      ctx.fetchSlot = () => limiter.acquire(client);
+    }
     run(ctx).catch((err: unknown) => sendError(ex, err, this.o.log));
   }
 
@@ -175,6 +241,11 @@ export class ProxyApp {
       return;
     }
     if (name === 'metrics') {
+      const access = this.o.access;
+      if (access) {
+        const d = await decide(access, credentialsOf(ex.req, ex.clientIp ?? ex.req.socket.remoteAddress), access.metricsRules, { subject: '/metrics' });
+        this.judge(ex, false, d);
+      }
       const text = await (this.o.metricsText ?? (() => this.o.metrics.text()))();
       sendBody(ex, 200, ['Content-Type', this.o.metrics.registry.contentType, 'Cache-Control', 'no-store'], Buffer.from(text));
       return;
@@ -257,5 +328,7 @@ export class ProxyApp {
     clearTimeout(timer);
     await Promise.race([this.artifacts.drain(), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
     await Promise.all(this.routes.chains().map((c) => c.close()));
+    await this.o.sumdb?.close();
+    await this.o.access?.close();
   }
 }

@@ -14,7 +14,7 @@ import { FileLocks } from '../cluster/filelock.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
-import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef, discard } from '../sources/index.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef, discard, withFetchSlot } from '../sources/index.js';
 import { checkInfo, checkMod } from './check.js';
 import type { Metrics } from './metrics.js';
 import type { ArtifactKind } from './protocol.js';
@@ -168,7 +168,7 @@ export class Artifacts {
       try {
         const existing = await this.d.store.getBuffer(key, MAX_GOMOD_BYTES);
         if (existing) return { entry: this.entry(kind, existing.data, existing.stat), source: 'cache' };
-        const res = await r.route.chain.run(kind, (s) => (kind === 'info' ? s.info(r.mod, r.version, ctx) : s.mod(r.mod, r.version, ctx)));
+        const res = await withFetchSlot(ctx, () => r.route.chain.run(kind, (s) => (kind === 'info' ? s.info(r.mod, r.version, ctx) : s.mod(r.mod, r.version, ctx))));
         let data = res.value;
         try {
           if (kind === 'info') data = checkInfo(data, r.mod, res.source.id, r.version.version).bytes;
@@ -291,6 +291,7 @@ export class Artifacts {
       const local = new LocalView(staging, finalPath);
       let fh: FileHandle | undefined;
       let started = false;
+      let releaseSlot: (() => void) | undefined;
       try {
         const existing = await store.head(key);
         if (existing) {
@@ -302,6 +303,8 @@ export class Artifacts {
         // Ask the checksum database while the upstream answers: if it cannot vouch for this
         // version, the client gets that reason as a clean error before a single byte is sent.
         const recorded = this.checksumLookup(r);
+        // The requesting client's fetch slot is held until the zip is in, not while clients read it.
+        releaseSlot = ctx.fetchSlot ? await ctx.fetchSlot() : undefined;
         const res = await r.route.chain.run('zip', (s) => s.zip(r.mod, r.version, ctx));
         flight.source = res.source.id;
         const body = res.value;
@@ -357,6 +360,7 @@ export class Artifacts {
         if (started) local.fail(pe);
         else throw pe;
       } finally {
+        releaseSlot?.();
         await fh?.close().catch(() => undefined);
         if (local.state() !== 'committed') await rm(staging, { force: true }).catch(() => undefined);
         await lock.release();

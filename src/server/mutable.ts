@@ -8,7 +8,7 @@ import { mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys
 import { MemoryCache, type MemoryEntry } from '../cache/memory.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError } from '../errors.js';
-import { MAX_INFO_BYTES, MAX_LIST_BYTES, type FetchContext, type ModuleRef, type VersionRef } from '../sources/index.js';
+import { MAX_INFO_BYTES, MAX_LIST_BYTES, type FetchContext, type ModuleRef, type VersionRef, withFetchSlot } from '../sources/index.js';
 import type { Artifacts } from './artifacts.js';
 import type { Route, RouteTable } from './routes.js';
 import { checkInfo, checkList, isListableVersion } from './check.js';
@@ -123,8 +123,8 @@ export class MutableAnswers {
       let data: Buffer;
       let source: string;
       try {
-        const res = await r.route.chain.run(r.kind, (s) =>
-          r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx),
+        const res = await withFetchSlot(ctx, () =>
+          r.route.chain.run(r.kind, (s) => (r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx))),
         );
         source = res.source.id;
         data = r.kind === 'list' ? await this.mergeList(res.value, r.mod, source) : checkInfo(res.value, r.mod, source).bytes;

@@ -60,8 +60,12 @@ export function parseRequest(rawUrl: string, prefix: string): ParsedRequest {
     if (rest === 'list') return { kind: 'list', mod };
     const dot = rest.lastIndexOf('.');
     const ext = dot > 0 ? rest.slice(dot + 1) : '';
-    if ((ext !== 'info' && ext !== 'mod' && ext !== 'zip') || rest.includes('/')) {
+    if (ext !== 'info' && ext !== 'mod' && ext !== 'zip') {
       throw new ProxyError('not-found', `not found: ${safe(p)} is not a module proxy request (expected @v/list or @v/<version>.info, .mod or .zip)`);
+    }
+    if (rest.includes('/')) {
+      // No version the go command sends contains a slash (encoded or not): a malformed request.
+      throw new ProxyError('bad-request', `invalid version ${safe(rest.slice(0, dot))}: a version cannot contain "/"`);
     }
     const escapedVersion = rest.slice(0, dot);
     let version: string;

@@ -1,6 +1,7 @@
 // Writing answers, and accounting for them once each (metrics and one access-log line).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { AuditLog, AuthMethod } from '../access/index.js';
 import { ProxyError } from '../errors.js';
 import type { CacheResult, Metrics, ServedKind } from './metrics.js';
 
@@ -21,6 +22,12 @@ export class Exchange {
   errorLine: string | undefined;
   /** Set when reverse proxies are trusted; else the socket's address is the client's. */
   clientIp: string | undefined;
+  /** How the user signed in, when they did. */
+  authMethod: AuthMethod | undefined;
+  /** Set when access control refused the request (for the audit log). */
+  deniedReason: string | undefined;
+  /** Key of the client for per-client limits (user, else address). */
+  fetchClient: string | undefined;
   private done = false;
   private readonly t0 = performance.now();
 
@@ -29,6 +36,7 @@ export class Exchange {
     readonly res: ServerResponse,
     private readonly metrics: Metrics,
     private readonly log: Logger | null,
+    private readonly audit: AuditLog | null = null,
   ) {}
 
   get isHead(): boolean {
@@ -41,6 +49,21 @@ export class Exchange {
     this.done = true;
     const seconds = (performance.now() - this.t0) / 1000;
     this.metrics.request(this.kind, status, this.cache, seconds, bytes);
+    if (this.audit && this.kind !== 'ops') {
+      this.audit.write({
+        user: this.user ?? 'anonymous',
+        method: this.authMethod ?? 'anonymous',
+        address: this.clientIp ?? this.req.socket.remoteAddress,
+        kind: this.kind,
+        module: this.module,
+        version: this.version,
+        status,
+        allowed: this.deniedReason === undefined,
+        reason: this.deniedReason,
+        bytes,
+        durationMs: Math.round(seconds * 10_000) / 10,
+      });
+    }
     if (this.log) {
       this.log.info(
         {
@@ -93,7 +116,9 @@ export function sendError(ex: Exchange, err: unknown, log: Logger): void {
     return;
   }
   const body = Buffer.from(`${pe.message}\n`);
-  sendBody(ex, pe.status, ['Content-Type', TEXT, 'Content-Length', String(body.length), 'Cache-Control', 'no-store'], body);
+  const headers = ['Content-Type', TEXT, 'Content-Length', String(body.length), 'Cache-Control', 'no-store'];
+  for (const [k, v] of Object.entries(pe.headers ?? {})) headers.push(k, v);
+  sendBody(ex, pe.status, headers, body);
 }
 
 export function httpDate(ms: number): string {

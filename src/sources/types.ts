@@ -24,6 +24,8 @@ export interface FetchContext {
   /** Value for the loop-detection header: the chain of gomodproxy instances this request has passed, ours last. */
   via: string;
   signal?: AbortSignal;
+  /** Takes one of the requesting client's upstream-fetch slots; call the result when the fetch is done. */
+  fetchSlot?: () => Promise<() => void>;
 }
 
 export interface ZipBody {
@@ -60,4 +62,15 @@ export const MAX_VIA_HOPS = 8;
 export function discard(stream: Readable): void {
   stream.on('error', () => undefined);
   stream.destroy();
+}
+
+/** Runs an upstream fetch inside the requesting client's fetch slot, when it has a limit. */
+export async function withFetchSlot<T>(ctx: FetchContext, fetch: () => Promise<T>): Promise<T> {
+  if (!ctx.fetchSlot) return fetch();
+  const release = await ctx.fetchSlot();
+  try {
+    return await fetch();
+  } finally {
+    release();
+  }
 }
