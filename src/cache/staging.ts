@@ -23,6 +23,8 @@ export interface StagingView {
   error(): ProxyError | undefined;
   /** Settles at the next change (more bytes, commit, failure). */
   changed(): Promise<void>;
+  /** The size once the bytes have passed every check (before they are committed); else undefined. */
+  verifiedSize(): number | undefined;
 }
 
 /** What every view knows: bytes written so far, the total once known, and how it ended. */
@@ -31,11 +33,16 @@ abstract class ViewState {
   protected total: number | undefined;
   protected st: StagingState = 'streaming';
   protected err: ProxyError | undefined;
+  protected verified: number | undefined;
 
   constructor(
     readonly stagingPath: string,
     readonly finalPath: string,
   ) {}
+
+  verifiedSize(): number | undefined {
+    return this.verified;
+  }
 
   size(): number | undefined {
     return this.total;
@@ -45,6 +52,7 @@ abstract class ViewState {
   }
   available(): number {
     if (this.st === 'committed') return this.total ?? this.written;
+    if (this.verified !== undefined) return this.verified;
     return Math.max(0, this.written - HOLDBACK_BYTES);
   }
   error(): ProxyError | undefined {
@@ -76,6 +84,11 @@ export class LocalView extends ViewState implements StagingView {
   }
   progress(written: number): void {
     this.written = written;
+    this.wake();
+  }
+  /** The bytes passed every check: readers may have the tail now, while they are being stored. */
+  release(size: number): void {
+    this.verified = size;
     this.wake();
   }
   commit(size: number): void {
@@ -169,6 +182,9 @@ export async function* readStaged(view: StagingView, stop: () => boolean): Async
       }
       const st = view.state();
       if (st === 'committed' && pos >= (view.size() ?? pos)) return;
+      // Checked bytes that could not be stored (a full disk) were still whole and good for this reader.
+      const verified = view.verifiedSize();
+      if (st === 'failed' && verified !== undefined && pos >= verified) return;
       if (st === 'failed') throw view.error() ?? new ProxyError('upstream', 'fetch failed');
       await view.changed();
     }

@@ -56,8 +56,13 @@ export class FileLocks {
 
   /** The holder's info, if the lock is held and readable. */
   async info(file: string): Promise<LockInfo | null> {
+    return (await this.holder(file))?.info ?? null;
+  }
+
+  /** Null when nobody (alive) holds the lock; else the holder, whose info may be unreadable for a moment. */
+  async holder(file: string): Promise<{ info: LockInfo | null } | null> {
     const state = await this.inspect(file);
-    return state && !state.stale ? state.info : null;
+    return state && !state.stale ? { info: state.info } : null;
   }
 
   private async inspect(file: string): Promise<{ stale: boolean; info: LockInfo | null; ino: number } | null> {
@@ -110,7 +115,15 @@ export class FileLocks {
       file,
       update: async (extra) => {
         Object.assign(current, extra);
-        if (!released) await writeFile(file, JSON.stringify(current)).catch(() => undefined);
+        if (released) return;
+        // Replace, never rewrite in place: a reader must never see the file empty or half written.
+        const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+        try {
+          await writeFile(tmp, JSON.stringify(current));
+          await rename(tmp, file);
+        } catch {
+          await unlink(tmp).catch(() => undefined);
+        }
       },
       release: async () => {
         if (released) return;

@@ -321,10 +321,14 @@ export class ProxyApp {
   async shutdown(server: Server, timeoutMs: number): Promise<void> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections go idle as their last response ends; close them as they do, so
+    // shutdown waits for responses, not for clients' idle timeouts.
     server.closeIdleConnections();
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
     timer.unref();
     await closed;
+    clearInterval(sweep);
     clearTimeout(timer);
     await Promise.race([this.artifacts.drain(), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
     await Promise.all(this.routes.chains().map((c) => c.close()));

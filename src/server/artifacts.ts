@@ -1,6 +1,7 @@
 // Immutable artifacts (.info, .mod, .zip of a canonical version): served from the cache, or
 // fetched once per key (in this process: a shared flight; across processes on one data
 // folder: a lock file), checked, committed atomically, and never replaced afterwards.
+import { createHash } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -59,6 +60,7 @@ export class Artifacts {
   private readonly zips = new Map<string, ZipFlight>();
   private readonly rejected = new Map<string, { err: ProxyError; until: number }>();
   private readonly listRewrites = new Map<string, Promise<void>>();
+  private readonly background = new Set<Promise<void>>();
   private readonly locks: FileLocks;
   private readonly cacheControl: string;
 
@@ -78,15 +80,38 @@ export class Artifacts {
     sendBody(ex, 200, entry.headers, entry.data);
   }
 
-  entry(kind: ArtifactKind, data: Buffer, stat: BlobStat, cache: 'hit' | 'miss' = 'hit'): ArtifactEntry {
-    const common = ['ETag', stat.etag, 'Last-Modified', httpDate(stat.mtimeMs), 'Cache-Control', this.cacheControl];
+  /**
+   * A blob with its response headers built once. The ETag of an .info or .mod is derived from
+   * its bytes, so it is the same whether the blob came from the upstream a moment ago or from
+   * the store later; a zip's is the store's.
+   */
+  entry(kind: ArtifactKind, data: Buffer, stat: Pick<BlobStat, 'mtimeMs'> & { etag?: string }, cache: 'hit' | 'miss' = 'hit'): ArtifactEntry {
+    const etag = kind === 'zip' && stat.etag ? stat.etag : `"${createHash('sha256').update(data).digest('base64url').slice(0, 27)}"`;
+    const common = ['ETag', etag, 'Last-Modified', httpDate(stat.mtimeMs), 'Cache-Control', this.cacheControl];
     return {
       data,
-      etag: stat.etag,
+      etag,
       mtimeMs: stat.mtimeMs,
       headers: ['Content-Type', contentTypes[kind], 'Content-Length', String(data.length), ...common, CACHE_HEADER, cache],
       notModified: common,
     };
+  }
+
+  private async store(kind: 'info' | 'mod', key: string, mod: ModuleRef, data: Buffer): Promise<void> {
+    try {
+      await this.d.store.put(key, data);
+      if (kind === 'mod') this.rewriteLocalList(mod);
+    } catch (err) {
+      // The client has its answer; the next process to ask fetches it again.
+      this.d.memory.delete(key);
+      this.d.log.error({ key, err: (err as Error).message }, 'could not store a checked artifact');
+    }
+  }
+
+  /** Background work that graceful shutdown waits for. */
+  private track(p: Promise<void>): void {
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
   }
 
   /** After a memory miss: the store, else the upstreams. */
@@ -105,15 +130,16 @@ export class Artifacts {
           return;
         }
         const headers = ['Content-Type', contentTypes.zip, 'Content-Length', String(blob.size), 'ETag', blob.etag, 'Last-Modified', httpDate(blob.mtimeMs), 'Cache-Control', this.cacheControl, CACHE_HEADER, 'hit'];
-        if (etagMatches(ex.req.headers['if-none-match'], blob.etag) || ex.isHead) {
+        const notModified = etagMatches(ex.req.headers['if-none-match'], blob.etag);
+        if (notModified || ex.isHead) {
           discard(blob.stream);
-          ex.res.writeHead(ex.isHead ? 200 : 304, ex.isHead ? headers : headers.slice(4, 10));
+          ex.res.writeHead(notModified ? 304 : 200, notModified ? headers.slice(4, 10) : headers);
           ex.res.end();
-          ex.finish(ex.isHead ? 200 : 304, 0);
+          ex.finish(notModified ? 304 : 200, 0);
           return;
         }
         ex.res.writeHead(200, headers);
-        await pipeToClient(ex, blob.stream);
+        await pipeToClient(ex, blob.stream, this.d.log);
         return;
       }
       ex.cache = 'miss';
@@ -165,6 +191,7 @@ export class Artifacts {
         if (got) return got;
         continue;
       }
+      let stored = false;
       try {
         const existing = await this.d.store.getBuffer(key, MAX_GOMOD_BYTES);
         if (existing) return { entry: this.entry(kind, existing.data, existing.stat), source: 'cache' };
@@ -177,13 +204,15 @@ export class Artifacts {
           throw err instanceof ProxyError ? this.reject(key, kind, err, 'malformed') : err;
         }
         if (kind === 'mod') await this.verifyChecksum(key, r, 'mod', hashGoMod(data), res.source.id);
-        const stat = await this.d.store.put(key, data);
-        if (kind === 'mod') this.rewriteLocalList(r.mod);
-        const entry = this.entry(kind, data, stat, 'miss');
-        this.d.memory.set(key, this.entry(kind, data, stat));
-        return { entry, source: res.source.id };
+        // Checked and verified: answer now, and serve it from memory to this process's next
+        // requests; the store write (fsync, rename) and the unlock go on behind the response.
+        // Other processes wait on the lock until the file is in place.
+        stored = true;
+        this.d.memory.set(key, this.entry(kind, data, { mtimeMs: Date.now() }));
+        this.track(this.store(kind, key, r.mod, data).finally(() => lock.release()));
+        return { entry: this.entry(kind, data, { mtimeMs: Date.now() }, 'miss'), source: res.source.id };
       } finally {
-        await lock.release();
+        if (!stored) await lock.release();
       }
     }
     throw new ProxyError('unavailable', `another gomodproxy process kept failing to fetch ${r.mod.path}@${r.version.version}; retry`);
@@ -237,7 +266,7 @@ export class Artifacts {
       ex.res.end();
       ex.finish(200, sent);
     } catch (err) {
-      sendError(ex, err, this.d.log);
+      sendError(ex, err, this.d.log, sent);
     }
   }
 
@@ -273,11 +302,13 @@ export class Artifacts {
     const what = `${r.mod.path}@${r.version.version}.zip`;
     for (let attempt = 0; attempt < 3; attempt++) {
       const lock = await this.locks.tryAcquire(lockFile);
+      if (attempt > 0) await new Promise((res) => setTimeout(res, 25 * attempt));
       if (!lock) {
         const view = new ForeignView(staging, finalPath, async () => {
           const st = await store.head(key);
-          const info = st ? null : await this.locks.info(lockFile);
-          return { committedSize: st ? st.size : null, lockHeld: st ? false : info !== null, expectedSize: info?.size };
+          if (st) return { committedSize: st.size, lockHeld: false };
+          const held = await this.locks.holder(lockFile);
+          return { committedSize: null, lockHeld: held !== null, expectedSize: held?.info?.size };
         }, what);
         await view.refresh();
         // Wait until the other process streams, commits or fails; if it fails before sending anything, take over.
@@ -351,8 +382,15 @@ export class Artifacts {
           throw this.reject(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`), 'invalid-zip');
         }
         await this.verifyChecksum(key, r, 'zip', h1, res.source.id);
-        await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
-        const stat = await store.putFile(key, staging);
+        let stat: BlobStat;
+        try {
+          await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
+          stat = await store.putFile(key, staging);
+        } catch (err) {
+          // Good bytes that could not be stored (a full disk): the clients reading them still get them whole.
+          local.release(written);
+          throw err;
+        }
         local.commit(stat.size);
       } catch (err) {
         const pe = err instanceof ProxyError ? err : new ProxyError('internal', `fetching ${what} failed: ${errorMessage(err)}`, { cause: err });
@@ -417,6 +455,7 @@ export class Artifacts {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.zips.values()].map((f) => f.view));
     await this.small.drain();
+    await Promise.allSettled([...this.background]);
     await Promise.allSettled([...this.listRewrites.values()]);
   }
 }
@@ -459,7 +498,7 @@ function drained(ex: Exchange): Promise<void> {
 }
 
 /** Streams a stored blob to the client; stops reading when the client goes away. */
-async function pipeToClient(ex: Exchange, stream: Readable): Promise<void> {
+async function pipeToClient(ex: Exchange, stream: Readable, log: Logger): Promise<void> {
   let sent = 0;
   let closed = false;
   ex.res.once('close', () => {
@@ -471,6 +510,9 @@ async function pipeToClient(ex: Exchange, stream: Readable): Promise<void> {
       sent += (chunk as Buffer).length;
       if (!ex.res.write(chunk)) await drained(ex);
     }
+  } catch (err) {
+    sendError(ex, err, log, sent);
+    return;
   } finally {
     discard(stream);
   }

@@ -6,25 +6,41 @@ export interface Loggers {
   log: Logger;
   /** Null when the access log is off. */
   accessLog: Logger | null;
+  /** Writes out what is buffered (before exit, and after lines someone waits for). */
   flush(): void;
 }
 
+const FLUSH_EVERY_MS = 200;
+
 export function createLoggers(level: string, access: boolean): Loggers {
-  // Asynchronous writes keep logging off the hot path; flush() runs before exit.
-  const dest = pino.destination({ dest: 1, sync: false, minLength: 0 });
+  // One buffered destination for both loggers: lines are written in batches of about 4 KiB (a
+  // write per request line would cost more than answering a cached hit), at most 200 ms late,
+  // and never interleaved, since a single writer owns the descriptor.
+  const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const timer = setInterval(() => {
+    try {
+      dest.flush();
+    } catch {
+      // A write is in progress; the next tick takes what is left.
+    }
+  }, FLUSH_EVERY_MS);
+  timer.unref();
+  const formatters = { level: (label: string) => ({ level: label }) };
   const log = pino(
     {
       level,
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['authorization', 'headers.authorization', '*.password', '*.token'], censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
+      formatters,
     },
     dest,
   );
+  // The access line has fixed fields that never hold a credential: no redaction pass on the hot path.
+  const accessLog = access ? pino({ level: 'info', base: { pid: process.pid, log: 'access' }, timestamp: pino.stdTimeFunctions.isoTime, formatters }, dest) : null;
   return {
     log,
-    accessLog: access ? log.child({ log: 'access' }) : null,
+    accessLog,
     flush: () => {
       try {
         dest.flushSync();

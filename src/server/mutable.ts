@@ -38,21 +38,26 @@ export interface MutableDeps {
 export class MutableAnswers {
   private readonly memory = new MemoryCache<Answer>(32 << 20, 1 << 20);
   private readonly flights = new SingleFlight<Answer>();
+  /** The last failed refresh per key, until one succeeds (bounded: cleared when it grows large). */
+  private readonly failures = new Map<string, { at: number; message: string }>();
 
   constructor(private readonly d: MutableDeps) {}
 
   async serve(ex: Exchange, r: MutableRequest, ctx: FetchContext): Promise<void> {
     const key = keyOf(r);
-    const now = Date.now();
     let cached = this.memory.get(key);
-    if (!cached || now - cached.mtimeMs >= r.route.ttlMs) {
+    if (!cached || Date.now() - cached.mtimeMs >= r.route.ttlMs) {
       // Another process (or instance) may have refreshed it already.
       const stored = await this.d.store.getBuffer(key, r.kind === 'list' ? MAX_LIST_BYTES : MAX_INFO_BYTES);
       if (stored && (!cached || stored.stat.mtimeMs > cached.mtimeMs)) {
         cached = { data: stored.data, etag: stored.stat.etag, mtimeMs: stored.stat.mtimeMs, source: 'cache' };
         this.memory.set(key, cached);
       }
+      // A refresh in this process may have finished while we looked: take it rather than start another.
+      const latest = this.memory.get(key);
+      if (latest && (!cached || latest.mtimeMs > cached.mtimeMs)) cached = latest;
     }
+    const now = Date.now();
     if (cached) {
       const age = now - cached.mtimeMs;
       if (age < r.route.ttlMs) {
@@ -61,9 +66,16 @@ export class MutableAnswers {
         return;
       }
       if (age < r.route.ttlMs + this.d.staleWhileRevalidateMs) {
-        ex.cache = 'revalidating';
+        const failed = this.failures.get(key);
         this.refresh(key, r, ctx).catch((err: unknown) => this.d.log.warn({ key, err: (err as Error).message }, 'background revalidation failed'));
-        this.send(ex, r, cached, 0);
+        if (failed && failed.at > cached.mtimeMs) {
+          // The last refresh failed: say this answer is stale, not merely being revalidated.
+          ex.cache = 'stale';
+          this.send(ex, r, cached, 0, `${Math.round(age / 1000)}s old; upstreams failed: ${failed.message}`);
+        } else {
+          ex.cache = 'revalidating';
+          this.send(ex, r, cached, 0);
+        }
         return;
       }
     }
@@ -137,9 +149,13 @@ export class MutableAnswers {
         if (err instanceof ProxyError && err.isNotFound) {
           this.memory.delete(key);
           await this.d.store.delete(key).catch(() => false);
+        } else {
+          if (this.failures.size > 10_000) this.failures.clear();
+          this.failures.set(key, { at: Date.now(), message: err instanceof Error ? err.message : String(err) });
         }
         throw err;
       }
+      this.failures.delete(key);
       const stat = await this.d.store.put(key, data);
       const answer: Answer = { data, etag: stat.etag, mtimeMs: stat.mtimeMs, source };
       this.memory.set(key, answer);

@@ -100,7 +100,7 @@ export function sendBody(ex: Exchange, status: number, headers: string[], body: 
 }
 
 /** The go command prints the first line of a text/plain body: one line, what happened and what to do. */
-export function sendError(ex: Exchange, err: unknown, log: Logger): void {
+export function sendError(ex: Exchange, err: unknown, log: Logger, bytesSent = 0): void {
   let pe: ProxyError;
   if (err instanceof ProxyError) {
     pe = err;
@@ -112,7 +112,7 @@ export function sendError(ex: Exchange, err: unknown, log: Logger): void {
   if (ex.res.headersSent) {
     // Too late for a status: cut the connection so the client sees a failed transfer, never a short "success".
     ex.res.destroy();
-    ex.finish(ex.res.statusCode, 0);
+    ex.finish(ex.res.statusCode, bytesSent);
     return;
   }
   const body = Buffer.from(`${pe.message}\n`);
