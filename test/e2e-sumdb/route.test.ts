@@ -53,11 +53,13 @@ test('gomodproxy uses the first upstream whose /sumdb/<name>/supported answers 2
     upstream.requests.filter((r) => r.path === `/sumdb/${db.name}/supported`).map((r) => r.path),
   );
   // B carried A's lookups and tiles, and B (the only one with the URL) asked the database.
-  await waitFor(() => accessLines(b).some((l) => String(l.path).startsWith(`/sumdb/${db.name}/tile/`)), "tile requests in B's access log");
-  const viaB = accessLines(b)
-    .map((l) => String(l.path))
-    .filter((p) => p.startsWith(`/sumdb/${db.name}/`));
-  expect(viaB).toEqual(expect.arrayContaining([`/sumdb/${db.name}/supported`, `/sumdb/${db.name}/lookup/${esc(ONE)}@v1.0.0`, `/sumdb/${db.name}/lookup/${TWO}@v1.0.0`]));
+  // Access lines are written in batches, up to 200 ms late: wait until B's are all there.
+  const wanted = [`/sumdb/${db.name}/supported`, `/sumdb/${db.name}/lookup/${esc(ONE)}@v1.0.0`, `/sumdb/${db.name}/lookup/${TWO}@v1.0.0`];
+  const viaB = await waitFor(() => {
+    const paths = accessLines(b).map((l) => String(l.path));
+    return wanted.every((w) => paths.includes(w)) && paths.some((p) => p.startsWith(`/sumdb/${db.name}/tile/`)) ? paths : undefined;
+  }, "the supported probe, both lookups and tiles in B's access log");
+  expect(viaB).toEqual(expect.arrayContaining(wanted));
   expect(await db.requests()).toEqual(expect.arrayContaining([`/lookup/${esc(ONE)}@v1.0.0`, `/lookup/${TWO}@v1.0.0`]));
   // The go command's own lookups went to A's /sumdb/.
   // Access lines are written in batches, up to 200 ms late: wait for A's.
