@@ -1,0 +1,155 @@
+// Builds synthetic but valid GOPROXY trees: <escaped module>/@v/<version>.info|.mod|.zip and
+// list, the layout of the go command's download cache (and of gomodproxy's data folder).
+// Zips are written with yazl; every entry is under module@version/, the root go.mod equals the
+// .mod, names are portable. The heavy entries are random bytes stored uncompressed, so a
+// "1 MiB" zip really weighs 1 MiB on disk and on the wire.
+import { createWriteStream, existsSync, readFileSync, writeFileSync, mkdirSync, rmSync, renameSync, statSync } from 'node:fs';
+import { randomBytes, createHash } from 'node:crypto';
+import path from 'node:path';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const yazl = require('yazl');
+
+const MiB = 1024 * 1024;
+const FILL_FORMAT = 3; // bump when the generated tree changes shape
+
+/** The go command's case-encoding: each upper-case letter becomes '!' + its lower case. */
+export function escapePath(p) {
+  return p.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+}
+
+const MTIME = new Date('2024-05-01T12:00:00Z');
+
+function goSource(pkg, n, i) {
+  // Compressible Go text, different per file.
+  const lines = [`package ${pkg}`, '', `// File ${n} of the synthetic benchmark module (${i}).`, ''];
+  for (let k = 0; k < 40; k++) lines.push(`func F${n}_${k}(x int) int { return x*${k + 1} + ${i % 97} }`);
+  return Buffer.from(`${lines.join('\n')}\n`);
+}
+
+/**
+ * Writes one version: .info, .mod, .zip. `zipBytes` is the target size of the zip (random,
+ * stored payload files make up the bulk; tiny targets get only text files).
+ */
+async function writeVersion(root, modPath, version, zipBytes, seq) {
+  const dir = path.join(root, escapePath(modPath), '@v');
+  mkdirSync(dir, { recursive: true });
+  const gomod = Buffer.from(`module ${modPath}\n\ngo 1.21\n`);
+  const time = new Date(Date.UTC(2024, 0, 1) + seq * 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  writeFileSync(path.join(dir, `${version}.info`), JSON.stringify({ Version: version, Time: time }));
+  writeFileSync(path.join(dir, `${version}.mod`), gomod);
+
+  const prefix = `${modPath}@${version}/`;
+  const zip = new yazl.ZipFile();
+  const opts = { mtime: MTIME, mode: 0o644 };
+  zip.addBuffer(gomod, `${prefix}go.mod`, { ...opts, compress: true });
+  zip.addBuffer(Buffer.from(`Synthetic module ${modPath}@${version} for the gomodproxy benchmark.\n`), `${prefix}README.md`, { ...opts, compress: true });
+  const pkg = 'bench';
+  let used = 400;
+  for (let n = 0; n < 3; n++) {
+    const src = goSource(pkg, n, seq);
+    zip.addBuffer(src, `${prefix}f${n}.go`, { ...opts, compress: true });
+    used += 700 + `${prefix}f${n}.go`.length * 2; // ~ compressed size + headers
+  }
+  // Payload: random bytes, stored, in files of at most 4 MiB, to reach the target size.
+  const overhead = (name) => 30 + 46 + name.length * 2;
+  let remaining = zipBytes - used;
+  let k = 0;
+  while (remaining > 256) {
+    const name = `${prefix}testdata/blob${k}.bin`;
+    const n = Math.min(remaining - overhead(name), 4 * MiB);
+    if (n <= 0) break;
+    zip.addBuffer(randomBytes(n), name, { ...opts, compress: false });
+    remaining -= n + overhead(name);
+    k++;
+  }
+  zip.end();
+  const tmp = path.join(dir, `${version}.zip.tmp`);
+  const out = createWriteStream(tmp);
+  zip.outputStream.pipe(out);
+  await once(out, 'close');
+  renameSync(tmp, path.join(dir, `${version}.zip`));
+  return statSync(path.join(dir, `${version}.zip`)).size;
+}
+
+/** The size classes of the main tree, in order of assignment. */
+const CLASSES = [
+  { name: '2k', bytes: 2 * 1024 },
+  { name: '1m', bytes: MiB },
+  { name: '24k', bytes: 24 * 1024 },
+  { name: '1m', bytes: MiB },
+  { name: '200k', bytes: 200 * 1024 },
+  { name: '1m', bytes: MiB },
+  { name: '8k', bytes: 8 * 1024 },
+  { name: '3m', bytes: 3 * MiB },
+];
+
+/**
+ * The main tree: `modules` modules of `versionsPer` versions each; zip sizes cycle through
+ * CLASSES (3/8 of the versions have 1 MiB zips). Some module paths have upper-case letters to
+ * exercise !-escaping. Reuses the tree when bench/.out already has one of the same shape.
+ */
+export async function fillMain(root, { modules, versionsPer }) {
+  const spec = { format: FILL_FORMAT, kind: 'main', modules, versionsPer };
+  const manifestFile = path.join(root, '.bench-manifest.json');
+  if (existsSync(manifestFile)) {
+    const m = JSON.parse(readFileSync(manifestFile, 'utf8'));
+    if (JSON.stringify(m.spec) === JSON.stringify(spec)) return { ...m, reused: true };
+  }
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  const versions = [];
+  let seq = 0;
+  for (let i = 0; i < modules; i++) {
+    const org = i % 3 === 0 ? 'Acme' : i % 3 === 1 ? 'example' : 'BigCorp';
+    const modPath = `bench.example/${org}/mod${String(i).padStart(3, '0')}`;
+    const list = [];
+    for (let j = 0; j < versionsPer; j++) {
+      const version = j === versionsPer - 1 && versionsPer > 2 ? `v1.${j}.0-rc.1` : `v1.${j}.${i % 5}`;
+      const cls = CLASSES[seq % CLASSES.length];
+      const size = await writeVersion(root, modPath, version, cls.bytes, seq);
+      versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: cls.name, zipBytes: size });
+      list.push(version);
+      seq++;
+    }
+    writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${list.join('\n')}\n`);
+  }
+  const manifest = { spec, versions, createdAt: new Date().toISOString() };
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  return { ...manifest, reused: false };
+}
+
+/** The big tree for the memory run: `count` versions with zips of 20..50 MiB (spread evenly). */
+export async function fillBig(root, { count, minMiB = 20, maxMiB = 50 }) {
+  const spec = { format: FILL_FORMAT, kind: 'big', count, minMiB, maxMiB };
+  const manifestFile = path.join(root, '.bench-manifest.json');
+  if (existsSync(manifestFile)) {
+    const m = JSON.parse(readFileSync(manifestFile, 'utf8'));
+    if (JSON.stringify(m.spec) === JSON.stringify(spec)) return { ...m, reused: true };
+  }
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  const versions = [];
+  for (let i = 0; i < count; i++) {
+    const modPath = `bench.example/Big/zip${String(i).padStart(2, '0')}`;
+    const mib = count === 1 ? minMiB : Math.round(minMiB + ((maxMiB - minMiB) * i) / (count - 1));
+    const version = 'v1.0.0';
+    const size = await writeVersion(root, modPath, version, mib * MiB, 10_000 + i);
+    versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: `${mib}m`, zipBytes: size });
+    writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${version}\n`);
+  }
+  const manifest = { spec, versions, createdAt: new Date().toISOString() };
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  return { ...manifest, reused: false };
+}
+
+export function urlPath(v, kind) {
+  return `/${v.escaped}/@v/${v.version}.${kind}`;
+}
+
+/** sha256 of a file, for spot checks that both servers send the same bytes. */
+export function sha256File(file) {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
