@@ -4,7 +4,8 @@ import type { Server } from 'node:http';
 import { FsBlobStore } from '../cache/fs.js';
 import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, formatGoProxyList, parseListen, type Config, type UpstreamSpec } from '../config/index.js';
-import { SourceChain, makeSource, type ChainHooks } from '../sources/index.js';
+import { SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
+import { AccessConfigError, createAccess, type Access } from '../access/index.js';
 import { ProxyApp } from './app.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
@@ -44,8 +45,11 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     },
   };
   const policy = { failures: config.health.failures, cooldownMs: config.health.cooldown };
+  // One direct (VCS) source for every chain: it owns the shared repository cache and its locks.
+  let direct: ModuleSource | undefined;
+  const directOpts = config.git.enabled || config.gocmd.enabled ? { direct: () => (direct ??= createDirectSource(config, log) as ModuleSource) } : {};
   const newChain = (specs: UpstreamSpec[]): SourceChain => {
-    const chain = new SourceChain(specs, (spec) => makeSource(spec), policy, hooks);
+    const chain = new SourceChain(specs, (spec) => makeSource(spec, directOpts), policy, hooks);
     for (const m of chain.members) metrics.upstreamHealthy.labels(m.source.id).set(1);
     return chain;
   };
@@ -65,7 +69,23 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     log,
     via: instanceId,
   });
-  const app = new ProxyApp({ config, store, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb });
+  let access: Access | null;
+  try {
+    access = await createAccess(config.auth, {
+      dataDir: config.data,
+      onReloadError: (what, err) => log.error({ what, err: (err as Error).message }, 'reloading an access file failed; the previous contents stay in force'),
+    });
+  } catch (err) {
+    if (err instanceof AccessConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
+  // With no sign-in method, limit, audit or restricted reader configured, the hot path skips access control entirely.
+  const restricted = [...config.routes.map((r) => r.read ?? config.read), config.read].some((rules) => !rules.includes('anonymous'));
+  if (access.authenticator.methods.length === 0 && !access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled && !restricted) {
+    await access.close();
+    access = null;
+  }
+  const app = new ProxyApp({ config, store, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb, access });
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   const addr = server.address();
@@ -76,13 +96,18 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     { url, data: config.data, upstream: formatGoProxyList(config.upstreams), sumdb: sumdb?.name ?? 'off', instanceId },
     'listening',
   );
+  // Whoever started us (a supervisor, a test) may be waiting for that line.
+  loggers.flush();
   return {
     app,
     server,
     url,
     metrics,
     stop: () => app.shutdown(server, config.shutdownTimeout),
-    reloadTls: () => app.reloadTls(),
+    reloadTls: () => {
+      app.reloadTls();
+      access?.audit.reopen();
+    },
   };
 }
 

@@ -8,6 +8,8 @@ export type { ChainHooks, ChainResult, HealthPolicy, UpstreamOutcome, ChainMembe
 export { ProxySource } from './proxy.js';
 export { FileSource, RefusingSource, offSource, unconfiguredDirectSource } from './file.js';
 export * from './types.js';
+export { GitSource, createDirectSource, type GitSourceOptions, type DirectConfig } from './git/index.js';
+export { GoCmdSource, type GoCmdOptions } from './gocmd.js';
 
 export interface SourceFactoryOptions {
   /** The VCS source for `direct`, when one is configured. */
