@@ -14,6 +14,7 @@ import { ForeignView, LocalView, readStaged, type StagingView } from '../cache/s
 import { FileLocks } from '../cluster/filelock.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError, errorMessage } from '../errors.js';
+import { escapeVersion } from '../module/index.js';
 import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef, discard, withFetchSlot } from '../sources/index.js';
 import { checkInfo, checkMod } from './check.js';
@@ -106,6 +107,25 @@ export class Artifacts {
       this.d.memory.delete(key);
       this.d.log.error({ key, err: (err as Error).message }, 'could not store a checked artifact');
     }
+  }
+
+  /**
+   * Keeps the .info a query resolved to as that version's own (as the go command's cache does),
+   * unless the version already has one: never replaced, and skipped while another fetch holds it.
+   */
+  adoptInfo(mod: ModuleRef, version: string, data: Buffer): void {
+    const key = artifactKey(mod.escaped, escapeVersion(version), 'info');
+    this.track(
+      (async () => {
+        const lock = await this.locks.tryAcquire(this.lockFile(key));
+        if (!lock) return;
+        try {
+          if (!(await this.d.store.head(key))) await this.d.store.put(key, data);
+        } finally {
+          await lock.release();
+        }
+      })().catch((err: unknown) => this.d.log.warn({ key, err: (err as Error).message }, 'could not keep the .info of a resolved version')),
+    );
   }
 
   /** Background work that graceful shutdown waits for. */

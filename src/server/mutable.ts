@@ -139,7 +139,21 @@ export class MutableAnswers {
           r.route.chain.run(r.kind, (s) => (r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx))),
         );
         source = res.source.id;
-        data = r.kind === 'list' ? await this.mergeList(res.value, r.mod, source) : checkInfo(res.value, r.mod, source).bytes;
+        if (r.kind === 'list') {
+          // A list from version control is the repository's truth; a proxy's may lack versions we hold from elsewhere.
+          if (source === 'direct') {
+            checkList(res.value, r.mod, source);
+            data = res.value;
+          } else {
+            data = await this.mergeList(res.value, r.mod, source);
+          }
+        } else {
+          const checked = checkInfo(res.value, r.mod, source);
+          data = checked.bytes;
+          // The version this resolved to is now known: keep its .info as the go command's cache does,
+          // so the version stays complete here even after the branch or tag moves on.
+          this.d.artifacts.adoptInfo(r.mod, checked.info.Version, data);
+        }
       } catch (err) {
         if (r.kind === 'list' && err instanceof ProxyError && err.isNotFound) {
           // Upstreams no longer know it, but we hold versions of it: those are still servable.

@@ -19,6 +19,8 @@ export interface ChainHooks {
   onHealthChange?(sourceId: string, healthy: boolean): void;
 }
 
+const NEVER_REST: HealthPolicy = { failures: Number.POSITIVE_INFINITY, cooldownMs: 0 };
+
 /** Per-replica circuit breaker. */
 export class Health {
   private consecutiveFailures = 0;
@@ -97,7 +99,9 @@ export class SourceChain {
         g = { priority: spec.priority, balance: spec.balance, fallthrough: spec.fallthrough, members: [], next: 0 };
         groups.set(spec.priority, g);
       }
-      const m = { source: makeSource(spec), health: new Health(policy) };
+      // Only an upstream proxy is one service that can be down as a whole. `direct` fails per
+      // repository (one private repo's bad credentials must not rest every other one), `off` never.
+      const m = { source: makeSource(spec), health: new Health(spec.kind === 'proxy' ? policy : NEVER_REST) };
       g.members.push(m);
       this.members.push(m);
     }

@@ -134,8 +134,11 @@ describe('against Go', () => {
     const good = Buffer.from(await goSign(text, skey));
     const sigLine = good.toString().split('\n\n')[1]!;
     const otherLine = (await goSign(text, other.skey)).split('\n\n')[1]!;
-    const flipped = Buffer.from(good);
-    flipped[flipped.length - 10]! ^= 1; // inside the base64 signature
+    // Flip a bit of the decoded signature (after the 4-byte key hash) and re-encode, so the line
+    // stays well-formed base64 whatever random key this run generated.
+    const badSig = Buffer.from(sigLine.trim().split(' ')[2]!, 'base64');
+    badSig[10]! ^= 1;
+    const flipped = Buffer.from(`${text}\n— db.example ${badSig.toString('base64')}\n`);
     const tamperedText = Buffer.from(good.toString().replace('line one', 'line 0ne'));
     const unknownKey = Buffer.from(text + '\n' + otherLine);
     const rawSig = Buffer.from(sigLine.trim().split(' ')[2]!, 'base64');
