@@ -11,7 +11,11 @@ import { FileLocks } from '../cluster/filelock.js';
 import { loadConfig, type LoadOptions } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { canonicalVersion, unescapePath, unescapeVersion } from '../module/index.js';
-import { checkModuleZip } from '../modzip/index.js';
+import { checkModuleZip, hashGoMod } from '../modzip/index.js';
+import pino from 'pino';
+import { instanceIdOf } from '../server/index.js';
+import { Metrics } from '../server/metrics.js';
+import { createRouting } from '../server/wiring.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type ModuleRef } from '../sources/index.js';
 import { checkInfo, checkMod } from '../server/check.js';
 
@@ -29,6 +33,12 @@ export async function runImport(dir: string, opts: LoadOptions): Promise<number>
   const root = path.resolve(dir);
   const found = new Map<string, Found>();
   await walk(root, '', found);
+  // Public modules are checked against the checksum database as an upstream's would be: a folder
+  // on disk is no more trusted than a proxy.
+  const routing = createRouting(config, { store, metrics: new Metrics(), log: pino({ level: 'silent' }), via: await instanceIdOf(store) });
+  const verify = async (mod: ModuleRef, version: string, kind: 'mod' | 'zip', h1: string): Promise<void> => {
+    if (routing.sumdb?.checks(mod.path)) await routing.sumdb.verify(mod, version, kind, h1, root);
+  };
   let imported = 0;
   let skipped = 0;
   let failed = 0;
@@ -49,6 +59,7 @@ export async function runImport(dir: string, opts: LoadOptions): Promise<number>
           await copyFile(src, staged);
           try {
             const { h1 } = await checkModuleZip(staged, f.mod.path, f.version);
+            await verify(f.mod, f.version, 'zip', h1);
             await store.put(zipHashKey(f.mod.escaped, f.escapedVersion), Buffer.from(h1));
             await store.putFile(key, staged);
           } finally {
@@ -59,6 +70,7 @@ export async function runImport(dir: string, opts: LoadOptions): Promise<number>
           if (data.length > (ext === 'mod' ? MAX_GOMOD_BYTES : MAX_INFO_BYTES)) throw new ProxyError('bad-request', `${ext} file is too large`);
           if (ext === 'mod') {
             checkMod(data, f.mod, f.version, root);
+            await verify(f.mod, f.version, 'mod', hashGoMod(data));
             await store.put(key, data);
             touched.set(f.mod.escaped, f.mod);
           } else {
@@ -74,6 +86,7 @@ export async function runImport(dir: string, opts: LoadOptions): Promise<number>
       process.stderr.write(`skip ${label}: ${(err as Error).message}\n`);
     }
   }
+  await routing.close();
   for (const mod of touched.values()) await writeLocalList(store, locks, mod);
   process.stdout.write(`imported ${imported} module versions into ${config.data} (${skipped} already present, ${failed} refused)\n`);
   return failed > 0 ? 1 : 0;

@@ -24,9 +24,9 @@ import { ConfigError, loadConfig, type Config, type LoadOptions } from '../confi
 import { canonicalVersion, isValid, parseGoMod, sort as sortVersions, unescapePath, unescapeVersion } from '../module/index.js';
 import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
 import { Metrics } from '../server/metrics.js';
-import { RouteTable } from '../server/routes.js';
-import { createSumdbService, recordedHashes, type SumdbService } from '../server/sumdb.js';
-import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, SourceChain, makeSource, type ModuleRef } from '../sources/index.js';
+import { recordedHashes, type SumdbService } from '../server/sumdb.js';
+import { createRouting } from '../server/wiring.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type ModuleRef } from '../sources/index.js';
 import { SumdbError, SumdbForkError } from '../sumdb/index.js';
 
 export interface VerifyOptions extends LoadOptions {
@@ -414,30 +414,10 @@ async function instanceId(store: FsBlobStore): Promise<string> {
   return id && /^[A-Za-z0-9._-]{1,64}$/.test(id) ? id : 'gomodproxy-verify';
 }
 
-/**
- * The database as the server reaches it (same route, same cache, same modules skipped: noSumdb
- * patterns and every route without sumdb), or null when it is off. Mirrors startServer's wiring.
- */
+/** The database as the server reaches it (same route, same cache, same modules skipped), or null when off. */
 function sumdbFor(config: Config, store: FsBlobStore, via: string, offline: boolean): { sumdb: SumdbService | null; close: () => Promise<void> } {
-  const policy = { failures: config.health.failures, cooldownMs: config.health.cooldown };
-  const defaultChain = new SourceChain(config.upstreams, (spec) => makeSource(spec), policy);
-  const routes = new RouteTable(config, (specs) => (specs ? new SourceChain(specs, (spec) => makeSource(spec), policy) : defaultChain));
-  const sumdb = createSumdbService(config, {
-    store,
-    upstreams: defaultChain.members.map((member, i) => ({ member, fallthrough: config.upstreams[i]?.fallthrough ?? 'not-found' })),
-    skip: (modulePath) => !routes.routeFor(modulePath).sumdb,
-    metrics: new Metrics(),
-    // The command prints its own report; the service's logs would only repeat it.
-    log: pino({ level: 'silent' }),
-    via,
-    offline,
-  });
-  return {
-    sumdb,
-    close: async () => {
-      await Promise.all([sumdb?.close(), ...routes.chains().map((c) => c.close())]);
-    },
-  };
+  // The command prints its own report; the service's logs would only repeat it.
+  return createRouting(config, { store, metrics: new Metrics(), log: pino({ level: 'silent' }), via, offline });
 }
 
 /** Runs the command; resolves with its exit code (0 all good, 1 something bad, 2 could not check everything). */

@@ -3,18 +3,18 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { FsBlobStore } from '../cache/fs.js';
 import { STATE_PREFIX } from '../cache/keys.js';
-import { ConfigError, formatGoProxyList, parseListen, type Config, type UpstreamSpec } from '../config/index.js';
-import { SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
+import { ConfigError, formatGoProxyList, parseListen, type Config } from '../config/index.js';
+import type { ChainHooks } from '../sources/index.js';
 import { AccessConfigError, createAccess, type Access } from '../access/index.js';
 import { ProxyApp } from './app.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
-import { RouteTable } from './routes.js';
-import { createSumdbService } from './sumdb.js';
+import { createRouting } from './wiring.js';
 
 export { ProxyApp } from './app.js';
 export { Metrics } from './metrics.js';
 export { createLoggers, type Loggers } from './logging.js';
+export { createRouting, type Routing } from './wiring.js';
 
 export interface RunningServer {
   app: ProxyApp;
@@ -44,31 +44,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
       log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
     },
   };
-  const policy = { failures: config.health.failures, cooldownMs: config.health.cooldown };
-  // One direct (VCS) source for every chain: it owns the shared repository cache and its locks.
-  let direct: ModuleSource | undefined;
-  const directOpts = config.git.enabled || config.gocmd.enabled ? { direct: () => (direct ??= createDirectSource(config, log) as ModuleSource) } : {};
-  const newChain = (specs: UpstreamSpec[]): SourceChain => {
-    const chain = new SourceChain(specs, (spec) => makeSource(spec, directOpts), policy, hooks);
-    for (const m of chain.members) metrics.upstreamHealthy.labels(m.source.id).set(1);
-    return chain;
-  };
-  const defaultChain = newChain(config.upstreams);
-  let routes: RouteTable;
-  try {
-    routes = new RouteTable(config, (specs) => (specs ? newChain(specs) : defaultChain));
-  } catch (err) {
-    throw new ConfigError(`invalid routes: ${(err as Error).message}`);
-  }
-  const sumdb = createSumdbService(config, {
-    store,
-    // The database is reached through public upstreams only, as the go command does.
-    upstreams: defaultChain.members.map((member, i) => ({ member, fallthrough: config.upstreams[i]?.fallthrough ?? 'not-found' })),
-    skip: (modulePath) => !routes.routeFor(modulePath).sumdb,
-    metrics,
-    log,
-    via: instanceId,
-  });
+  const { routes, sumdb } = createRouting(config, { store, metrics, log, via: instanceId, hooks });
   let access: Access | null;
   try {
     access = await createAccess(config.auth, {
@@ -112,7 +88,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
 }
 
 /** One id per data folder: every worker and instance sharing it recognises its own requests. */
-async function instanceIdOf(store: FsBlobStore): Promise<string> {
+export async function instanceIdOf(store: FsBlobStore): Promise<string> {
   const key = `${STATE_PREFIX}instance-id`;
   const got = await store.getBuffer(key, 256);
   const existing = got?.data.toString('utf8').trim();

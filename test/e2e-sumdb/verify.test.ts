@@ -135,3 +135,26 @@ describe('gomodproxy verify', () => {
     expect(again.stdout).toContain('verified 4 versions of 3 modules');
   });
 });
+
+describe('gomodproxy import', () => {
+  test('checks public modules against the checksum database: a tampered zip is refused, the rest imported', async () => {
+    const { cp, mkdtemp } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const from = await mkdtemp(path.join(os.tmpdir(), 'gmp-import-src-'));
+    await cp(world.downloadDir, from, { recursive: true });
+    const tampered = path.join(from, esc(ONE), '@v', 'v1.1.0.zip');
+    await writeFile(tampered, await moduleZip(ONE, 'v1.1.0', { 'go.mod': `module ${ONE}\n`, 'evil.go': 'package one\n' }));
+    const into = await mkdtemp(path.join(os.tmpdir(), 'gmp-import-data-'));
+    const r = await gomodproxy(['import', from, '--data', into], sumdbEnv);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`skip ${ONE.replace(/\//g, '\\/')}@v1\\.1\\.0: SECURITY: checksum mismatch`));
+    expect(await exists(cachedFile(into, ONE, 'v1.1.0', 'zip'))).toBe(false);
+    for (const [m, v] of [[ONE, 'v1.0.0'], [TWO, 'v1.0.0'], [PRIV, 'v1.0.0']] as const) {
+      expect(await exists(cachedFile(into, m, v, 'zip')), `${m}@${v}`).toBe(true);
+    }
+    // The private module was imported without naming it to the database.
+    expect((await db.requests()).some((p) => p.includes('gmp-vprivate'))).toBe(false);
+    await rm(from, { recursive: true, force: true });
+    await rm(into, { recursive: true, force: true });
+  });
+});

@@ -288,7 +288,8 @@ describe('the cache as the go command sees it', () => {
 
   test('gomodproxy import of a GOMODCACHE/cache/download, then served with upstream off', async () => {
     const dataDir = await makeTempDir('import-data');
-    const r = await run(process.execPath, [cliEntry, 'import', world.downloadDir, '--data', dataDir], { env: scrubbedEnv(), cwd: dataDir, timeoutMs: 60_000 });
+    // No network in tests: no checksum database for the import (test/e2e-sumdb checks imports against one).
+    const r = await run(process.execPath, [cliEntry, 'import', world.downloadDir, '--data', dataDir], { env: { ...scrubbedEnv(), GOSUMDB: 'off' }, cwd: dataDir, timeoutMs: 60_000 });
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/imported \d+ module versions/);
     const served = await startProxy({ upstream: 'off', dataDir });
