@@ -7,6 +7,7 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, unlink, writeFile, co
 import path from 'node:path';
 import { ProxyError } from '../errors.js';
 import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore } from './blobstore.js';
+import { ensureDir, forgetDir } from './dirs.js';
 
 /** Files the store writes for its own bookkeeping; never listed as blobs. */
 const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
@@ -90,8 +91,7 @@ export class FsBlobStore implements BlobStore {
     const dest = this.localPath(key);
     const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`;
     try {
-      await mkdir(path.dirname(dest), { recursive: true });
-      const fh = await open(tmp, 'wx', 0o644);
+      const fh = await openCreating(tmp, path.dirname(dest));
       try {
         await fh.writeFile(data);
         await fh.sync();
@@ -109,7 +109,7 @@ export class FsBlobStore implements BlobStore {
   async putFile(key: string, file: string): Promise<BlobStat> {
     const dest = this.localPath(key);
     try {
-      await mkdir(path.dirname(dest), { recursive: true });
+      await ensureDir(path.dirname(dest));
       const fh = await open(file, 'r+');
       try {
         await fh.sync();
@@ -173,6 +173,19 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       throw storageError(err, 'write');
     }
+  }
+}
+
+/** Creates a file exclusively, making its folder when needed (and again if it was removed meanwhile). */
+async function openCreating(file: string, dir: string): Promise<Awaited<ReturnType<typeof open>>> {
+  await ensureDir(dir);
+  try {
+    return await open(file, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    forgetDir(dir);
+    await ensureDir(dir);
+    return open(file, 'wx', 0o644);
   }
 }
 

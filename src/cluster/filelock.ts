@@ -4,7 +4,8 @@
 // and may be broken.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { link, mkdir, open, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { ensureDir, forgetDir } from '../cache/dirs.js';
 import path from 'node:path';
 
 export interface LockInfo {
@@ -32,8 +33,14 @@ export class FileLocks {
     for (let attempt = 0; attempt < 3; attempt++) {
       const info: LockInfo = { pid: process.pid, host: HOST, since: Date.now() };
       try {
-        await mkdir(path.dirname(file), { recursive: true });
-        const fh = await open(file, 'wx', 0o644);
+        await ensureDir(path.dirname(file));
+        const fh = await open(file, 'wx', 0o644).catch(async (err: NodeJS.ErrnoException) => {
+          // The folder was removed after we last made it (a purge, a gc): make it again.
+          if (err.code !== 'ENOENT') throw err;
+          forgetDir(path.dirname(file));
+          await ensureDir(path.dirname(file));
+          return open(file, 'wx', 0o644);
+        });
         try {
           await fh.writeFile(JSON.stringify(info));
         } finally {

@@ -12,6 +12,7 @@ import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
 import { Artifacts, type ArtifactEntry } from './artifacts.js';
+import type { AccessLog } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
 import { parseRequest, type ParsedRequest } from './protocol.js';
@@ -27,7 +28,7 @@ export interface AppOptions {
   metrics: Metrics;
   log: Logger;
   /** Null when access logging is off. */
-  accessLog: Logger | null;
+  accessLog: AccessLog | null;
   instanceId: string;
   /** Metrics text for /metrics; in a cluster, aggregated over all workers. */
   metricsText?: () => Promise<string>;

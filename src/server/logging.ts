@@ -2,10 +2,15 @@
 // request headers are never logged, upstream URLs are redacted where they are built.
 import pino, { type Logger } from 'pino';
 
+/** Where access lines go: one JSON line per request, built by the caller (see respond.ts). */
+export interface AccessLog {
+  write(line: string): void;
+}
+
 export interface Loggers {
   log: Logger;
   /** Null when the access log is off. */
-  accessLog: Logger | null;
+  accessLog: AccessLog | null;
   /** Writes out what is buffered (before exit, and after lines someone waits for). */
   flush(): void;
 }
@@ -36,8 +41,10 @@ export function createLoggers(level: string, access: boolean): Loggers {
     },
     dest,
   );
-  // The access line has fixed fields that never hold a credential: no redaction pass on the hot path.
-  const accessLog = access ? pino({ level: 'info', base: { pid: process.pid, log: 'access' }, timestamp: pino.stdTimeFunctions.isoTime, formatters }, dest) : null;
+  // Access lines have fixed fields that never hold a credential; they are formatted by hand
+  // (respond.ts) and written to the same buffered destination, so they interleave cleanly
+  // with the log's lines and skip pino's generic serialization on the hot path.
+  const accessLog: AccessLog | null = access ? { write: (line) => dest.write(line) } : null;
   return {
     log,
     accessLog,

@@ -1,11 +1,13 @@
 // Writing answers, and accounting for them once each (metrics and one access-log line).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { AccessLog } from './logging.js';
 import type { AuditLog, AuthMethod } from '../access/index.js';
 import { ProxyError } from '../errors.js';
 import type { CacheResult, Metrics, ServedKind } from './metrics.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
+const PID = process.pid;
 export const CACHE_HEADER = 'X-Gomodproxy-Cache';
 export const STALE_HEADER = 'X-Gomodproxy-Stale';
 
@@ -35,12 +37,29 @@ export class Exchange {
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     private readonly metrics: Metrics,
-    private readonly log: Logger | null,
+    private readonly log: AccessLog | null,
     private readonly audit: AuditLog | null = null,
   ) {}
 
   get isHead(): boolean {
     return this.req.method === 'HEAD';
+  }
+
+  /**
+   * The access line, the same JSON a pino line would be (level, time, pid, log, fields, msg),
+   * built directly: it is written once per request, cached hits included.
+   */
+  private accessLine(status: number, bytes: number, seconds: number): string {
+    let line = `{"level":"info","time":"${new Date().toISOString()}","pid":${PID},"log":"access","method":${JSON.stringify(this.req.method ?? '')},"path":${JSON.stringify(this.req.url ?? '')},"kind":"${this.kind}"`;
+    if (this.module !== undefined) line += `,"module":${JSON.stringify(this.module)}`;
+    if (this.version !== undefined) line += `,"version":${JSON.stringify(this.version)}`;
+    line += `,"status":${status}`;
+    if (this.cache !== 'none') line += `,"cache":"${this.cache}"`;
+    if (this.source !== undefined) line += `,"source":${JSON.stringify(this.source)}`;
+    line += `,"bytes":${bytes},"ms":${Math.round(seconds * 10_000) / 10},"ip":${JSON.stringify(this.clientIp ?? this.req.socket.remoteAddress ?? '')}`;
+    if (this.user !== undefined) line += `,"user":${JSON.stringify(this.user)}`;
+    if (this.errorLine !== undefined) line += `,"error":${JSON.stringify(this.errorLine)}`;
+    return `${line},"msg":"request"}\n`;
   }
 
   /** Records the answer; safe to call more than once (the first call counts). */
@@ -64,26 +83,7 @@ export class Exchange {
         durationMs: Math.round(seconds * 10_000) / 10,
       });
     }
-    if (this.log) {
-      this.log.info(
-        {
-          method: this.req.method,
-          path: this.req.url,
-          kind: this.kind,
-          module: this.module,
-          version: this.version,
-          status,
-          cache: this.cache === 'none' ? undefined : this.cache,
-          source: this.source,
-          bytes,
-          ms: Math.round(seconds * 10_000) / 10,
-          ip: this.clientIp ?? this.req.socket.remoteAddress,
-          user: this.user,
-          error: this.errorLine,
-        },
-        'request',
-      );
-    }
+    if (this.log) this.log.write(this.accessLine(status, bytes, seconds));
   }
 }
 

@@ -167,9 +167,24 @@ export class ProxySource implements ModuleSource {
   }
 }
 
-/** The go command sends '!' percent-encoded; so do we, in case an upstream is strict about it. */
-function wire(escaped: string): string {
-  return escaped.includes('!') ? escaped.replaceAll('!', '%21') : escaped;
+/**
+ * Escapes case-encoded path segments as the go command does (url.PathEscape per segment): '!' and
+ * anything outside A-Z a-z 0-9 - _ . ~ $ & + : = @ is percent-encoded. A query version may hold
+ * a space, '#', '%' or '&' (any file-name character); sent raw it would change the request.
+ */
+export function wire(escaped: string): string {
+  return SAFE.test(escaped) ? escaped : escaped.split('/').map(escapeSegment).join('/');
+}
+
+const SAFE = /^[A-Za-z0-9\-_.~$&+:=@/]*$/;
+
+function escapeSegment(seg: string): string {
+  let out = '';
+  for (const ch of seg) {
+    if (/[A-Za-z0-9\-_.~$&+:=@]/.test(ch)) out += ch;
+    else for (const b of Buffer.from(ch, 'utf8')) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** The first line of a text/plain error body, as the go command would print it. */
