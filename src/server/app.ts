@@ -194,7 +194,17 @@ export class ProxyApp {
           sendError(ex, new ProxyError('not-found', 'not found: this gomodproxy has no checksum database configured; the go command will contact the database directly'), this.o.log);
           return;
         }
-        sumdb.serve(ex, p.path).catch((err: unknown) => sendError(ex, err, this.o.log));
+        // The database proxy is for the same readers as modules no route covers.
+        let gate: GateResult;
+        try {
+          gate = this.gate(ex, this.routes.defaultRoute, `/sumdb/${p.path}`);
+        } catch (err) {
+          sendError(ex, err, this.o.log);
+          return;
+        }
+        Promise.resolve(gate)
+          .then(() => sumdb.serve(ex, p.path))
+          .catch((err: unknown) => sendError(ex, err, this.o.log));
         return;
       }
       case 'ops':

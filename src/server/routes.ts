@@ -84,6 +84,11 @@ export class RouteTable {
     this.allowList = config.allow ? compileMatch(config.allow) : null;
   }
 
+  /** The route of modules no other route covers. */
+  get defaultRoute(): Route {
+    return this.fallback;
+  }
+
   /** Every route's chain (for health, readiness and shutdown). */
   chains(): SourceChain[] {
     return [...new Set([...this.routes.map((r) => r.route.chain), this.fallback.chain])];
@@ -98,9 +103,13 @@ export class RouteTable {
     return r;
   }
 
-  /** Throws a 403 when policy refuses the module (or this version of it). */
+  /**
+   * Throws a 403 when policy refuses the module (or this version of it). The allow list governs
+   * what comes in from outside: private modules (the operator's own, from its own version
+   * control) are not subject to it; deny rules, being explicit, apply to every module.
+   */
   checkPolicy(modulePath: string, version?: string): void {
-    if (this.allowList && !this.allowList(modulePath)) {
+    if (this.allowList && !this.allowList(modulePath) && !this.routeFor(modulePath).private) {
       throw new ProxyError('forbidden', `${modulePath} is not on this proxy's allow list; ask its operator to allow it`);
     }
     for (const d of this.denyRules) {
