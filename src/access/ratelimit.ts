@@ -4,6 +4,7 @@
 // enough to be full again is the same as no bucket and is dropped, and a concurrency entry
 // exists only while its client has fetches running or waiting.
 import { isIP } from 'node:net';
+import { ProxyError } from '../errors.js';
 import type { Principal } from './types.js';
 
 export interface RateDecision {
@@ -121,14 +122,17 @@ export class RateLimiter {
   }
 }
 
-/** 429 for a client over its share; Retry-After says when to come back. */
-export class TooManyRequestsError extends Error {
-  readonly status = 429;
+/**
+ * 429 for a client over its share; Retry-After says when to come back. A ProxyError, so wherever
+ * it surfaces (a fetch slot refused deep inside a miss) the client gets the 429 and its line,
+ * not a 500.
+ */
+export class TooManyRequestsError extends ProxyError {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
   ) {
-    super(message);
+    super('rate-limited', message, { headers: { 'Retry-After': String(retryAfterSeconds) } });
     this.name = 'TooManyRequestsError';
   }
 }

@@ -5,3 +5,4 @@ export type { Timeouts, Balance, ConfigInput } from './schema.js';
 export { parseGoProxyList, formatGoProxyList, redactURL, GoProxyListError } from './goproxy.js';
 export type { GoProxyEntry, Fallthrough } from './goproxy.js';
 export { parseDuration, parseSize, formatDuration } from './units.js';
+export { parseTrustedProxy } from './net.js';

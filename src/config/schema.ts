@@ -1,6 +1,7 @@
 // The single source of truth for every setting: YAML keys, GOMODPROXY_* variables and
 // their defaults all come from this schema (load.ts walks it to name the variables).
 import { z } from 'zod';
+import { parseTrustedProxy } from './net.js';
 import { parseDuration, parseSize } from './units.js';
 
 const durationIn = z.union([z.string(), z.number()]);
@@ -288,7 +289,18 @@ export const configSchema = z.strictObject({
     .optional(),
   /** Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For/-Proto are believed. */
   trustedProxies: z
-    .preprocess((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v), z.array(z.string().min(1)))
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v),
+      z.array(
+        z.string().superRefine((v, ctx) => {
+          try {
+            parseTrustedProxy(v.trim());
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        }),
+      ),
+    )
     .default([]),
   /** Data folder: the disk cache (itself a valid file:// GOPROXY) and the server's state. */
   data: z.string().min(1).default('./data'),
@@ -314,7 +326,7 @@ export const configSchema = z.strictObject({
   read: z.array(authRuleSchema).min(1).default(['anonymous']),
   /** Modules (or versions of them) refused with 403 and the reason. */
   deny: z.array(denySchema).default([]),
-  /** Allow-list mode: when set, only modules matching these patterns are served. */
+  /** Allow-list mode: when set, only public modules matching these patterns are served (private ones are the operator's own and exempt). */
   allow: patternList.optional(),
   /** Checksum database, GOSUMDB syntax: off, sum.golang.org, or "<name>+<hash>+<key> [url]". Default: $GOSUMDB, else sum.golang.org. */
   sumdb: z.string().optional(),

@@ -169,13 +169,12 @@ export class ProxyApp {
 
   private judge(ex: Exchange, anonymousOk: boolean, d: AccessDecision): true {
     ex.fetchClient = d.client;
-    if (d.allowed) {
-      if (d.principal.method !== 'anonymous') {
-        ex.user = d.principal.name;
-        ex.authMethod = d.principal.method;
-      }
-      return true;
+    // Who it was, allowed or not: the audit log must name a signed-in user who was refused.
+    if (d.principal.method !== 'anonymous') {
+      ex.user = d.principal.name;
+      ex.authMethod = d.principal.method;
     }
+    if (d.allowed) return true;
     // Stale or foreign credentials (a .netrc line for another service) must not lock anyone out of
     // what anonymous users may read: on such routes a failed sign-in just counts as anonymous.
     if (d.status === 401 && anonymousOk) return true;
@@ -300,6 +299,17 @@ export class ProxyApp {
     // Longer than common load balancers' idle timeouts, so they close first and never hit a closed socket.
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 70_000;
+    // Requests too malformed for Node to parse (bad request line, oversized headers) still get one text line.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const body = `${tooLarge ? 'request headers too large' : 'malformed HTTP request'}; a Go module proxy answers GET /<module>/@v/<version>.info and the like\n`;
+      const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

@@ -1,8 +1,20 @@
 // Who is on the other end: the socket's address, or, when the socket belongs to a reverse proxy
 // we trust, the address it reports in X-Forwarded-For. Headers from anyone else are ignored,
-// so a client cannot pick its own address for rate limits and the audit log.
+// so a client cannot pick its own address for rate limits and the audit log. (X-Forwarded-Proto
+// is not used: gomodproxy builds no absolute URLs, so it never needs to know the client's scheme.)
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
+import { parseTrustedProxy } from '../config/index.js';
+
+/** An X-Forwarded-For hop as an address: plain, or with a port as some proxies write it (1.2.3.4:5678, [2001:db8::1]:5678). */
+function hopAddress(hop: string): string | null {
+  if (isIP(hop) !== 0) return hop;
+  const v6 = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$/.exec(hop);
+  if (v6 && isIP(v6[1] as string) === 6) return v6[1] as string;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(hop);
+  if (v4 && isIP(v4[1] as string) === 4) return v4[1] as string;
+  return null;
+}
 
 export class ClientAddresses {
   private readonly trusted: BlockList | null;
@@ -14,12 +26,9 @@ export class ClientAddresses {
     }
     const list = new BlockList();
     for (const entry of trustedProxies) {
-      const [addr, bits] = entry.split('/');
-      const family = isIP(addr ?? '');
-      if (family === 0) throw new Error(`trustedProxies: "${entry}" is not an IP address or CIDR range`);
-      const type = family === 6 ? 'ipv6' : 'ipv4';
-      if (bits === undefined) list.addAddress(addr as string, type);
-      else list.addSubnet(addr as string, Number(bits), type);
+      const { address, family, prefix } = parseTrustedProxy(entry.trim());
+      if (prefix === undefined) list.addAddress(address, family);
+      else list.addSubnet(address, prefix, family);
     }
     this.trusted = list;
   }
@@ -40,18 +49,11 @@ export class ClientAddresses {
     if (!value) return remote;
     const hops = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
     for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = hops[i] as string;
-      if (isIP(hop) === 0) return remote;
+      const hop = hopAddress(hops[i] as string);
+      // Not an address ("unknown", garbage): nothing further left can be believed.
+      if (hop === null) return remote;
       if (!this.isTrusted(hop)) return hop;
     }
-    return hops[0] ?? remote;
-  }
-
-  /** https when the connection is TLS, or a trusted proxy says its client used TLS. */
-  protocol(req: IncomingMessage): 'http' | 'https' {
-    if ((req.socket as { encrypted?: boolean }).encrypted) return 'https';
-    if (!this.isTrusted(req.socket.remoteAddress ?? '')) return 'http';
-    const proto = req.headers['x-forwarded-proto'];
-    return typeof proto === 'string' && proto.split(',')[0]?.trim().toLowerCase() === 'https' ? 'https' : 'http';
+    return hopAddress(hops[0] as string) ?? remote;
   }
 }

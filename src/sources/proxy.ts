@@ -73,7 +73,7 @@ export class ProxySource implements ModuleSource {
     const size = typeof len === 'string' && /^\d+$/.test(len) ? Number(len) : undefined;
     if (size !== undefined && size > MAX_ZIP_BYTES) {
       discard(res.body);
-      throw new ProxyError('upstream', `upstream ${this.id} offers a ${size}-byte zip for ${mod.path}@${v.version}, over the go command's 500 MiB limit; the module cannot be used`);
+      throw new ProxyError('upstream', `upstream ${this.id} offers a ${size}-byte zip for ${mod.path}@${v.version}, over the go command's 500 MiB limit; the module cannot be used`, { upstreamStatus: 200 });
     }
     return { stream: res.body as Readable, size };
   }
@@ -88,7 +88,8 @@ export class ProxySource implements ModuleSource {
     const len = Number(res.headers['content-length'] ?? -1);
     if (len > max) {
       discard(res.body);
-      throw new ProxyError('upstream', `upstream ${this.id} answered ${len} bytes for ${what}, over the ${max}-byte limit for this kind of file`);
+      // An answer about this file, not an outage: it must not rest the upstream for every module.
+      throw new ProxyError('upstream', `upstream ${this.id} answered ${len} bytes for ${what}, over the ${max}-byte limit for this kind of file`, { upstreamStatus: 200 });
     }
     const chunks: Buffer[] = [];
     let total = 0;
@@ -97,7 +98,7 @@ export class ProxySource implements ModuleSource {
         total += (chunk as Buffer).length;
         if (total > max) {
           discard(res.body);
-          throw new ProxyError('upstream', `upstream ${this.id} sent more than ${max} bytes for ${what}, over the limit for this kind of file`);
+          throw new ProxyError('upstream', `upstream ${this.id} sent more than ${max} bytes for ${what}, over the limit for this kind of file`, { upstreamStatus: 200 });
         }
         chunks.push(chunk as Buffer);
       }
