@@ -2,16 +2,16 @@
 // does in modfetch/coderepo.go: x/mod's zip.Create over the listed files, whose rules decide which
 // files are left out (vendored packages, nested modules, symlinks…) and which make the whole
 // version invalid.
-import { createHash } from 'node:crypto';
-import { PassThrough, Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import yazl from 'yazl';
+import { createHash, hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import { canonicalVersion, check as checkModuleVersion, checkFilePath, ModuleError } from '../module/index.js';
 import { CollisionChecker } from './collisions.js';
 import { hash1Bytes, type HashedName } from './dirhash.js';
 import { quote, ZipError } from './errors.js';
 import { cleanPath, goLang, isGoModFold, langAtLeast, splitPath } from './gopath.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
+import { deflateSmall, METHOD_DEFLATE, METHOD_STORE, SegmentDeflater, ZipWriter } from './zipwriter.js';
 
 /** One entry of a module's file tree. */
 export interface ZipSourceFile {
@@ -207,121 +207,95 @@ export function planModuleZip(files: ZipSourceFile[], opts: ModuleZipOptions): Z
   return { include, omitted };
 }
 
-// A fixed timestamp keeps our zips reproducible; the go command ignores times (and writes zero).
-const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
+/** Files up to this size are read whole and deflated in one call; bigger ones are streamed. */
+const SMALL_FILE = 256 << 10;
 
 /**
- * Writes the module zip of `files` to `out` (deflate, fixed timestamps, no directory entries,
- * entries named `<module>@<version>/<name>`), reading one file at a time and never holding the
- * zip in memory, and returns its h1 (computed from the data as it streams) and its size in bytes.
+ * Writes the module zip of `files` to `out` (deflate, or store where deflate gains nothing;
+ * fixed timestamps, no directory entries, entries named `<module>@<version>/<name>`), reading
+ * one file at a time and never holding the zip in memory, and returns its h1 (computed from the
+ * data as it streams) and its size in bytes. A small file is held whole while it is compressed;
+ * a large one passes through in segments of a megabyte. `out`'s backpressure is respected.
  * `out` is ended on success and destroyed on failure. Throws ZipError as planModuleZip does, or
- * when a file's stream does not yield its declared size.
+ * when a file's stream does not yield its declared size; a source's own error is passed on.
  */
 export async function writeModuleZip(
   files: ZipSourceFile[],
   opts: ModuleZipOptions,
   out: NodeJS.WritableStream,
 ): Promise<{ h1: string; size: number }> {
-  const plan = planModuleZip(files, opts);
-  const prefix = `${opts.modulePath}@${opts.version}/`;
-  const zip = new yazl.ZipFile();
-  const output = zip.outputStream as PassThrough;
-  const hashes: HashedName[] = [];
-  let failed = false;
-  // The one source being read (yazl pumps entries one after another).
-  let current: NodeJS.ReadableStream | undefined;
-  const abort = (err: unknown): void => {
-    if (failed) return;
-    failed = true;
-    if (current) release(current);
-    output.destroy(err instanceof Error ? err : new Error(String(err)));
-  };
-  zip.on('error', abort);
-
-  for (const f of plan.include) {
-    const entryName = prefix + f.name;
-    zip.addReadStreamLazy(
-      entryName,
-      { compress: true, mtime: FIXED_MTIME, forceDosTimestamp: true, mode: 0o100644, size: f.size },
-      (cb) => {
-        if (failed) {
-          cb(new Error('aborted'), new PassThrough());
-          return;
-        }
-        Promise.resolve()
-          .then(() => f.open())
-          .then(
-            (src) => {
-              if (failed) {
-                release(src);
-                return;
-              }
-              current = src;
-              cb(null, src.pipe(hashing(opts, f, entryName, hashes, abort, src)));
-            },
-            (err: unknown) => abort(err),
-          );
-      },
-    );
-  }
-  zip.end();
-
-  let size = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const w = new ZipWriter(out);
+  // The one source being read (the next is opened only once this one is consumed: a git
+  // source may serve every file from one `git cat-file --batch`, in order).
+  let src: NodeJS.ReadableStream | undefined;
   try {
-    await pipeline(output, counter, out);
+    const plan = planModuleZip(files, opts);
+    const prefix = `${opts.modulePath}@${opts.version}/`;
+    const hashes: HashedName[] = [];
+    for (const f of plan.include) {
+      const name = Buffer.from(prefix + f.name, 'utf8');
+      if (name.length > 0xffff) {
+        throw new ZipError(`cannot create module zip for ${opts.modulePath}@${opts.version}: file ${quote(f.name)}: name too long for a zip file`);
+      }
+      // A failed output stops the work before another file is opened.
+      w.check();
+      src = await f.open();
+      const sha256 = f.size <= SMALL_FILE ? await addSmall(w, name, src, f, opts) : await addStreamed(w, name, src, f, opts);
+      src = undefined;
+      hashes.push({ name, sha256 });
+    }
+    const size = await w.finish();
+    return { h1: hash1Bytes(hashes), size };
   } catch (err) {
-    abort(err);
+    if (src) release(src);
+    w.abort(err);
     throw err;
   }
-  return { h1: hash1Bytes(hashes), size };
 }
 
-/** Passes a file's bytes on to the zip while hashing them and holding them to the declared size. */
-function hashing(
-  opts: ModuleZipOptions,
-  f: ZipSourceFile,
-  entryName: string,
-  hashes: HashedName[],
-  abort: (err: unknown) => void,
-  src: NodeJS.ReadableStream,
-): Transform {
-  const sha = createHash('sha256');
+/** A small file: read whole, hashed, deflated (or stored) and written with its sizes up front. */
+async function addSmall(w: ZipWriter, name: Buffer, src: NodeJS.ReadableStream, f: ZipSourceFile, opts: ModuleZipOptions): Promise<Buffer> {
+  const chunks: Buffer[] = [];
   let n = 0;
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      n += chunk.length;
-      if (n > f.size) {
-        done(sizeChanged(opts, f, n));
-        return;
-      }
-      sha.update(chunk);
-      done(null, chunk);
-    },
-    flush(done) {
-      if (n !== f.size) {
-        done(sizeChanged(opts, f, n));
-        return;
-      }
-      hashes.push({ name: Buffer.from(entryName, 'utf8'), sha256: sha.digest() });
-      done();
-    },
-  });
-  // pipe() forwards no errors: either side failing fails the whole zip.
-  src.on('error', (err) => {
-    t.destroy();
-    abort(err);
-  });
-  t.on('error', (err) => {
-    release(src);
-    abort(err);
-  });
-  return t;
+  for await (const c of src) {
+    const b = asBuffer(c);
+    n += b.length;
+    // Leaving the loop destroys the source: nothing more is read from it.
+    if (n > f.size) throw sizeChanged(opts, f, n);
+    chunks.push(b);
+  }
+  if (n !== f.size) throw sizeChanged(opts, f, n);
+  const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, n);
+  const deflated = deflateSmall(data);
+  if (deflated) await w.addEntry(name, METHOD_DEFLATE, zlib.crc32(data), deflated, n);
+  else await w.addEntry(name, METHOD_STORE, zlib.crc32(data), data, n);
+  return hash('sha256', data, 'buffer');
+}
+
+/** A large file: deflated as it is read, its CRC-32 and sizes in a data descriptor after it. */
+async function addStreamed(w: ZipWriter, name: Buffer, src: NodeJS.ReadableStream, f: ZipSourceFile, opts: ModuleZipOptions): Promise<Buffer> {
+  await w.startStreamed(name);
+  const deflater = new SegmentDeflater((b) => w.data(b));
+  const sha = createHash('sha256');
+  let crc = 0;
+  let n = 0;
+  for await (const c of src) {
+    const b = asBuffer(c);
+    n += b.length;
+    if (n > f.size) throw sizeChanged(opts, f, n);
+    sha.update(b);
+    crc = zlib.crc32(b, crc);
+    await deflater.write(b);
+  }
+  if (n !== f.size) throw sizeChanged(opts, f, n);
+  await deflater.end();
+  await w.endStreamed(crc, n);
+  return sha.digest();
+}
+
+function asBuffer(c: string | Buffer | Uint8Array): Buffer {
+  if (Buffer.isBuffer(c)) return c;
+  return typeof c === 'string' ? Buffer.from(c, 'utf8') : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 }
 
 function release(s: NodeJS.ReadableStream): void {
