@@ -8,7 +8,7 @@ import { CollisionChecker } from './collisions.js';
 import { hash1Bytes, type HashedName } from './dirhash.js';
 import { quote, ZipError } from './errors.js';
 import { cleanPath, isGoModFold, splitPath } from './gopath.js';
-import { resolveLimits, type ZipLimits } from './limits.js';
+import { resolveLimits, type ResolvedLimits, type ZipLimits } from './limits.js';
 import { isEncrypted, isSystemError, OpenZip, unixFileType, ZipFormatError, type RawEntry } from './zipreader.js';
 
 export interface CheckedZip {
@@ -23,7 +23,7 @@ export interface CheckedZip {
   goMod?: Buffer;
 }
 
-const EMPTY_SHA256 = createHash('sha256').digest();
+export const EMPTY_SHA256 = createHash('sha256').digest();
 const S_IFREG = 0o100000;
 
 /**
@@ -42,37 +42,14 @@ export async function checkModuleZip(
   limits?: ZipLimits,
 ): Promise<CheckedZip> {
   const lim = resolveLimits(limits);
-  const where = `${modulePath}@${version}`;
-  const invalid = (cause: string, err?: unknown): ZipError =>
-    new ZipError(`module zip for ${where} is invalid: ${cause}`, err === undefined ? undefined : { cause: err });
-
-  // zip.CheckZip refuses a malformed module path or version before looking at the file.
-  const canon = canonicalVersion(version);
-  if (canon !== version) throw invalid(`version ${quote(version)} is not canonical (should be ${quote(canon)})`);
+  const invalid = invalidFor(modulePath, version);
+  checkZipTarget(modulePath, version);
+  const zip = await openZip(zipPath, lim, invalid);
   try {
-    checkModuleVersion(modulePath, version);
-  } catch (err) {
-    if (err instanceof ModuleError) throw invalid(err.message, err);
-    throw err;
-  }
-
-  let zip: OpenZip;
-  try {
-    zip = await OpenZip.open(zipPath, lim.maxZipSize);
-  } catch (err) {
-    if (err instanceof ZipFormatError) throw invalid(err.message, err);
-    throw err;
-  }
-  try {
-    const plan = checkNames(zip.entries, `${modulePath}@${version}/`, lim);
-    if (plan.sizeError !== undefined) throw invalid(plan.sizeError);
-    if (plan.problems.length > 0) {
-      const more = plan.problems.length - 1;
-      throw invalid(`${plan.problems[0]}${more > 0 ? ` (and ${more} more problem${more > 1 ? 's' : ''})` : ''}`);
-    }
+    const plan = planZip(zip.entries, modulePath, version, lim);
 
     // Read in file order so the disk sees one forward sweep, whatever the directory order.
-    const byOffset = [...zip.entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset || a.index - b.index);
+    const byOffset = entriesByOffset(zip.entries);
     const hashes: HashedName[] = [];
     let goMod: Buffer | undefined;
     for (const e of byOffset) {
@@ -91,31 +68,101 @@ export async function checkModuleZip(
       if (chunks) goMod = Buffer.concat(chunks);
       hashes.push({ name: e.nameBytes, sha256: data.sha256 });
     }
-    const result: CheckedZip = {
-      h1: hash1Bytes(hashes),
-      files: plan.files,
-      uncompressedSize: plan.totalSize,
-      hasGoMod: goMod !== undefined,
-    };
-    if (goMod !== undefined) result.goMod = goMod;
-    return result;
+    return checkedZip(hashes, plan, goMod);
   } catch (err) {
-    if (err instanceof ZipError || isSystemError(err)) throw err;
-    if (err instanceof ZipFormatError) throw invalid(err.message, err);
-    throw err;
+    throw asZipError(err, invalid);
   } finally {
     await zip.close();
   }
 }
 
-interface EntryPlan {
+// The steps of checkModuleZip, shared with the streaming checker (stream.ts), which must fail and
+// succeed exactly as checkModuleZip does.
+
+/** Builds the ZipError for a problem of modulePath@version's zip. */
+export function invalidFor(modulePath: string, version: string): (cause: string, err?: unknown) => ZipError {
+  const where = `${modulePath}@${version}`;
+  return (cause, err) =>
+    new ZipError(`module zip for ${where} is invalid: ${cause}`, err === undefined ? undefined : { cause: err });
+}
+
+/** zip.CheckZip refuses a malformed module path or version before looking at the file. */
+export function checkZipTarget(modulePath: string, version: string): void {
+  const invalid = invalidFor(modulePath, version);
+  const canon = canonicalVersion(version);
+  if (canon !== version) throw invalid(`version ${quote(version)} is not canonical (should be ${quote(canon)})`);
+  try {
+    checkModuleVersion(modulePath, version);
+  } catch (err) {
+    if (err instanceof ModuleError) throw invalid(err.message, err);
+    throw err;
+  }
+}
+
+/** Opens the zip and reads its central directory (format problems become ZipErrors). */
+export async function openZip(
+  zipPath: string,
+  lim: ResolvedLimits,
+  invalid: (cause: string, err?: unknown) => ZipError,
+): Promise<OpenZip> {
+  try {
+    return await OpenZip.open(zipPath, lim.maxZipSize);
+  } catch (err) {
+    if (err instanceof ZipFormatError) throw invalid(err.message, err);
+    throw err;
+  }
+}
+
+/** The module rules over the central directory's names and declared sizes; throws the first problem. */
+export function planZip(entries: RawEntry[], modulePath: string, version: string, lim: ResolvedLimits): NamePlan {
+  const rules = new NameRules(`${modulePath}@${version}/`, lim);
+  for (const e of entries) rules.add(e);
+  return acceptPlan(rules.plan, modulePath, version);
+}
+
+/** Throws the plan's first problem (as checkModuleZip reports it), or returns the plan. */
+export function acceptPlan(plan: NamePlan, modulePath: string, version: string): NamePlan {
+  const invalid = invalidFor(modulePath, version);
+  if (plan.sizeError !== undefined) throw invalid(plan.sizeError);
+  if (plan.problems.length > 0) {
+    const more = plan.problems.length - 1;
+    throw invalid(`${plan.problems[0]}${more > 0 ? ` (and ${more} more problem${more > 1 ? 's' : ''})` : ''}`);
+  }
+  return plan;
+}
+
+/** Entries in the order of their data in the file (directory order breaks ties). */
+export function entriesByOffset(entries: RawEntry[]): RawEntry[] {
+  return [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset || a.index - b.index);
+}
+
+/** The result, once every entry's data has been checked (hashes in file order). */
+export function checkedZip(hashes: HashedName[], plan: NamePlan, goMod: Buffer | undefined): CheckedZip {
+  const result: CheckedZip = {
+    h1: hash1Bytes(hashes),
+    files: plan.files,
+    uncompressedSize: plan.totalSize,
+    hasGoMod: goMod !== undefined,
+  };
+  if (goMod !== undefined) result.goMod = goMod;
+  return result;
+}
+
+/** How checkModuleZip reports a failure while reading entries. */
+export function asZipError(err: unknown, invalid: (cause: string, err?: unknown) => ZipError): unknown {
+  if (err instanceof ZipError || isSystemError(err)) return err;
+  if (err instanceof ZipFormatError) return invalid(err.message, err);
+  return err;
+}
+
+export interface EntryPlan {
   /** The name relative to the module root, as it appears after the prefix. */
   rel: string;
   isDir: boolean;
   isGoMod: boolean;
 }
 
-interface NamePlan {
+export interface NamePlan {
   entries: Map<RawEntry, EntryPlan>;
   problems: string[];
   sizeError: string | undefined;
@@ -123,19 +170,31 @@ interface NamePlan {
   totalSize: number;
 }
 
-/** zip.CheckZip's pass over the names and declared sizes, then our own refusals, per entry. */
-function checkNames(entries: RawEntry[], prefix: string, lim: ReturnType<typeof resolveLimits>): NamePlan {
-  const out: NamePlan = { entries: new Map(), problems: [], sizeError: undefined, files: 0, totalSize: 0 };
-  const collisions = new CollisionChecker();
-  for (const e of entries) {
+/**
+ * zip.CheckZip's pass over the names and declared sizes, then our own refusals, per entry, in
+ * central directory order. Entry by entry, so that the streaming checker can apply it to the
+ * central directory as it arrives.
+ */
+export class NameRules {
+  readonly plan: NamePlan = { entries: new Map(), problems: [], sizeError: undefined, files: 0, totalSize: 0 };
+  private readonly collisions = new CollisionChecker();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly lim: ResolvedLimits,
+  ) {}
+
+  add(e: RawEntry): void {
+    const { prefix, lim, collisions } = this;
+    const out = this.plan;
     const full = e.name;
     if (full === undefined) {
       out.problems.push(`file name ${quote(e.nameBytes.toString('utf8'))} is not valid UTF-8`);
-      continue;
+      return;
     }
     if (!full.startsWith(prefix)) {
       out.problems.push(`file ${quote(full)} does not have prefix ${quote(prefix)}`);
-      continue;
+      return;
     }
     const rel = full.slice(prefix.length);
     const isDir = rel === '' || rel.endsWith('/');
@@ -143,39 +202,39 @@ function checkNames(entries: RawEntry[], prefix: string, lim: ReturnType<typeof 
     if (rel === '') {
       // The module root's own directory entry: CheckZip skips it, HashZip still hashes it.
       if (e.uncompressedSize !== 0) out.problems.push(`file ${quote(rel)} is a directory with contents`);
-      continue;
+      return;
     }
     const name = isDir ? rel.slice(0, -1) : rel;
     if (cleanPath(name) !== name) {
       out.problems.push(`file ${quote(rel)} is not clean`);
-      continue;
+      return;
     }
     try {
       checkFilePath(name);
     } catch (err) {
       if (!(err instanceof ModuleError)) throw err;
       out.problems.push(err.message);
-      continue;
+      return;
     }
     const clash = collisions.check(name, isDir);
     if (clash !== undefined) {
       out.problems.push(clash);
-      continue;
+      return;
     }
     if (isDir) {
       // Go's reader fails to open a directory entry that claims contents, so HashZip would fail.
       if (e.uncompressedSize !== 0) out.problems.push(`file ${quote(rel)} is a directory with contents`);
-      continue;
+      return;
     }
     const base = splitPath(name)[1];
     if (isGoModFold(base)) {
       if (base !== name) {
         out.problems.push(`file ${quote(rel)}: go.mod file not in module root directory`);
-        continue;
+        return;
       }
       if (name !== 'go.mod') {
         out.problems.push(`file ${quote(rel)}: go.mod files must have lowercase names`);
-        continue;
+        return;
       }
     }
     const sz = e.uncompressedSize;
@@ -186,28 +245,27 @@ function checkNames(entries: RawEntry[], prefix: string, lim: ReturnType<typeof 
     }
     if (name === 'go.mod' && sz > lim.maxGoModSize) {
       out.problems.push(`go.mod file too large (max size is ${lim.maxGoModSize} bytes)`);
-      continue;
+      return;
     }
     if (name === 'LICENSE' && sz > lim.maxLicenseSize) {
       out.problems.push(`LICENSE file too large (max size is ${lim.maxLicenseSize} bytes)`);
-      continue;
+      return;
     }
     // Beyond x/mod: what only shows when the data is read, decided up front from the headers.
     if (e.method !== 0 && e.method !== 8) {
       out.problems.push(`file ${quote(rel)} uses unsupported compression method ${e.method} (only store and deflate are allowed)`);
-      continue;
+      return;
     }
     if (isEncrypted(e)) {
       out.problems.push(`file ${quote(rel)} is encrypted`);
-      continue;
+      return;
     }
     const type = unixFileType(e);
     if (type !== 0 && type !== S_IFREG) {
       out.problems.push(`file ${quote(rel)} is ${type === 0o120000 ? 'a symbolic link' : 'not a regular file'}`);
-      continue;
+      return;
     }
     out.files++;
     if (name === 'go.mod') (out.entries.get(e) as EntryPlan).isGoMod = true;
   }
-  return out;
 }

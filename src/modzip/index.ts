@@ -1,5 +1,6 @@
 // Module zip files: checking untrusted ones, creating them from a file tree, and the h1 hash.
 export { checkModuleZip, type CheckedZip } from './check.js';
+export { StreamingZipCheck } from './stream.js';
 export {
   isVendoredPackage,
   planModuleZip,

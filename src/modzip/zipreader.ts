@@ -183,7 +183,7 @@ class WindowReader extends yauzl.RandomAccessReader {
   }
 }
 
-interface DirectoryEnd {
+export interface DirectoryEnd {
   entryCount: number;
   cdOffset: number;
   cdSize: number;
@@ -195,7 +195,7 @@ interface DirectoryEnd {
  * trailing bytes), and the central directory ends exactly where the (zip64) end record begins.
  * Go tolerates prepended data and gaps by guessing a base offset; a module zip never needs that.
  */
-async function locateDirectory(fh: FileHandle, size: number): Promise<DirectoryEnd> {
+export async function locateDirectory(fh: FileHandle, size: number): Promise<DirectoryEnd> {
   if (size < EOCD_LEN) throw new ZipFormatError(size === 0 ? 'not a zip file (empty)' : 'not a zip file (too short)');
   const tailLen = Math.min(size, LOCATOR_LEN + EOCD_LEN + 0xffff);
   const tailStart = size - tailLen;
@@ -286,20 +286,10 @@ function readEntries(win: FileWindow, size: number, dir: DirectoryEnd): Promise<
         zf.on('entry', (e: yauzl.Entry) => {
           cdBytes += CENTRAL_LEN + e.fileNameLength + e.extraFieldLength + e.fileCommentLength;
           const nameBytes = Buffer.from(e.fileNameRaw);
-          let name: string | undefined;
-          try {
-            name = utf8.decode(nameBytes);
-            // The name must be exactly its bytes again, or Go and we would compare different strings.
-            if (Buffer.byteLength(name, 'utf8') !== nameBytes.length || !Buffer.from(name, 'utf8').equals(nameBytes)) {
-              name = undefined;
-            }
-          } catch {
-            name = undefined;
-          }
           entries.push({
             index: entries.length,
             nameBytes,
-            name,
+            name: entryName(nameBytes),
             flags: e.generalPurposeBitFlag,
             method: e.compressionMethod,
             crc32: e.crc32,
@@ -325,6 +315,18 @@ function readEntries(win: FileWindow, size: number, dir: DirectoryEnd): Promise<
       },
     );
   });
+}
+
+/** An entry's name as a string when it is valid UTF-8 that encodes back to the same bytes, else undefined. */
+export function entryName(nameBytes: Buffer): string | undefined {
+  try {
+    const name = utf8.decode(nameBytes);
+    // The name must be exactly its bytes again, or Go and we would compare different strings.
+    if (Buffer.byteLength(name, 'utf8') !== nameBytes.length || !Buffer.from(name, 'utf8').equals(nameBytes)) return undefined;
+    return name;
+  } catch {
+    return undefined;
+  }
 }
 
 function asFormatError(err: unknown): Error {

@@ -15,7 +15,7 @@ import { FileLocks } from '../cluster/filelock.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { escapeVersion } from '../module/index.js';
-import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
+import { StreamingZipCheck, ZipError, hashGoMod } from '../modzip/index.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_ZIP_BYTES, type FetchContext, type ModuleRef, type VersionRef, discard, withFetchSlot } from '../sources/index.js';
 import { checkInfo, checkMod } from './check.js';
 import type { Metrics } from './metrics.js';
@@ -343,6 +343,7 @@ export class Artifacts {
       let fh: FileHandle | undefined;
       let started = false;
       let releaseSlot: (() => void) | undefined;
+      let checker: StreamingZipCheck | undefined;
       try {
         const existing = await store.head(key);
         if (existing) {
@@ -370,6 +371,8 @@ export class Artifacts {
         started = true;
         ready(local);
         let written = 0;
+        // The zip is checked (and hashed) as it arrives, so little is left to do after its last byte.
+        checker = new StreamingZipCheck(r.mod.path, r.version.version);
         try {
           for await (const chunk of body.stream) {
             const buf = chunk as Buffer;
@@ -378,10 +381,14 @@ export class Artifacts {
               discard(body.stream);
               throw this.reject(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent more than 500 MiB for ${what}, over the go command's limit; gomodproxy did not cache it`), 'too-large');
             }
-            await fh.write(buf);
+            await Promise.all([fh.write(buf), checker.push(buf)]);
             local.progress(written);
           }
         } catch (err) {
+          if (err instanceof ZipError) {
+            discard(body.stream);
+            throw this.reject(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`), 'invalid-zip');
+          }
           if (err instanceof ProxyError) throw err;
           const pe = streamError(err, res.source.id, what, written, body.size);
           res.reportFailure(pe);
@@ -396,7 +403,7 @@ export class Artifacts {
         fh = undefined;
         let h1: string;
         try {
-          h1 = (await checkModuleZip(staging, r.mod.path, r.version.version)).h1;
+          h1 = (await checker.finish(staging)).h1;
         } catch (err) {
           if (!(err instanceof ZipError)) throw err;
           throw this.reject(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`), 'invalid-zip');
@@ -419,6 +426,7 @@ export class Artifacts {
         else throw pe;
       } finally {
         releaseSlot?.();
+        if (local.state() !== 'committed') checker?.abort();
         await fh?.close().catch(() => undefined);
         if (local.state() !== 'committed') await rm(staging, { force: true }).catch(() => undefined);
         await lock.release();
