@@ -8,6 +8,18 @@ import type { CacheResult, Metrics, ServedKind } from './metrics.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
 const PID = process.pid;
+
+let isoMs = 0;
+let iso = '';
+/** The current time in ISO 8601, formatted once per millisecond however many lines share it. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    iso = new Date(now).toISOString();
+  }
+  return iso;
+}
 export const CACHE_HEADER = 'X-Gomodproxy-Cache';
 export const STALE_HEADER = 'X-Gomodproxy-Stale';
 
@@ -50,7 +62,7 @@ export class Exchange {
    * built directly: it is written once per request, cached hits included.
    */
   private accessLine(status: number, bytes: number, seconds: number): string {
-    let line = `{"level":"info","time":"${new Date().toISOString()}","pid":${PID},"log":"access","method":${JSON.stringify(this.req.method ?? '')},"path":${JSON.stringify(this.req.url ?? '')},"kind":"${this.kind}"`;
+    let line = `{"level":"info","time":"${isoNow()}","pid":${PID},"log":"access","method":${JSON.stringify(this.req.method ?? '')},"path":${JSON.stringify(this.req.url ?? '')},"kind":"${this.kind}"`;
     if (this.module !== undefined) line += `,"module":${JSON.stringify(this.module)}`;
     if (this.version !== undefined) line += `,"version":${JSON.stringify(this.version)}`;
     line += `,"status":${status}`;
