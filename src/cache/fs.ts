@@ -3,7 +3,7 @@
 // disk at any byte leaves the old state or the whole new blob, never a part.
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, open, opendir, readFile, rename, rm, stat, unlink, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rm, stat, unlink, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ProxyError } from '../errors.js';
 import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore } from './blobstore.js';
@@ -41,14 +41,19 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async get(key: string): Promise<BlobReader | null> {
-    let fh;
+  /** Opens a blob's file for reading, or null when there is none. */
+  private async openBlob(key: string): Promise<FileHandle | null> {
     try {
-      fh = await open(this.localPath(key), 'r');
+      return await open(this.localPath(key), 'r');
     } catch (err) {
       if (isMissing(err)) return null;
       throw storageError(err, 'read');
     }
+  }
+
+  async get(key: string): Promise<BlobReader | null> {
+    const fh = await this.openBlob(key);
+    if (!fh) return null;
     try {
       const st = await fh.stat();
       if (!st.isFile()) {
@@ -66,13 +71,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   async getBuffer(key: string, maxBytes: number): Promise<{ stat: BlobStat; data: Buffer } | null> {
-    let fh;
-    try {
-      fh = await open(this.localPath(key), 'r');
-    } catch (err) {
-      if (isMissing(err)) return null;
-      throw storageError(err, 'read');
-    }
+    const fh = await this.openBlob(key);
+    if (!fh) return null;
     try {
       const st = await fh.stat();
       if (!st.isFile()) return null;
