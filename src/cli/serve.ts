@@ -93,7 +93,7 @@ function superviseWorkers(n: number, shutdownTimeoutMs: number, level: string): 
       flush();
       process.exit(1);
     }
-    log.error({ pid: worker.process.pid, code, signal }, 'worker exited; starting a new one');
+    log.error({ worker: worker.process.pid, code, signal }, 'worker exited; starting a new one');
     fork();
   });
   const stop = (signal: NodeJS.Signals): void => {
