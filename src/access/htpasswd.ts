@@ -88,7 +88,7 @@ export class HtpasswdFile {
   private constructor(
     readonly file: string,
     users: Map<string, string>,
-    private readonly opts: HtpasswdOptions,
+    opts: HtpasswdOptions,
   ) {
     this.users = users;
     this.watcher = new FileWatcher(

@@ -6,7 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import { ModuleError } from './errors.js';
 import { canonicalVersion, checkPathMajor, splitPathVersion } from './path.js';
 import { compare } from './semver.js';
-import { decodeUtf8Lossy, hasLoneSurrogate, invalidUtf8At, quote, quoteRune, unquote } from './text.js';
+import { decodeUtf8Lossy, hasLoneSurrogate, quote, quoteRune, unquote } from './text.js';
 import { isPrint, isSpace } from './unicode.js';
 
 export interface GoModModule {

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkModuleZip, hashZipFile, writeModuleZip, ZipError } from '../../src/modzip/index.js';
-import { goCheck, goCreate, goHashZip, listTree, makeTmp, rawZip, rng } from './helpers.js';
+import { goCheck, goCreate, goHashZip, listTree, makeTmp, mutate, rawZip, rng } from './helpers.js';
 
 const MOD = 'example.com/fuzz';
 const VER = 'v0.1.0';
@@ -70,73 +70,6 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-function mutate(seed: Buffer, rand: () => number): Buffer {
-  const b = Buffer.from(seed);
-  if (b.length < 8) return Buffer.concat([b, randomBytesFrom(rand, 1 + Math.floor(rand() * 30))]);
-  const pos = (): number => {
-    // Half of the damage goes to the last quarter, where the central directory and end records live.
-    if (rand() < 0.5) return Math.floor(b.length * 0.75 + rand() * b.length * 0.25);
-    return Math.floor(rand() * b.length);
-  };
-  if (rand() < 0.4) {
-    // Aim at a header field: find the records by signature and change one fixed-size field.
-    const records: [number, number][] = [];
-    for (let i = 0; i + 4 <= b.length; i++) {
-      if (b[i] !== 0x50 || b[i + 1] !== 0x4b) continue;
-      const sig = b.readUInt32LE(i);
-      const len = { 0x02014b50: 46, 0x04034b50: 30, 0x06054b50: 22, 0x06064b50: 56, 0x07064b50: 20, 0x08074b50: 16 }[sig];
-      if (len !== undefined) records.push([i, len]);
-    }
-    if (records.length > 0) {
-      const [at, len] = records[Math.floor(rand() * records.length)] as [number, number];
-      const off = at + 4 + 2 * Math.floor(rand() * ((len - 4) / 2));
-      if (off + 2 <= b.length) {
-        const edge = [0, 1, 2, 8, 0x800, 0x808, 0xffff, 0x0314, 0x1314, 0xa1ff, 0x8000, (b.readUInt16LE(off) + 1) & 0xffff];
-        b.writeUInt16LE(edge[Math.floor(rand() * edge.length)] as number, off);
-      }
-      return b;
-    }
-  }
-  switch (Math.floor(rand() * 6)) {
-    case 0: {
-      const k = 1 + Math.floor(rand() * 3);
-      for (let i = 0; i < k; i++) b[Math.min(pos(), b.length - 1)] = Math.floor(rand() * 256);
-      return b;
-    }
-    case 1: {
-      const p = Math.min(pos(), b.length - 1);
-      b[p] = (b[p] as number) ^ (1 << Math.floor(rand() * 8));
-      return b;
-    }
-    case 2:
-      return b.subarray(0, Math.floor(rand() * b.length));
-    case 3: {
-      const p = Math.min(pos(), b.length - 4);
-      const edge = [0, 1, 0xff, 0xffff, 0xffffffff, 0x7fffffff, 0x10000, (b.readUInt32LE(p) + 1) >>> 0];
-      b.writeUInt32LE(edge[Math.floor(rand() * edge.length)] as number, p);
-      return b;
-    }
-    case 4: {
-      const p = pos();
-      const len = 1 + Math.floor(rand() * 8);
-      return rand() < 0.5
-        ? Buffer.concat([b.subarray(0, p), randomBytesFrom(rand, len), b.subarray(p)])
-        : Buffer.concat([b.subarray(0, p), b.subarray(p + len)]);
-    }
-    default: {
-      const p = Math.min(pos(), b.length - 2);
-      const edge = [0, 1, 0xffff, 8, 0x0800, 0x0808, 0x0809];
-      b.writeUInt16LE(edge[Math.floor(rand() * edge.length)] as number, p);
-      return b;
-    }
-  }
-}
-
-function randomBytesFrom(rand: () => number, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(rand() * 256);
-  return b;
-}
 
 function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

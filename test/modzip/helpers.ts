@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 // Shared by the modzip tests: the Go oracle (test/gotools/modzip), file trees on disk, and a
 // byte-level zip writer for zips no well-behaved library would produce.
 import { createReadStream } from 'node:fs';
@@ -190,4 +191,130 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+// ---- zips built entry by entry, shared by the check and stream tests ----
+
+export const MOD = 'example.com/m';
+export const VER = 'v1.0.0';
+export const P = `${MOD}@${VER}/`;
+export const GOMOD = Buffer.from(`module ${MOD}\n\ngo 1.21\n`);
+
+/** An entry of MOD@VER named relative to the module root. */
+export const e = (name: string | Buffer, data: string | Buffer = 'x', more: Partial<RawEntry> = {}): RawEntry => ({
+  name: typeof name === 'string' ? P + name : Buffer.concat([Buffer.from(P), name]),
+  data: typeof data === 'string' ? Buffer.from(data) : data,
+  ...more,
+});
+
+// Each case: the zip, what our message must mention, and whether x/mod (CheckZip, HashZip, Unzip)
+// rejects it too. Where Go accepts, we are deliberately stricter.
+export const HOSTILE_ZIPS: [string, () => Buffer, RegExp, boolean][] = [
+  ['entry outside the prefix', () => rawZip([e('go.mod', GOMOD), { name: 'other/x.go', data: Buffer.from('x') }]), /does not have prefix/, true],
+  ['entry for another version', () => rawZip([{ name: `${MOD}@v1.0.1/a.go`, data: Buffer.from('x') }]), /prefix/, true],
+  ['../ path', () => rawZip([e('../x.go')]), /malformed file path|not clean/, true],
+  ['not clean path', () => rawZip([e('a/../b.go')]), /not clean/, true],
+  ['double slash', () => rawZip([e('a//b.go')]), /not clean/, true],
+  ['absolute path', () => rawZip([{ name: `/${P}a.go`, data: Buffer.from('x') }]), /prefix/, true],
+  ['leading slash after the prefix', () => rawZip([e('/a.go')]), /malformed file path "\/a\.go"/, true],
+  ['backslash', () => rawZip([e('a\\b.go')]), /malformed file path/, true],
+  ['duplicate names', () => rawZip([e('a.go', '1'), e('a.go', '2')]), /multiple entries for file "a.go"/, true],
+  ['case-colliding names', () => rawZip([e('a.go'), e('A.go')]), /case-insensitive file name collision/, true],
+  ['case-colliding directories', () => rawZip([e('x/a.go'), e('X/b.go')]), /case-insensitive file name collision/, true],
+  ['file/dir clash', () => rawZip([e('a'), e('a/b.go')]), /both a file and a directory/, true],
+  ['file/dir-entry clash', () => rawZip([e('a/', ''), e('a')]), /both a file and a directory/, true],
+  ['GO.MOD', () => rawZip([e('GO.MOD', GOMOD)]), /go\.mod files must have lowercase names/, true],
+  ['go.mod in a subdirectory', () => rawZip([e('go.mod', GOMOD), e('sub/go.mod', GOMOD)]), /not in module root/, true],
+  ['go.mod over 16 MiB (declared)', () => rawZip([e('go.mod', GOMOD, { usize: (16 << 20) + 1 })]), /go\.mod file too large/, true],
+  ['LICENSE over 16 MiB (declared)', () => rawZip([e('LICENSE', 'MIT', { usize: (16 << 20) + 1 })]), /LICENSE file too large/, true],
+  [
+    'total over 500 MiB (declared)',
+    () => rawZip([e('a.bin', 'a', { usize: 300 << 20 }), e('b.bin', 'b', { usize: 300 << 20 })]),
+    /total uncompressed size of module contents too large/,
+    true,
+  ],
+  ['bad CRC', () => rawZip([e('a.go', 'package a\n', { crc: 0xdeadbeef })]), /bad CRC-32/, true],
+  ['bad CRC, stored', () => rawZip([e('a.go', 'package a\n', { crc: 1, method: 0 })]), /bad CRC-32/, true],
+  ['bad CRC in the data descriptor', () => rawZip([e('a.go', 'abc', { descriptor: 'sig', descriptorCrc: 7 })]), /data descriptor/, true],
+  ['unsupported method', () => rawZip([e('a.go', 'abc', { method: 12, payload: Buffer.from('abc') })]), /unsupported compression method 12/, true],
+  ['declared size larger than the data', () => rawZip([e('a.go', 'abc', { usize: 10 })]), /shorter than its declared size/, true],
+  ['declared size smaller than the data', () => rawZip([e('a.go', 'abcdef', { usize: 3 })]), /larger than its declared size/, true],
+  ['stored sizes disagree', () => rawZip([e('a.go', 'abcdef', { method: 0, usize: 3 })]), /./, true],
+  ['truncated deflate stream', () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100) })]), /corrupt compressed data|declared/, true],
+  ['garbage deflate stream', () => rawZip([e('a.go', 'abc', { payload: Buffer.from([0xff, 0xff, 0xff, 0xff]) })]), /corrupt compressed data/, true],
+  ['directory entry with contents', () => rawZip([e('d/', 'data', { method: 0 })]), /directory with contents/, true],
+  ['non-UTF-8 name', () => rawZip([e(Buffer.from([0x61, 0xff, 0x2e, 0x67, 0x6f]))]), /UTF-8/, true],
+  ['name starting with a byte order mark', () => rawZip([{ name: `\ufeff${P}a.go`, data: Buffer.from('x') }]), /prefix/, true],
+  ['name with a newline', () => rawZip([e('a\nb.go')]), /malformed file path/, true],
+  ['name with a line separator', () => rawZip([e('a\u2028b.go')]), /malformed file path/, true],
+  ['encrypted flag', () => rawZip([e('a.go', 'abc', { flags: 0x801 })]), /encrypted/, false],
+  ['symlink entry', () => rawZip([e('a.go', '/etc/passwd', { externalAttrs: (0o120777 << 16) >>> 0 })]), /symbolic link/, false],
+  ['fifo entry', () => rawZip([e('a.go', '', { externalAttrs: (0o010644 << 16) >>> 0 })]), /not a regular file/, false],
+  ['HTML instead of a zip', () => Buffer.from('<!DOCTYPE html>\n<html><body>404 page not found</body></html>\n'), /not a zip file/, true],
+  ['empty file', () => Buffer.alloc(0), /not a zip file/, true],
+  ['garbage', () => randomBytes(4096), /not a zip file/, true],
+];
+
+
+/** A zip damaged at random, half the time in its end records, where the directory and its fields live. */
+export function mutate(seed: Buffer, rand: () => number): Buffer {
+  const b = Buffer.from(seed);
+  if (b.length < 8) return Buffer.concat([b, randomBytesFrom(rand, 1 + Math.floor(rand() * 30))]);
+  const pos = (): number => (rand() < 0.5 ? Math.floor(b.length * 0.75 + rand() * b.length * 0.25) : Math.floor(rand() * b.length));
+  if (rand() < 0.4) {
+    // A header field: local headers and descriptors matter as much as the central directory here.
+    const records: [number, number][] = [];
+    for (let i = 0; i + 4 <= b.length; i++) {
+      if (b[i] !== 0x50 || b[i + 1] !== 0x4b) continue;
+      const len = { 0x02014b50: 46, 0x04034b50: 30, 0x06054b50: 22, 0x06064b50: 56, 0x07064b50: 20, 0x08074b50: 16 }[b.readUInt32LE(i)];
+      if (len !== undefined) records.push([i, len]);
+    }
+    if (records.length > 0) {
+      const [at, len] = records[Math.floor(rand() * records.length)] as [number, number];
+      const off = at + 4 + 2 * Math.floor(rand() * ((len - 4) / 2));
+      if (off + 2 <= b.length) {
+        const edge = [0, 1, 2, 8, 0x800, 0x808, 0xffff, 0x0314, 0x1314, 0xa1ff, 0x8000, (b.readUInt16LE(off) + 1) & 0xffff];
+        b.writeUInt16LE(edge[Math.floor(rand() * edge.length)] as number, off);
+      }
+      return b;
+    }
+  }
+  switch (Math.floor(rand() * 6)) {
+    case 0: {
+      for (let i = 0, k = 1 + Math.floor(rand() * 3); i < k; i++) b[Math.min(pos(), b.length - 1)] = Math.floor(rand() * 256);
+      return b;
+    }
+    case 1: {
+      const p = Math.min(pos(), b.length - 1);
+      b[p] = (b[p] as number) ^ (1 << Math.floor(rand() * 8));
+      return b;
+    }
+    case 2:
+      return b.subarray(0, Math.floor(rand() * b.length));
+    case 3: {
+      const p = Math.min(pos(), b.length - 4);
+      const edge = [0, 1, 0xff, 0xffff, 0xffffffff, 0x7fffffff, 0x10000, (b.readUInt32LE(p) + 1) >>> 0];
+      b.writeUInt32LE(edge[Math.floor(rand() * edge.length)] as number, p);
+      return b;
+    }
+    case 4: {
+      const p = pos();
+      const len = 1 + Math.floor(rand() * 8);
+      return rand() < 0.5
+        ? Buffer.concat([b.subarray(0, p), randomBytesFrom(rand, len), b.subarray(p)])
+        : Buffer.concat([b.subarray(0, p), b.subarray(p + len)]);
+    }
+    default: {
+      const p = Math.min(pos(), b.length - 2);
+      const edge = [0, 1, 0xffff, 8, 0x0800, 0x0808, 0x0809];
+      b.writeUInt16LE(edge[Math.floor(rand() * edge.length)] as number, p);
+      return b;
+    }
+  }
+}
+
+export function randomBytesFrom(rand: () => number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) b[i] = Math.floor(rand() * 256);
+  return b;
 }

@@ -21,12 +21,8 @@ import {
   type ZipLimits,
   type ZipSourceFile,
 } from '../../src/modzip/index.js';
-import { goCreate, listTree, makeTmp, rawZip, rng, type RawEntry } from './helpers.js';
+import { GOMOD, HOSTILE_ZIPS, MOD, P, VER, e, goCreate, listTree, makeTmp, mutate, rawZip, rng } from './helpers.js';
 
-const MOD = 'example.com/m';
-const VER = 'v1.0.0';
-const P = `${MOD}@${VER}/`;
-const GOMOD = Buffer.from(`module ${MOD}\n\ngo 1.21\n`);
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let n = 0;
@@ -140,11 +136,6 @@ async function agree(
   return { fast, accepted: full.ok, reasons, streamedDirectory };
 }
 
-const e = (name: string | Buffer, data: string | Buffer = 'x', more: Partial<RawEntry> = {}): RawEntry => ({
-  name: typeof name === 'string' ? P + name : Buffer.concat([Buffer.from(P), name]),
-  data: typeof data === 'string' ? Buffer.from(data) : data,
-  ...more,
-});
 
 let bomb: Buffer;
 beforeAll(async () => {
@@ -159,52 +150,16 @@ beforeAll(async () => {
   bomb = Buffer.concat(chunks);
 });
 
-// check.test.ts's hostile zips (the same builders), plus a few aimed at the streaming parser.
+// check.test.ts's hostile zips, plus a few aimed at the streaming parser.
 const hostile: [string, () => Buffer][] = [
-  ['entry outside the prefix', () => rawZip([e('go.mod', GOMOD), { name: 'other/x.go', data: Buffer.from('x') }])],
-  ['entry for another version', () => rawZip([{ name: `${MOD}@v1.0.1/a.go`, data: Buffer.from('x') }])],
-  ['../ path', () => rawZip([e('../x.go')])],
-  ['not clean path', () => rawZip([e('a/../b.go')])],
-  ['double slash', () => rawZip([e('a//b.go')])],
-  ['absolute path', () => rawZip([{ name: `/${P}a.go`, data: Buffer.from('x') }])],
-  ['leading slash after the prefix', () => rawZip([e('/a.go')])],
-  ['backslash', () => rawZip([e('a\\b.go')])],
-  ['duplicate names', () => rawZip([e('a.go', '1'), e('a.go', '2')])],
-  ['case-colliding names', () => rawZip([e('a.go'), e('A.go')])],
-  ['case-colliding directories', () => rawZip([e('x/a.go'), e('X/b.go')])],
-  ['file/dir clash', () => rawZip([e('a'), e('a/b.go')])],
-  ['file/dir-entry clash', () => rawZip([e('a/', ''), e('a')])],
-  ['GO.MOD', () => rawZip([e('GO.MOD', GOMOD)])],
-  ['go.mod in a subdirectory', () => rawZip([e('go.mod', GOMOD), e('sub/go.mod', GOMOD)])],
-  ['go.mod over 16 MiB (declared)', () => rawZip([e('go.mod', GOMOD, { usize: (16 << 20) + 1 })])],
-  ['LICENSE over 16 MiB (declared)', () => rawZip([e('LICENSE', 'MIT', { usize: (16 << 20) + 1 })])],
+  ...HOSTILE_ZIPS.map(([title, make]): [string, () => Buffer] => [title, make]),
   ['total over 500 MiB (declared)', () => rawZip([e('a.bin', 'a', { usize: 300 << 20 }), e('b.bin', 'b', { usize: 300 << 20 })])],
-  ['bad CRC', () => rawZip([e('a.go', 'package a\n', { crc: 0xdeadbeef })])],
-  ['bad CRC, stored', () => rawZip([e('a.go', 'package a\n', { crc: 1, method: 0 })])],
   ['CRC 0 (Go skips it; checkModuleZip does not)', () => rawZip([e('a.go', 'package a\n', { crc: 0 })])],
-  ['bad CRC in the data descriptor', () => rawZip([e('a.go', 'abc', { descriptor: 'sig', descriptorCrc: 7 })])],
   ['bad CRC in the central directory of a descriptor entry', () => rawZip([e('a.go', 'abc', { descriptor: 'sig', crc: 7, descriptorCrc: zlib.crc32('abc') })])],
-  ['unsupported method', () => rawZip([e('a.go', 'abc', { method: 12, payload: Buffer.from('abc') })])],
   ['unsupported method with a descriptor', () => rawZip([e('a.go', 'abc', { method: 12, payload: Buffer.from('abc'), descriptor: 'sig' })])],
-  ['declared size larger than the data', () => rawZip([e('a.go', 'abc', { usize: 10 })])],
-  ['declared size smaller than the data', () => rawZip([e('a.go', 'abcdef', { usize: 3 })])],
   ['declared size smaller than the data, descriptor', () => rawZip([e('a.go', 'abcdef', { usize: 3, descriptor: 'nosig' })])],
-  ['stored sizes disagree', () => rawZip([e('a.go', 'abcdef', { method: 0, usize: 3 })])],
-  ['truncated deflate stream', () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100) })])],
   ['truncated deflate stream, descriptor', () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100), descriptor: 'sig' })])],
-  ['garbage deflate stream', () => rawZip([e('a.go', 'abc', { payload: Buffer.from([0xff, 0xff, 0xff, 0xff]) })])],
   ['garbage deflate stream, descriptor', () => rawZip([e('a.go', 'abc', { payload: Buffer.from([0xff, 0xff, 0xff, 0xff]), descriptor: 'sig' })])],
-  ['directory entry with contents', () => rawZip([e('d/', 'data', { method: 0 })])],
-  ['non-UTF-8 name', () => rawZip([e(Buffer.from([0x61, 0xff, 0x2e, 0x67, 0x6f]))])],
-  ['name starting with a byte order mark', () => rawZip([{ name: `\ufeff${P}a.go`, data: Buffer.from('x') }])],
-  ['name with a newline', () => rawZip([e('a\nb.go')])],
-  ['name with a line separator', () => rawZip([e('a\u2028b.go')])],
-  ['encrypted flag', () => rawZip([e('a.go', 'abc', { flags: 0x801 })])],
-  ['symlink entry', () => rawZip([e('a.go', '/etc/passwd', { externalAttrs: (0o120777 << 16) >>> 0 })])],
-  ['fifo entry', () => rawZip([e('a.go', '', { externalAttrs: (0o010644 << 16) >>> 0 })])],
-  ['HTML instead of a zip', () => Buffer.from('<!DOCTYPE html>\n<html><body>404 page not found</body></html>\n')],
-  ['empty file', () => Buffer.alloc(0)],
-  ['garbage', () => randomBytes(4096)],
   ['trailing data after the end record', () => rawZip([e('a.go')], { trailing: Buffer.from('extra') })],
   ['data prepended, offsets not adjusted', () => Buffer.concat([Buffer.from('#!/bin/sh\n'), rawZip([e('a.go')])])],
   ['a small deflate bomb with a lying size', () => rawZip([e('small-bomb.bin', Buffer.alloc(0), { payload: zlib.deflateRawSync(Buffer.alloc(40 << 20), { level: 9 }), usize: 1000 })])],
@@ -632,67 +587,6 @@ describe('push and finish', () => {
 
 // ---- Fuzz: mutated zips in random chunks ----
 
-function mutate(seed: Buffer, rand: () => number): Buffer {
-  const b = Buffer.from(seed);
-  if (b.length < 8) return Buffer.concat([b, randomBytesFrom(rand, 1 + Math.floor(rand() * 30))]);
-  const pos = (): number => (rand() < 0.5 ? Math.floor(b.length * 0.75 + rand() * b.length * 0.25) : Math.floor(rand() * b.length));
-  if (rand() < 0.4) {
-    // A header field: local headers and descriptors matter as much as the central directory here.
-    const records: [number, number][] = [];
-    for (let i = 0; i + 4 <= b.length; i++) {
-      if (b[i] !== 0x50 || b[i + 1] !== 0x4b) continue;
-      const len = { 0x02014b50: 46, 0x04034b50: 30, 0x06054b50: 22, 0x06064b50: 56, 0x07064b50: 20, 0x08074b50: 16 }[b.readUInt32LE(i)];
-      if (len !== undefined) records.push([i, len]);
-    }
-    if (records.length > 0) {
-      const [at, len] = records[Math.floor(rand() * records.length)] as [number, number];
-      const off = at + 4 + 2 * Math.floor(rand() * ((len - 4) / 2));
-      if (off + 2 <= b.length) {
-        const edge = [0, 1, 2, 8, 0x800, 0x808, 0xffff, 0x0314, 0x1314, 0xa1ff, 0x8000, (b.readUInt16LE(off) + 1) & 0xffff];
-        b.writeUInt16LE(edge[Math.floor(rand() * edge.length)] as number, off);
-      }
-      return b;
-    }
-  }
-  switch (Math.floor(rand() * 6)) {
-    case 0: {
-      for (let i = 0, k = 1 + Math.floor(rand() * 3); i < k; i++) b[Math.min(pos(), b.length - 1)] = Math.floor(rand() * 256);
-      return b;
-    }
-    case 1: {
-      const p = Math.min(pos(), b.length - 1);
-      b[p] = (b[p] as number) ^ (1 << Math.floor(rand() * 8));
-      return b;
-    }
-    case 2:
-      return b.subarray(0, Math.floor(rand() * b.length));
-    case 3: {
-      const p = Math.min(pos(), b.length - 4);
-      const edge = [0, 1, 0xff, 0xffff, 0xffffffff, 0x7fffffff, 0x10000, (b.readUInt32LE(p) + 1) >>> 0];
-      b.writeUInt32LE(edge[Math.floor(rand() * edge.length)] as number, p);
-      return b;
-    }
-    case 4: {
-      const p = pos();
-      const len = 1 + Math.floor(rand() * 8);
-      return rand() < 0.5
-        ? Buffer.concat([b.subarray(0, p), randomBytesFrom(rand, len), b.subarray(p)])
-        : Buffer.concat([b.subarray(0, p), b.subarray(p + len)]);
-    }
-    default: {
-      const p = Math.min(pos(), b.length - 2);
-      const edge = [0, 1, 0xffff, 8, 0x0800, 0x0808, 0x0809];
-      b.writeUInt16LE(edge[Math.floor(rand() * edge.length)] as number, p);
-      return b;
-    }
-  }
-}
-
-function randomBytesFrom(rand: () => number, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) b[i] = Math.floor(rand() * 256);
-  return b;
-}
 
 // Override for a longer campaign: MODZIP_STREAM_FUZZ=3000 MODZIP_STREAM_SEED=7 npx vitest run test/modzip/stream.test.ts
 const FUZZ = Number(process.env.MODZIP_STREAM_FUZZ ?? 400);
