@@ -168,6 +168,20 @@ interface Token {
   text: string;
 }
 
+/** A block statement ("require (" ... ")") with no lines yet. */
+function emptyBlock(start: Position, tokens: string[], lparenPos: Position, rparenPos: Position): BlockExpr {
+  return {
+    kind: 'block',
+    start,
+    tokens,
+    lparen: { kind: 'paren', pos: lparenPos, before: [], suffix: [] },
+    lines: [],
+    rparen: { kind: 'paren', pos: rparenPos, before: [], suffix: [] },
+    before: [],
+    suffix: [],
+  };
+}
+
 class Parser {
   private i = 0;
   private line = 1;
@@ -384,16 +398,7 @@ class Parser {
           const rparen = this.lex();
           if (isEOL(this.peek())) {
             this.lex();
-            this.stmts.push({
-              kind: 'block',
-              start,
-              tokens,
-              lparen: { kind: 'paren', pos: t.pos, before: [], suffix: [] },
-              lines: [],
-              rparen: { kind: 'paren', pos: rparen.pos, before: [], suffix: [] },
-              before: [],
-              suffix: [],
-            });
+            this.stmts.push(emptyBlock(start, tokens, t.pos, rparen.pos));
             return;
           }
           tokens.push(t.text, rparen.text);
@@ -408,16 +413,8 @@ class Parser {
   }
 
   private parseLineBlock(start: Position, tokens: string[], lparen: Token): BlockExpr {
-    const block: BlockExpr = {
-      kind: 'block',
-      start,
-      tokens,
-      lparen: { kind: 'paren', pos: lparen.pos, before: [], suffix: [] },
-      lines: [],
-      rparen: { kind: 'paren', pos: lparen.pos, before: [], suffix: [] },
-      before: [],
-      suffix: [],
-    };
+    // The closing paren's position is filled in when it is found.
+    const block = emptyBlock(start, tokens, lparen.pos, lparen.pos);
     let comments: Comment[] = [];
     for (;;) {
       switch (this.peek()) {
