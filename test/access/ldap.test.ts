@@ -9,7 +9,7 @@ import { ProxyError } from '../../src/errors.js';
 import { cleanupAll, registerCleanup } from '../helpers/tmp.js';
 import { SecretWatch } from './support/secrets.js';
 import { issue, makeCa } from './support/pki.js';
-import { ADMIN_DN, SUFFIX, freePort, startSlapd, type Slapd } from './support/slapd.js';
+import { ADMIN_DN, BASE_LDIF, SUFFIX, freePort, startSlapd, type Slapd } from './support/slapd.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const watch = new SecretWatch();
@@ -18,21 +18,7 @@ const ALICE_PW = watch.secret('alice-Secret-0815');
 const BOB_PW = watch.secret('bob-Secret-2342');
 const SVC_PW = watch.secret('svc-Secret-9999');
 
-const ldif = `
-dn: ${SUFFIX}
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-
-dn: ou=people,${SUFFIX}
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,${SUFFIX}
-objectClass: organizationalUnit
-ou: groups
-
+const ldif = `${BASE_LDIF}
 dn: uid=alice,ou=people,${SUFFIX}
 objectClass: inetOrgPerson
 uid: alice

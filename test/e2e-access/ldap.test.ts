@@ -11,7 +11,7 @@ import type { ProxyProcess } from '../helpers/gomodproxy.js';
 import { cleanupAll } from '../helpers/tmp.js';
 import { startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { buildModuleWorld, type World } from '../helpers/world.js';
-import { SUFFIX, startSlapd, type Slapd } from '../access/support/slapd.js';
+import { BASE_LDIF, SUFFIX, startSlapd, type Slapd } from '../access/support/slapd.js';
 import { findSecrets, makeServerPki, proxyOutput, secretForms, startProxyWithConfig, writeNetrc, type ServerPki } from './util.js';
 
 const TEAM = 'github.com/gmp-ldap/team';
@@ -21,21 +21,7 @@ const DAVE_PW = 'dave-Ldap-Secret-4c2f';
 const ERIN_PW = 'erin-Ldap-Secret-9a1d';
 const FRANK_PW = 'frank-Ldap-Secret-77e0';
 
-const ldif = `
-dn: ${SUFFIX}
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-
-dn: ou=people,${SUFFIX}
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,${SUFFIX}
-objectClass: organizationalUnit
-ou: groups
-
+const ldif = `${BASE_LDIF}
 ${['dave', 'erin', 'frank', 'svc']
   .map(
     (u) => `dn: uid=${u},ou=people,${SUFFIX}

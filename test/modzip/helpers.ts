@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 // Shared by the modzip tests: the Go oracle (test/gotools/modzip), file trees on disk, and a
 // byte-level zip writer for zips no well-behaved library would produce.
@@ -317,4 +318,32 @@ export function randomBytesFrom(rand: () => number, len: number): Buffer {
   const b = Buffer.alloc(len);
   for (let i = 0; i < len; i++) b[i] = Math.floor(rand() * 256);
   return b;
+}
+
+/** Runs f while counting every byte zlib inflates (streams and one-call), to prove a bomb was not expanded. */
+export async function countInflated<T>(f: () => Promise<T>): Promise<{ inflated: number; result: T }> {
+  let inflated = 0;
+  const realStream = zlib.createInflateRaw;
+  const realSync = zlib.inflateRawSync;
+  const s1 = vi.spyOn(zlib, 'createInflateRaw').mockImplementation((o) => {
+    const s = realStream(o);
+    const push = s.push.bind(s);
+    s.push = (chunk: unknown, enc?: BufferEncoding) => {
+      if (Buffer.isBuffer(chunk)) inflated += chunk.length;
+      return push(chunk, enc);
+    };
+    return s;
+  });
+  const s2 = vi.spyOn(zlib, 'inflateRawSync').mockImplementation((buf, o) => {
+    const r = realSync(buf, o) as unknown as Buffer | { buffer: Buffer };
+    inflated += Buffer.isBuffer(r) ? r.length : r.buffer.length;
+    return r as ReturnType<typeof realSync>;
+  });
+  try {
+    const result = await f();
+    return { inflated, result };
+  } finally {
+    s1.mockRestore();
+    s2.mockRestore();
+  }
 }

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import yazl from 'yazl';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkModuleZip,
   StreamingZipCheck,
@@ -21,7 +21,7 @@ import {
   type ZipLimits,
   type ZipSourceFile,
 } from '../../src/modzip/index.js';
-import { GOMOD, HOSTILE_ZIPS, MOD, P, VER, e, goCreate, listTree, makeTmp, mutate, rawZip, rng } from './helpers.js';
+import { GOMOD, HOSTILE_ZIPS, MOD, P, VER, countInflated, e, goCreate, listTree, makeTmp, mutate, rawZip, rng } from './helpers.js';
 
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -211,33 +211,6 @@ describe('hostile zips: finish() rejects exactly when checkModuleZip does', () =
 });
 
 /** Output of every zlib inflate stream and synchronous raw inflate while `f` runs. */
-async function countInflated<T>(f: () => Promise<T>): Promise<{ inflated: number; result: T }> {
-  let inflated = 0;
-  const realStream = zlib.createInflateRaw;
-  const realSync = zlib.inflateRawSync;
-  const s1 = vi.spyOn(zlib, 'createInflateRaw').mockImplementation((o) => {
-    const s = realStream(o);
-    const push = s.push.bind(s);
-    s.push = (chunk: unknown, enc?: BufferEncoding) => {
-      if (Buffer.isBuffer(chunk)) inflated += chunk.length;
-      return push(chunk, enc);
-    };
-    return s;
-  });
-  const s2 = vi.spyOn(zlib, 'inflateRawSync').mockImplementation((buf, o) => {
-    const r = realSync(buf, o) as unknown as Buffer | { buffer: Buffer };
-    inflated += Buffer.isBuffer(r) ? r.length : r.buffer.length;
-    return r as ReturnType<typeof realSync>;
-  });
-  try {
-    const result = await f();
-    return { inflated, result };
-  } finally {
-    s1.mockRestore();
-    s2.mockRestore();
-  }
-}
-
 // ---- Layouts built by editing a zip's central directory (no comment, no zip64) ----
 
 interface Parsed {

@@ -13,6 +13,23 @@ export const SLAPD = '/usr/sbin/slapd';
 export const SUFFIX = 'dc=example,dc=test';
 export const ADMIN_DN = `cn=admin,${SUFFIX}`;
 
+/** The directory's root with its people and groups folders; tests append their users and groups. */
+export const BASE_LDIF = `
+dn: ${SUFFIX}
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,${SUFFIX}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,${SUFFIX}
+objectClass: organizationalUnit
+ou: groups
+`;
+
 export interface Slapd {
   url: string;
   port: number;
