@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: nginx and wrk (load benchmark references), time (memory figures),
-# slapd and ldap-utils (a real OpenLDAP for the LDAP tests).
+# slapd and ldap-utils (a real OpenLDAP for the LDAP tests), python3 (its http.server is an
+# HTTP/1.0 upstream that closes every connection).
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -12,6 +13,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -26,16 +26,16 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   }
   const running = await startServer(config, loggers, { metrics, metricsText });
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (reason: string, code: number, timeoutMs = config.shutdownTimeout): void => {
     if (stopping) return;
     stopping = true;
-    loggers.log.info({ signal }, 'shutting down: finishing in-flight responses');
+    loggers.log.info({ reason }, 'shutting down: finishing in-flight responses');
     running
-      .stop()
+      .stop(timeoutMs)
       .then(() => {
         loggers.log.info('stopped');
         loggers.flush();
-        process.exit(0);
+        process.exit(code);
       })
       .catch((err: unknown) => {
         loggers.log.error({ err }, 'shutdown failed');
@@ -43,8 +43,8 @@ export async function runServe(opts: LoadOptions): Promise<void> {
         process.exit(1);
       });
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
   process.on('SIGHUP', () => {
     try {
       running.reloadTls();
@@ -52,10 +52,24 @@ export async function runServe(opts: LoadOptions): Promise<void> {
       loggers.log.error({ err }, 'TLS reload failed; still serving with the previous certificate');
     }
   });
+  // A promise nobody awaited failed: a bug in one request's path, not a broken process.
+  process.on('unhandledRejection', (err) => {
+    metrics.bugs.labels('unhandled-rejection').inc();
+    loggers.log.error({ err }, 'unhandled promise rejection (a bug); the request it belonged to may have failed; still serving');
+  });
+  // A throw from an event handler leaves this process in an unknown state: stop taking requests,
+  // let the ones in flight finish (other clients' downloads are not cut), then exit so that the
+  // supervisor starts a fresh worker.
   process.on('uncaughtException', (err) => {
-    loggers.log.fatal({ err }, 'uncaught exception');
+    metrics.bugs.labels('uncaught-exception').inc();
+    loggers.log.fatal({ err }, 'uncaught exception (a bug): finishing in-flight responses, then restarting this process');
     loggers.flush();
-    process.exit(1);
+    if (stopping) return;
+    setTimeout(() => {
+      loggers.flush();
+      process.exit(1);
+    }, Math.min(config.shutdownTimeout, 10_000) + 2_000).unref();
+    stop('uncaught exception', 1, Math.min(config.shutdownTimeout, 10_000));
   });
 }
 

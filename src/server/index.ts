@@ -21,7 +21,8 @@ export interface RunningServer {
   server: Server;
   url: string;
   metrics: Metrics;
-  stop(): Promise<void>;
+  /** Graceful stop: in-flight responses get up to timeoutMs (default shutdownTimeout). */
+  stop(timeoutMs?: number): Promise<void>;
   reloadTls(): void;
 }
 
@@ -79,7 +80,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     server,
     url,
     metrics,
-    stop: () => app.shutdown(server, config.shutdownTimeout),
+    stop: (timeoutMs = config.shutdownTimeout) => app.shutdown(server, timeoutMs),
     reloadTls: () => {
       app.reloadTls();
       access?.audit.reopen();

@@ -22,6 +22,7 @@ export class Metrics {
   readonly inflightFetches: Gauge;
   readonly checksumMismatches: Counter<'kind'>;
   readonly sumdbForks: Counter;
+  readonly bugs: Counter<'kind'>;
   private readonly bound = new Map<string, (seconds: number, bytes: number) => void>();
 
   constructor() {
@@ -50,6 +51,7 @@ export class Metrics {
     this.invalidArtifacts = new Counter({ name: 'gomodproxy_invalid_artifacts_total', help: 'Upstream answers refused by the checks (never stored), by kind and reason.', labelNames: ['kind', 'reason'], registers });
     this.checksumMismatches = new Counter({ name: 'gomodproxy_checksum_mismatches_total', help: 'Upstream artifacts refused because their h1 hash disagrees with the checksum database.', labelNames: ['kind'], registers });
     this.sumdbForks = new Counter({ name: 'gomodproxy_sumdb_forks_total', help: 'Times the checksum database presented a tree inconsistent with one verified before.', registers });
+    this.bugs = new Counter({ name: 'gomodproxy_bugs_total', help: 'Errors no code path handled (unhandled rejections, uncaught exceptions), by kind: each is a bug to report.', labelNames: ['kind'], registers });
     this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
   }
 
