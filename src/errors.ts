@@ -16,6 +16,7 @@ export type FailureKind =
   | 'upstream' // 502: an upstream answered with an error, or its answer was invalid
   | 'timeout' // 504: an upstream did not answer in time
   | 'unavailable' // 503: we cannot serve right now (storage, shutdown)
+  | 'insufficient-storage' // 507: the answer cannot be stored (the disk is too full), decided before any byte is sent
   | 'internal'; // 500
 
 const statusOf: Record<FailureKind, number> = {
@@ -30,6 +31,7 @@ const statusOf: Record<FailureKind, number> = {
   upstream: 502,
   timeout: 504,
   unavailable: 503,
+  'insufficient-storage': 507,
   internal: 500,
 };
 

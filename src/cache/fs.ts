@@ -3,7 +3,7 @@
 // disk at any byte leaves the old state or the whole new blob, never a part.
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, open, opendir, readFile, rename, rm, stat, unlink, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ProxyError } from '../errors.js';
 import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore } from './blobstore.js';
@@ -12,13 +12,24 @@ import { ensureDir, forgetDir } from './dirs.js';
 /** Files the store writes for its own bookkeeping; never listed as blobs. */
 const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
 
+/** Why a store operation failed, for the storage-error metric. */
+export type StorageFailure = 'no-space' | 'permission' | 'io';
+
 export class FsBlobStore implements BlobStore {
   readonly root: string;
   readonly description: string;
+  /** Told of every failed read or write (the server counts them against storage, not an upstream). */
+  onError: ((op: 'read' | 'write', reason: StorageFailure) => void) | undefined;
 
   constructor(root: string) {
     this.root = path.resolve(root);
     this.description = `fs:${this.root}`;
+  }
+
+  /** Bytes an unprivileged writer can still put on the data folder's file system. */
+  async freeBytes(): Promise<number> {
+    const st = await statfs(this.root);
+    return st.bavail * st.bsize;
   }
 
   /** The file that holds `key`. Only the disk store has one; cross-process locks use it. */
@@ -37,7 +48,7 @@ export class FsBlobStore implements BlobStore {
       return st.isFile() ? toStat(st) : null;
     } catch (err) {
       if (isMissing(err)) return null;
-      throw storageError(err, 'read');
+      throw this.fail(err, 'read');
     }
   }
 
@@ -47,7 +58,7 @@ export class FsBlobStore implements BlobStore {
       return await open(this.localPath(key), 'r');
     } catch (err) {
       if (isMissing(err)) return null;
-      throw storageError(err, 'read');
+      throw this.fail(err, 'read');
     }
   }
 
@@ -66,7 +77,7 @@ export class FsBlobStore implements BlobStore {
       return { ...toStat(st), stream };
     } catch (err) {
       await fh.close().catch(() => undefined);
-      throw storageError(err, 'read');
+      throw this.fail(err, 'read');
     }
   }
 
@@ -81,7 +92,7 @@ export class FsBlobStore implements BlobStore {
       return { stat: toStat(st, data.length), data };
     } catch (err) {
       if (err instanceof ProxyError) throw err;
-      throw storageError(err, 'read');
+      throw this.fail(err, 'read');
     } finally {
       await fh.close().catch(() => undefined);
     }
@@ -102,7 +113,7 @@ export class FsBlobStore implements BlobStore {
       return toStat(await stat(dest));
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => undefined);
-      throw storageError(err, 'write');
+      throw this.fail(err, 'write');
     }
   }
 
@@ -128,7 +139,7 @@ export class FsBlobStore implements BlobStore {
       }
       return toStat(await stat(dest));
     } catch (err) {
-      throw storageError(err, 'write');
+      throw this.fail(err, 'write');
     }
   }
 
@@ -138,7 +149,7 @@ export class FsBlobStore implements BlobStore {
       return true;
     } catch (err) {
       if (isMissing(err)) return false;
-      throw storageError(err, 'write');
+      throw this.fail(err, 'write');
     }
   }
 
@@ -154,12 +165,19 @@ export class FsBlobStore implements BlobStore {
       handle = await opendir(dir);
     } catch (err) {
       if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
-      throw storageError(err, 'read');
+      throw this.fail(err, 'read');
     }
     for await (const ent of handle) {
       if (ent.isDirectory()) yield* this.walk(path.join(dir, ent.name), `${keyPrefix}${ent.name}/`);
       else if (ent.isFile() && !TRANSIENT.test(ent.name)) yield `${keyPrefix}${ent.name}`;
     }
+  }
+
+  /** Storage trouble is ours: counted, and answered with the cause and the fix. */
+  private fail(err: unknown, op: 'read' | 'write'): ProxyError {
+    if (err instanceof ProxyError) return err;
+    this.onError?.(op, storageFailureOf(err));
+    return storageError(err, op);
   }
 
   async checkWritable(): Promise<void> {
@@ -171,7 +189,7 @@ export class FsBlobStore implements BlobStore {
       await unlink(probe);
       if (back !== 'ok') throw new Error('read back different bytes');
     } catch (err) {
-      throw storageError(err, 'write');
+      throw this.fail(err, 'write');
     }
   }
 }
@@ -203,12 +221,19 @@ function isMissing(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Storage trouble is ours, not the client's or the upstream's: 503 with the cause and the fix. */
+export function storageFailureOf(err: unknown): StorageFailure {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'no-space';
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'permission';
+  return 'io';
+}
+
+/** Storage trouble is ours, not the client's or the upstream's: 507 for a full disk, else 503, with the cause and the fix. */
 export function storageError(err: unknown, op: 'read' | 'write'): ProxyError {
   if (err instanceof ProxyError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new ProxyError('unavailable', 'gomodproxy cannot store module data: its disk is full; free space in its data folder or ask its operator to, then retry', { cause: err });
+    return new ProxyError('insufficient-storage', 'gomodproxy cannot store module data: its disk is full; nothing was cached; its operator must free space in the data folder, then retry', { cause: err });
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new ProxyError('unavailable', `gomodproxy cannot ${op} its data folder (${code}); its operator must fix the folder's permissions`, { cause: err });

@@ -1,6 +1,6 @@
 // <module>/@v/list as the go command's download cache keeps it: the versions that have a .mod,
 // sorted. It keeps the data folder a valid file:// GOPROXY.
-import { FileLocks } from '../cluster/filelock.js';
+import type { Coordination } from '../cluster/coordination.js';
 import { isValid, sort as sortVersions, unescapeVersion } from '../module/index.js';
 import type { ModuleRef } from '../sources/types.js';
 import type { FsBlobStore } from './fs.js';
@@ -24,11 +24,10 @@ export async function localVersions(store: FsBlobStore, mod: ModuleRef): Promise
 }
 
 /** Rewrites the list under a lock shared with other processes on the same folder. */
-export async function writeLocalList(store: FsBlobStore, locks: FileLocks, mod: ModuleRef): Promise<void> {
+export async function writeLocalList(store: FsBlobStore, coordination: Pick<Coordination, 'tryLock'>, mod: ModuleRef): Promise<void> {
   const key = localListKey(mod.escaped);
-  const lockFile = `${store.localPath(key)}.lock`;
   for (let i = 0; i < 400; i++) {
-    const lock = await locks.tryAcquire(lockFile);
+    const lock = await coordination.tryLock(key);
     if (!lock) {
       await new Promise((res) => setTimeout(res, 25));
       continue;
@@ -41,5 +40,5 @@ export async function writeLocalList(store: FsBlobStore, locks: FileLocks, mod: 
     }
     return;
   }
-  throw new Error(`timed out waiting for ${lockFile}`);
+  throw new Error(`timed out waiting for the lock of ${key}`);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { FsBlobStore } from '../cache/fs.js';
 import { artifactKey, zipHashKey } from '../cache/keys.js';
 import { writeLocalList } from '../cache/locallist.js';
-import { FileLocks } from '../cluster/filelock.js';
+import { HostCoordination } from '../cluster/coordination.js';
 import { loadConfig, type LoadOptions } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { canonicalVersion, unescapePath, unescapeVersion } from '../module/index.js';
@@ -29,13 +29,13 @@ interface Found {
 export async function runImport(dir: string, opts: LoadOptions): Promise<number> {
   const config = loadConfig(opts);
   const store = new FsBlobStore(config.data);
-  const locks = new FileLocks();
+  const coordination = new HostCoordination(config.data);
   const root = path.resolve(dir);
   const found = new Map<string, Found>();
   await walk(root, '', found);
   // Public modules are checked against the checksum database as an upstream's would be: a folder
   // on disk is no more trusted than a proxy.
-  const routing = createRouting(config, { store, metrics: new Metrics(), log: pino({ level: 'silent' }), via: await instanceIdOf(store) });
+  const routing = createRouting(config, { store, coordination, metrics: new Metrics(), log: pino({ level: 'silent' }), via: await instanceIdOf(store) });
   const verify = async (mod: ModuleRef, version: string, kind: 'mod' | 'zip', h1: string): Promise<void> => {
     if (routing.sumdb?.checks(mod.path)) await routing.sumdb.verify(mod, version, kind, h1, root);
   };
@@ -87,7 +87,7 @@ export async function runImport(dir: string, opts: LoadOptions): Promise<number>
     }
   }
   await routing.close();
-  for (const mod of touched.values()) await writeLocalList(store, locks, mod);
+  for (const mod of touched.values()) await writeLocalList(store, coordination, mod);
   process.stdout.write(`imported ${imported} module versions into ${config.data} (${skipped} already present, ${failed} refused)\n`);
   return failed > 0 ? 1 : 0;
 }

@@ -1,30 +1,55 @@
 // `gomodproxy serve`: one process, or a primary with N workers sharing the port (node:cluster)
-// over one data folder. The primary only supervises: restarts crashed workers, forwards
-// signals, and aggregates metrics for whichever worker answers /metrics.
+// over one data folder. The primary checks every setting before it starts a worker, then only
+// supervises: restarts crashed workers, forwards signals, relays what workers learn (remembered
+// answers), aggregates metrics for whichever worker answers /metrics, and sweeps the leftovers
+// of crashes from the data folder.
 import cluster, { type Worker } from 'node:cluster';
+import net from 'node:net';
+import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { loadConfig, type LoadOptions } from '../config/index.js';
-import { Metrics, createLoggers, startServer } from '../server/index.js';
+import { HostCoordination } from '../cluster/coordination.js';
+import { sweepLeftovers } from '../cluster/janitor.js';
+import { relayThroughPrimary, relayToWorkers } from '../cluster/relay.js';
+import { ConfigError, loadConfig, parseListen, type Config, type LoadOptions } from '../config/index.js';
+import { Metrics, buildServer, createLoggers, startServer } from '../server/index.js';
 
 const METRICS_REQ = 'gomodproxy:metrics';
 const METRICS_RES = 'gomodproxy:metrics:res';
+/** A worker that exits with this code found a bad setting: restarting it would only fail again. */
+const CONFIG_ERROR_EXIT = 2;
+const SWEEP_EVERY_MS = 3_600_000;
 
 export async function runServe(opts: LoadOptions): Promise<void> {
   const config = loadConfig(opts);
   if (config.workers > 1 && cluster.isPrimary) {
-    superviseWorkers(config.workers, config.shutdownTimeout, config.log.level);
+    await checkSettings(config);
+    superviseWorkers(config);
     return;
   }
   const loggers = createLoggers(config.log.level, config.log.access);
   const metrics = new Metrics();
   let metricsText: (() => Promise<string>) | undefined;
+  const coordination = new HostCoordination(config.data);
   if (cluster.isWorker) {
     AggregatorRegistry.setRegistries([metrics.registry]);
     // prom-client answers the primary's metrics requests only once an AggregatorRegistry exists in the worker.
     new AggregatorRegistry();
     metricsText = askPrimaryForMetrics;
+    relayThroughPrimary(coordination.answers);
+  } else {
+    sweepNowAndThen(config, coordination, loggers.log);
   }
-  const running = await startServer(config, loggers, { metrics, metricsText });
+  let running;
+  try {
+    running = await startServer(config, loggers, { metrics, metricsText, coordination });
+  } catch (err) {
+    loggers.flush();
+    if (err instanceof ConfigError && cluster.isWorker) {
+      process.stderr.write(`gomodproxy: configuration error:\n${err.message.replace(/^/gm, '  ')}\n`);
+      process.exit(CONFIG_ERROR_EXIT);
+    }
+    throw err;
+  }
   let stopping = false;
   const stop = (reason: string, code: number, timeoutMs = config.shutdownTimeout): void => {
     if (stopping) return;
@@ -73,14 +98,48 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   });
 }
 
-function superviseWorkers(n: number, shutdownTimeoutMs: number, level: string): void {
-  const { log, flush } = createLoggers(level, false);
+/**
+ * What every worker would check at start, checked once here: a bad setting is one message and a
+ * non-zero exit, not workers that crash and are restarted forever.
+ */
+async function checkSettings(config: Config): Promise<void> {
+  const silent = createLoggers('silent', false);
+  const built = await buildServer(config, silent, { coordination: new HostCoordination(config.data) });
+  await built.close();
+  const { host, port } = parseListen(config.listen) as { host: string; port: number };
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new ConfigError(`invalid setting listen: cannot listen on ${config.listen} (${err.code ?? err.message})${err.code === 'EADDRINUSE' ? '; another process has that port: stop it or choose another with --listen' : ''}`)),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+/** Sweeps crash leftovers at start and every hour, off every request's path. */
+function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Logger): void {
+  const sweep = (): void => {
+    sweepLeftovers(config.data, coordination)
+      .then((r) => {
+        if (r.removed.length > 0) log.info({ files: r.removed.length, bytes: r.bytes, examples: r.removed.slice(0, 5) }, 'removed leftovers of interrupted writes from the data folder');
+      })
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping the data folder for leftovers failed'));
+  };
+  setTimeout(sweep, 1_000).unref();
+  setInterval(sweep, SWEEP_EVERY_MS).unref();
+}
+
+function superviseWorkers(config: Config): void {
+  const n = config.workers;
+  const { log, flush } = createLoggers(config.log.level, false);
   const aggregator = new AggregatorRegistry();
+  sweepNowAndThen(config, new HostCoordination(config.data), log);
   let stopping = false;
   const crashes: number[] = [];
   const fork = (): Worker => {
     const w = cluster.fork();
     w.on('message', (msg: { type?: string; id?: number }) => {
+      if (relayToWorkers(msg, w, Object.values(cluster.workers ?? {}))) return;
       if (msg?.type !== METRICS_REQ) return;
       aggregator
         .clusterMetrics()
@@ -95,8 +154,17 @@ function superviseWorkers(n: number, shutdownTimeoutMs: number, level: string): 
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         log.info('all workers stopped');
         flush();
-        process.exit(0);
+        process.exit(process.exitCode ?? 0);
       }
+      return;
+    }
+    if (code === CONFIG_ERROR_EXIT) {
+      // The worker printed the setting that is wrong; the others would only say the same.
+      log.fatal({ worker: worker.process.pid }, 'a worker refused the configuration; stopping');
+      stopping = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+      flush();
+      process.exitCode = CONFIG_ERROR_EXIT;
       return;
     }
     const now = Date.now();
@@ -120,7 +188,7 @@ function superviseWorkers(n: number, shutdownTimeoutMs: number, level: string): 
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
       flush();
       process.exit(1);
-    }, shutdownTimeoutMs + 10_000).unref();
+    }, config.shutdownTimeout + 10_000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -19,7 +19,7 @@ import type { BlobStore } from '../cache/blobstore.js';
 import { FsBlobStore } from '../cache/fs.js';
 import { STATE_PREFIX, artifactKey, localListKey, zipHashKey } from '../cache/keys.js';
 import { writeLocalList } from '../cache/locallist.js';
-import { FileLocks } from '../cluster/filelock.js';
+import { HostCoordination } from '../cluster/coordination.js';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config/index.js';
 import { canonicalVersion, isValid, parseGoMod, sort as sortVersions, unescapePath, unescapeVersion } from '../module/index.js';
 import { ZipError, checkModuleZip, hashGoMod } from '../modzip/index.js';
@@ -417,7 +417,7 @@ async function instanceId(store: FsBlobStore): Promise<string> {
 /** The database as the server reaches it (same route, same cache, same modules skipped), or null when off. */
 function sumdbFor(config: Config, store: FsBlobStore, via: string, offline: boolean): { sumdb: SumdbService | null; close: () => Promise<void> } {
   // The command prints its own report; the service's logs would only repeat it.
-  return createRouting(config, { store, metrics: new Metrics(), log: pino({ level: 'silent' }), via, offline });
+  return createRouting(config, { store, coordination: new HostCoordination(config.data), metrics: new Metrics(), log: pino({ level: 'silent' }), via, offline });
 }
 
 /** Runs the command; resolves with its exit code (0 all good, 1 something bad, 2 could not check everything). */
@@ -439,7 +439,7 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
   const sumdb = db.sumdb;
   const out = process.stdout;
   const progress = progressPrinter(opts.progress ?? Boolean(process.stderr.isTTY));
-  const locks = new FileLocks();
+  const coordination = new HostCoordination(config.data);
   let summary: VerifySummary;
   try {
     summary = await verifyCache({
@@ -448,7 +448,7 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
       offline,
       purge: opts.purge ?? false,
       concurrency: opts.concurrency ?? 4,
-      rewriteList: (mod) => writeLocalList(store, locks, mod),
+      rewriteList: (mod) => writeLocalList(store, coordination, mod),
       onProgress: progress.update,
       onWarning: (msg) => {
         progress.end();

@@ -12,6 +12,8 @@ export interface LockInfo {
   pid: number;
   host: string;
   since: number;
+  /** What the lock guards (a store key), for whoever finds the file. */
+  key?: string;
   /** Expected size of what the holder is writing, once it knows (lets followers send Content-Length). */
   size?: number;
 }
@@ -29,9 +31,9 @@ export class FileLocks {
   constructor(private readonly staleMs = 30_000) {}
 
   /** Takes the lock, or returns null if a live holder has it. */
-  async tryAcquire(file: string): Promise<HeldLock | null> {
+  async tryAcquire(file: string, extra: Partial<LockInfo> = {}): Promise<HeldLock | null> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const info: LockInfo = { pid: process.pid, host: HOST, since: Date.now() };
+      const info: LockInfo = { pid: process.pid, host: HOST, since: Date.now(), ...extra };
       try {
         await ensureDir(path.dirname(file));
         const fh = await open(file, 'wx', 0o644).catch(async (err: NodeJS.ErrnoException) => {
@@ -70,6 +72,13 @@ export class FileLocks {
   async holder(file: string): Promise<{ info: LockInfo | null } | null> {
     const state = await this.inspect(file);
     return state && !state.stale ? { info: state.info } : null;
+  }
+
+  /** Removes the lock if its holder is gone (crashed); true if it did. */
+  async removeIfStale(file: string): Promise<boolean> {
+    const state = await this.inspect(file);
+    if (!state?.stale) return false;
+    return this.breakIfStale(file);
   }
 
   private async inspect(file: string): Promise<{ stale: boolean; info: LockInfo | null; ino: number } | null> {

@@ -354,6 +354,12 @@ export const configSchema = z.strictObject({
       maxStale: duration.default(30 * 86_400_000),
       /** Cache-Control max-age for immutable artifacts. */
       immutableMaxAge: duration.default(365 * 86_400_000),
+      /** How long an upstream's "not found" is remembered, so asking again costs no upstream request (0: never). */
+      notFoundTtl: duration.default(30_000),
+      /** How long an upstream answer that failed our checks is remembered before the upstream is asked again (0: never). */
+      refusedTtl: duration.default(60_000),
+      /** Free disk space kept in reserve: misses that would eat into it are not stored, and /readyz reports the disk low. */
+      minFree: size.default(512 * 2 ** 20),
       memory: z
         .strictObject({
           /** Bound of the in-memory cache of small blobs, per process. */

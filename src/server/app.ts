@@ -3,9 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer, type ServerOptions as TlsOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { credentialsOf, decide, type Access, type AccessDecision, type AuditLog } from '../access/index.js';
 import type { FsBlobStore } from '../cache/fs.js';
+import type { Coordination } from '../cluster/coordination.js';
 import { artifactKey } from '../cache/keys.js';
 import { MemoryCache } from '../cache/memory.js';
 import type { Config } from '../config/index.js';
@@ -19,11 +21,14 @@ import { parseRequest, type ParsedRequest } from './protocol.js';
 import type { Route, RouteTable } from './routes.js';
 import { ClientAddresses } from './clientip.js';
 import { Exchange, TEXT, sendBody, sendError } from './respond.js';
+import { StorageSpace } from './space.js';
 import type { SumdbService } from './sumdb.js';
 
 export interface AppOptions {
   config: Config;
   store: FsBlobStore;
+  /** Who fetches what, across the processes sharing the store. */
+  coordination: Coordination;
   routes: RouteTable;
   metrics: Metrics;
   log: Logger;
@@ -44,6 +49,7 @@ type GateResult = true | Promise<true>;
 export class ProxyApp {
   readonly artifacts: Artifacts;
   readonly mutable: MutableAnswers;
+  readonly space: StorageSpace;
   private readonly memory: MemoryCache<ArtifactEntry>;
   private readonly prefix: string;
   private readonly routes: RouteTable;
@@ -60,17 +66,24 @@ export class ProxyApp {
     this.addresses = c.trustedProxies.length > 0 ? new ClientAddresses(c.trustedProxies) : null;
     this.audit = o.access?.audit.enabled ? o.access.audit : null;
     this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
+    this.space = new StorageSpace(o.store, c.cache.minFree, o.metrics, o.log);
+    o.metrics.rememberedAnswers = () => o.coordination.answers.size;
     this.artifacts = new Artifacts({
       store: o.store,
+      coordination: o.coordination,
       memory: this.memory,
       metrics: o.metrics,
       log: o.log,
+      space: this.space,
       immutableMaxAgeMs: c.cache.immutableMaxAge,
+      notFoundTtlMs: c.cache.notFoundTtl,
+      refusedTtlMs: c.cache.refusedTtl,
       sumdb: o.sumdb,
     });
     this.mutable = new MutableAnswers({
       store: o.store,
       artifacts: this.artifacts,
+      space: this.space,
       policy: o.routes,
       metrics: o.metrics,
       log: o.log,
@@ -101,7 +114,6 @@ export class ProxyApp {
       ex.module = p.mod.path;
       if (p.kind !== 'list' && p.kind !== 'latest') ex.version = p.version.version;
       route = this.routes.routeFor(p.mod.path);
-      if (this.routes.hasPolicy) this.routes.checkPolicy(p.mod.path, p.kind === 'info' || p.kind === 'mod' || p.kind === 'zip' ? p.version.version : undefined);
       gate = this.gate(ex, route, p.mod.path);
     } catch (err) {
       sendError(ex, err, this.o.log);
@@ -117,8 +129,19 @@ export class ProxyApp {
     );
   };
 
-  /** After parse, route and access: a memory hit answers at once; everything else is a miss. */
+  /**
+   * After parse, route and access (so that only those who may read a module learn why it is
+   * blocked): the operator's policy, then a memory hit answers at once; everything else is a miss.
+   */
   private dispatch(ex: Exchange, p: ModuleRequest, route: Route): void {
+    if (this.routes.hasPolicy) {
+      try {
+        this.routes.checkPolicy(p.mod.path, p.kind === 'info' || p.kind === 'mod' || p.kind === 'zip' ? p.version.version : undefined);
+      } catch (err) {
+        sendError(ex, err, this.o.log);
+        return;
+      }
+    }
     switch (p.kind) {
       case 'info':
       case 'mod':
@@ -282,6 +305,8 @@ export class ProxyApp {
       }
     }
     if (!this.writable.ok) problems.push(`storage ${this.o.store.description} is not writable (${this.writable.reason ?? 'unknown'})`);
+    const low = await this.space.low().catch((err: unknown) => `cannot read the free space of ${this.o.store.description} (${(err as Error).message})`);
+    if (low) problems.push(low);
     if (!this.routes.chains().some((c) => c.healthy())) problems.push('every upstream is failing');
     return problems;
   }
@@ -331,6 +356,11 @@ export class ProxyApp {
     return opts;
   }
 
+  /** Throws if the certificate, key or client CA cannot be read or do not form a TLS context. */
+  checkTls(): void {
+    if (this.o.config.tls) createSecureContext(this.tlsOptions());
+  }
+
   /** Re-reads the certificate, key and client CA (SIGHUP): renewed certificates need no restart. */
   reloadTls(): void {
     if (!this.tlsServer) return;
@@ -352,6 +382,11 @@ export class ProxyApp {
     clearInterval(sweep);
     clearTimeout(timer);
     await Promise.race([this.artifacts.drain(), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
+    await this.close();
+  }
+
+  /** Lets go of upstream pools, the checksum database and access files (an app that never listened, too). */
+  async close(): Promise<void> {
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { FsBlobStore } from '../cache/fs.js';
+import { HostCoordination } from '../cluster/coordination.js';
 import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
@@ -30,14 +31,32 @@ export interface StartOptions {
   /** In a cluster: metrics aggregated over every worker. */
   metricsText?: () => Promise<string>;
   metrics?: Metrics;
+  /** Shared with the other processes of this server (the workers relay remembered answers). */
+  coordination?: HostCoordination;
 }
 
-export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
+/** Everything a server is made of, checked and ready to listen; close() undoes it (for the primary's check of the settings). */
+export interface BuiltServer {
+  app: ProxyApp;
+  metrics: Metrics;
+  instanceId: string;
+  sumdbName: string;
+  access: Access | null;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the server from its settings without listening: every setting a worker would trip on
+ * (files, routes, access, the data folder, the certificate) fails here, as a ConfigError.
+ */
+export async function buildServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<BuiltServer> {
   const { log, accessLog } = loggers;
   const store = new FsBlobStore(config.data);
   await store.checkWritable();
   const instanceId = config.instanceId ?? (await instanceIdOf(store));
   const metrics = opts.metrics ?? new Metrics();
+  store.onError = (op, reason) => metrics.storageErrors.labels(op, reason).inc();
+  const coordination = opts.coordination ?? new HostCoordination(config.data);
   const hooks: ChainHooks = {
     onUpstream: (id, kind, outcome, ms, err) => metrics.upstream(id, kind, outcome, ms, err?.kind),
     onHealthChange: (id, healthy) => {
@@ -45,7 +64,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
       log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
     },
   };
-  const { routes, sumdb } = createRouting(config, { store, metrics, log, via: instanceId, hooks });
+  const { routes, sumdb } = createRouting(config, { store, coordination, metrics, log, via: instanceId, hooks });
   let access: Access | null;
   try {
     access = await createAccess(config.auth, {
@@ -57,12 +76,33 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     throw err;
   }
   // With no sign-in method, limit, audit or restricted reader configured, the hot path skips access control entirely.
-  const restricted = [...config.routes.map((r) => r.read ?? config.read), config.read].some((rules) => !rules.includes('anonymous'));
+  const restricted = [...config.routes.map((r) => r.read ?? config.read), config.read, config.auth.metrics].some((rules) => !rules.includes('anonymous'));
   if (access.authenticator.methods.length === 0 && !access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled && !restricted) {
     await access.close();
     access = null;
   }
-  const app = new ProxyApp({ config, store, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb, access });
+  const app = new ProxyApp({ config, store, coordination, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb, access });
+  try {
+    app.checkTls();
+  } catch (err) {
+    await access?.close();
+    throw new ConfigError(`invalid setting tls: ${(err as Error).message}`);
+  }
+  return {
+    app,
+    metrics,
+    instanceId,
+    sumdbName: sumdb?.name ?? 'off',
+    access,
+    close: async () => {
+      await app.close();
+    },
+  };
+}
+
+export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
+  const { log } = loggers;
+  const { app, metrics, instanceId, sumdbName, access } = await buildServer(config, loggers, opts);
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   const addr = server.address();
@@ -70,7 +110,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const url = `${config.tls ? 'https' : 'http'}://${shownHost}:${boundPort}${config.pathPrefix}`;
   log.info(
-    { url, data: config.data, upstream: formatGoProxyList(config.upstreams), sumdb: sumdb?.name ?? 'off', instanceId },
+    { url, data: config.data, upstream: formatGoProxyList(config.upstreams), sumdb: sumdbName, instanceId },
     'listening',
   );
   // Whoever started us (a supervisor, a test) may be waiting for that line.

@@ -6,7 +6,8 @@ import type { RequestKind } from '../sources/index.js';
 
 /** Request kinds as they appear in metrics and logs. */
 export type ServedKind = RequestKind | 'sumdb' | 'ops' | 'other';
-export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidating' | 'none';
+/** negative: a remembered not-found answer; refused: a remembered refusal of an upstream answer. */
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidating' | 'negative' | 'refused' | 'none';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -23,6 +24,10 @@ export class Metrics {
   readonly checksumMismatches: Counter<'kind'>;
   readonly sumdbForks: Counter;
   readonly bugs: Counter<'kind'>;
+  readonly storageErrors: Counter<'op' | 'reason'>;
+  /** Reads how many answers this process remembers (set by whoever owns them). */
+  rememberedAnswers: () => number = () => 0;
+  readonly storageFree: Gauge;
   private readonly bound = new Map<string, (seconds: number, bytes: number) => void>();
 
   constructor() {
@@ -52,6 +57,17 @@ export class Metrics {
     this.checksumMismatches = new Counter({ name: 'gomodproxy_checksum_mismatches_total', help: 'Upstream artifacts refused because their h1 hash disagrees with the checksum database.', labelNames: ['kind'], registers });
     this.sumdbForks = new Counter({ name: 'gomodproxy_sumdb_forks_total', help: 'Times the checksum database presented a tree inconsistent with one verified before.', registers });
     this.bugs = new Counter({ name: 'gomodproxy_bugs_total', help: 'Errors no code path handled (unhandled rejections, uncaught exceptions), by kind: each is a bug to report.', labelNames: ['kind'], registers });
+    this.storageErrors = new Counter({ name: 'gomodproxy_storage_errors_total', help: 'Reads and writes of the store that failed (or were refused for lack of space), by operation and reason: no-space, permission, io.', labelNames: ['op', 'reason'], registers });
+    this.storageFree = new Gauge({ name: 'gomodproxy_storage_free_bytes', help: 'Free bytes of the store at its last check (disk store only).', registers });
+    const self = this;
+    new Gauge({
+      name: 'gomodproxy_remembered_answers',
+      help: 'Not-found and refused upstream answers this process remembers (summed over workers: each keeps its own copy).',
+      registers,
+      collect() {
+        this.set(self.rememberedAnswers());
+      },
+    });
     this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
   }
 

@@ -4,7 +4,7 @@
 // is served (marked stale) rather than an error.
 import type { Logger } from 'pino';
 import type { FsBlobStore } from '../cache/fs.js';
-import { mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys.js';
+import { MUTABLE_PREFIX, mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys.js';
 import { MemoryCache, type MemoryEntry } from '../cache/memory.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError } from '../errors.js';
@@ -14,6 +14,7 @@ import type { Route, RouteTable } from './routes.js';
 import { checkInfo, checkList, isListableVersion } from './check.js';
 import type { Metrics } from './metrics.js';
 import { CACHE_HEADER, STALE_HEADER, TEXT, sendBody, type Exchange } from './respond.js';
+import type { StorageSpace } from './space.js';
 
 export type MutableRequest =
   | { kind: 'list'; mod: ModuleRef; route: Route }
@@ -27,6 +28,8 @@ interface Answer extends MemoryEntry {
 export interface MutableDeps {
   store: FsBlobStore;
   artifacts: Artifacts;
+  /** Room for the answer in the store: without it the answer is served, not kept. */
+  space: StorageSpace;
   /** Operator policy: denied versions are dropped from lists and refused as @latest or query answers. */
   policy: RouteTable;
   metrics: Metrics;
@@ -80,6 +83,8 @@ export class MutableAnswers {
       }
     }
     ex.cache = 'miss';
+    // Nothing to fall back on: a not-found learnt a moment ago is the answer.
+    if (!cached) this.d.artifacts.misses.checkRemembered(ex, key);
     let fresh: Answer;
     try {
       fresh = await this.refresh(key, r, ctx);
@@ -163,6 +168,7 @@ export class MutableAnswers {
         if (err instanceof ProxyError && err.isNotFound) {
           this.memory.delete(key);
           await this.d.store.delete(key).catch(() => false);
+          throw this.d.artifacts.misses.learn(key, err);
         } else {
           if (this.failures.size > 10_000) this.failures.clear();
           this.failures.set(key, { at: Date.now(), message: err instanceof Error ? err.message : String(err) });
@@ -170,11 +176,28 @@ export class MutableAnswers {
         throw err;
       }
       this.failures.delete(key);
-      const stat = await this.d.store.put(key, data);
-      const answer: Answer = { data, etag: stat.etag, mtimeMs: stat.mtimeMs, source };
+      const answer: Answer = { data, etag: '', mtimeMs: Date.now(), source };
       this.memory.set(key, answer);
+      await this.keep(key, data);
       return answer;
     });
+  }
+
+  /** Stores a fresh answer for other processes and restarts; one that cannot be stored is still served (from memory). */
+  private async keep(key: string, data: Buffer): Promise<void> {
+    let claim;
+    try {
+      claim = await this.d.space.claim(data.length, `the answer ${key.slice(MUTABLE_PREFIX.length)}`);
+    } catch {
+      return;
+    }
+    try {
+      await this.d.store.put(key, data);
+    } catch (err) {
+      this.d.log.error({ key, err: (err as Error).message }, 'could not store a fresh answer; serving it from memory');
+    } finally {
+      claim.release();
+    }
   }
 
   /** The upstream's list plus any release we hold that it omits (it may come from another upstream). */

@@ -128,8 +128,11 @@ export function sendError(ex: Exchange, err: unknown, log: Logger, bytesSent = 0
     return;
   }
   const body = Buffer.from(`${pe.message}\n`);
-  const headers = ['Content-Type', TEXT, 'Content-Length', String(body.length), 'Cache-Control', 'no-store'];
-  for (const [k, v] of Object.entries(pe.headers ?? {})) headers.push(k, v);
+  // An error's own headers (a remembered not-found's Cache-Control) replace the defaults.
+  const own = pe.headers ?? {};
+  const headers = ['Content-Type', TEXT, 'Content-Length', String(body.length)];
+  if (!('Cache-Control' in own)) headers.push('Cache-Control', 'no-store');
+  for (const [k, v] of Object.entries(own)) headers.push(k, v);
   sendBody(ex, pe.status, headers, body);
 }
 

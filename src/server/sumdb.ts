@@ -3,7 +3,7 @@
 // that every public module version's hashes agree with the database before it is stored.
 import type { Logger } from 'pino';
 import type { FsBlobStore } from '../cache/fs.js';
-import { FileLocks } from '../cluster/filelock.js';
+import type { Coordination } from '../cluster/coordination.js';
 import type { Config, Timeouts } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { compilePrefixPatterns, unescapePath, unescapeVersion, type PrefixMatcher } from '../module/index.js';
@@ -27,6 +27,8 @@ export interface SumdbServiceOptions {
   setting: GosumdbSetting;
   noSumdb: string;
   store: FsBlobStore;
+  /** The lock of the verified tree head, shared by every process that keeps it. */
+  coordination: Pick<Coordination, 'tryLock'>;
   /** The upstream chain's members, in order: the go command asks each proxy whether it supports the database. */
   upstreams: { member: ChainMember; fallthrough: 'not-found' | 'any' }[];
   timeouts: Timeouts;
@@ -72,7 +74,6 @@ export class SumdbService {
   readonly client: SumdbClient;
   private readonly noSumdb: PrefixMatcher;
   private route: Promise<Route> | undefined;
-  private readonly locks = new FileLocks();
   private readonly brief = new Map<string, { data: Buffer; until: number }>();
   /** The connection pool to the database's own address, when that is the route. */
   private directSource: ProxySource | undefined;
@@ -154,9 +155,8 @@ export class SumdbService {
   /** Compare-and-swap of the newest verified tree head, across processes sharing the data folder. */
   private async writeConfig(file: string, oldValue: Buffer, newValue: Buffer): Promise<boolean> {
     const key = this.stateKey(file);
-    const lockFile = `${this.o.store.localPath(key)}.lock`;
     for (let i = 0; i < 400; i++) {
-      const lock = await this.locks.tryAcquire(lockFile);
+      const lock = await this.o.coordination.tryLock(key);
       if (!lock) {
         await new Promise((r) => setTimeout(r, 10));
         continue;
@@ -170,7 +170,7 @@ export class SumdbService {
         await lock.release();
       }
     }
-    throw new Error(`timed out waiting for ${lockFile}`);
+    throw new Error(`timed out waiting for the lock of ${key}`);
   }
 
   private async readRemote(path: string): Promise<Buffer> {

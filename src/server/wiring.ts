@@ -4,6 +4,7 @@
 // and the same database, and skip the same private modules.
 import type { Logger } from 'pino';
 import type { FsBlobStore } from '../cache/fs.js';
+import type { Coordination } from '../cluster/coordination.js';
 import { ConfigError, type Config, type UpstreamSpec } from '../config/index.js';
 import { SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
 import type { Metrics } from './metrics.js';
@@ -18,6 +19,7 @@ export interface Routing {
 
 export interface RoutingOptions {
   store: FsBlobStore;
+  coordination: Pick<Coordination, 'tryLock'>;
   metrics: Metrics;
   log: Logger;
   /** This instance's id, for the loop-detection header. */
@@ -46,6 +48,7 @@ export function createRouting(config: Config, o: RoutingOptions): Routing {
   }
   const sumdb = createSumdbService(config, {
     store: o.store,
+    coordination: o.coordination,
     // The database is reached through public upstreams only, as the go command does.
     upstreams: defaultChain.members.map((member, i) => ({ member, fallthrough: config.upstreams[i]?.fallthrough ?? 'not-found' })),
     skip: (modulePath) => !routes.routeFor(modulePath).sumdb,

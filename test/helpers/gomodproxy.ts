@@ -29,6 +29,12 @@ export interface StartProxyOptions {
   workers?: number;
   /** Script to run instead of dist/cli/main.js (the harness self-test uses a fake). */
   entry?: string;
+  /**
+   * Give the data folder a file system of its own of this many bytes: a tmpfs mounted in a mount
+   * namespace private to the server (unshare), so it vanishes with the server. Read and fill it
+   * from the test through `dataView` (the folder as the server sees it).
+   */
+  tmpfsBytes?: number;
   /** How long to wait for the listening line; 20 s by default. */
   startTimeoutMs?: number;
   /** Log lines kept for `logs()`; 5000 by default. */
@@ -39,6 +45,8 @@ export interface ProxyProcess {
   /** `http://127.0.0.1:<port>` from the listening line. */
   readonly url: string;
   readonly dataDir: string;
+  /** The data folder as the server sees it (differs from dataDir only with tmpfsBytes). */
+  readonly dataView: string;
   readonly proc: ChildProcess;
   /** The most recent stdout lines, parsed. */
   logs(): LogLine[];
@@ -91,7 +99,15 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
   const lineWaiters = new Set<(l: LogLine) => void>();
 
   // Own process group, so kill() also reaches cluster workers and nothing outlives the test.
-  const proc = spawn(process.execPath, args, { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let command = process.execPath;
+  let argv = args;
+  if (opts.tmpfsBytes !== undefined) {
+    // Without root, a user namespace (-r) lets the server mount its own tmpfs. unshare and sh
+    // exec, so the server keeps the pid, and /proc/<pid>/root shows its view of the folder.
+    command = 'unshare';
+    argv = [...(process.getuid?.() === 0 ? [] : ['-r']), '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${opts.tmpfsBytes} gmp-test "$0" && exec "$@"`, dataDir, process.execPath, ...args];
+  }
+  const proc = spawn(command, argv, { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
     proc.once('error', () => resolve({ code: null, signal: null }));
@@ -152,7 +168,7 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     });
 
   const describe = (): string =>
-    `command: node ${args.join(' ')}\nstdout (last lines):\n${lines
+    `command: ${command === process.execPath ? 'node' : command} ${argv.join(' ')}\nstdout (last lines):\n${lines
       .slice(-40)
       .map((l) => JSON.stringify(l))
       .join('\n')}\n${partial}\nstderr:\n${stderrText.slice(-8000)}`;
@@ -198,6 +214,7 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
   return {
     url,
     dataDir,
+    dataView: opts.tmpfsBytes !== undefined ? `/proc/${proc.pid}/root${dataDir}` : dataDir,
     proc,
     logs: () => [...lines],
     stderr: () => stderrText,

@@ -1,0 +1,322 @@
+// Misses of .zip: one fetch per key (a flight in this process; the key's lock across processes)
+// streams into a staging file that every client reads as it grows, while the zip is checked and
+// hashed; the checksum database is asked while the upstream answers; only then is it committed.
+// Everything that can refuse a zip before its first byte is sent (not found, the database, room
+// on the disk, a zip small enough to be held back whole) does so with one line instead of a 200.
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { BlobStat } from '../cache/blobstore.js';
+import { ensureDir } from '../cache/dirs.js';
+import { storageError, storageFailureOf, type FsBlobStore } from '../cache/fs.js';
+import { zipHashKey } from '../cache/keys.js';
+import { ForeignView, LocalView, readStaged, type StagingView } from '../cache/staging.js';
+import type { Coordination, FetchLock } from '../cluster/coordination.js';
+import { ProxyError, errorMessage } from '../errors.js';
+import { StreamingZipCheck, ZipError } from '../modzip/index.js';
+import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
+import type { ArtifactRequest } from './artifacts.js';
+import { drained } from './artifacts.js';
+import type { Metrics } from './metrics.js';
+import type { Misses } from './misses.js';
+import type { Claim, StorageSpace } from './space.js';
+import { CACHE_HEADER, contentTypes, sendError, type Exchange } from './respond.js';
+
+export interface ZipFetchDeps {
+  store: FsBlobStore;
+  coordination: Coordination;
+  metrics: Metrics;
+  log: Logger;
+  space: StorageSpace;
+  misses: Misses;
+  cacheControl: string;
+}
+
+interface ZipFlight {
+  view: Promise<StagingView>;
+  source: string | undefined;
+}
+
+const OTHER_PROCESS = 'another gomodproxy process';
+
+export class ZipFetches {
+  private readonly flights = new Map<string, ZipFlight>();
+
+  constructor(private readonly d: ZipFetchDeps) {}
+
+  /** Joins (or starts) the fetch of key and streams it to this client. */
+  async serve(ex: Exchange, r: ArtifactRequest, key: string, ctx: FetchContext): Promise<void> {
+    const flight = this.flights.get(key) ?? this.start(r, key, ctx);
+    const view = await flight.view;
+    ex.source = flight.source;
+    // Headers wait for the first sendable byte: a zip refused before then (small zips are held
+    // back whole) still gets its one-line error instead of a cut connection.
+    while (view.state() === 'streaming' && view.available() === 0) await view.changed();
+    if (view.state() === 'failed') throw view.error() ?? new ProxyError('upstream', `fetching ${r.mod.path}@${r.version.version}.zip failed`);
+    const size = view.size();
+    const headers = ['Content-Type', contentTypes.zip, 'Cache-Control', this.d.cacheControl, CACHE_HEADER, 'miss'];
+    if (size !== undefined) headers.push('Content-Length', String(size));
+    ex.res.writeHead(200, headers);
+    if (ex.isHead) {
+      ex.res.end();
+      ex.finish(200, 0);
+      return;
+    }
+    let closed = false;
+    ex.res.once('close', () => {
+      closed = true;
+    });
+    let sent = 0;
+    try {
+      for await (const chunk of readStaged(view, () => closed || ex.res.destroyed)) {
+        sent += chunk.length;
+        if (!ex.res.write(chunk)) await drained(ex);
+      }
+      if (closed || ex.res.destroyed) {
+        ex.finish(499, sent);
+        return;
+      }
+      ex.res.end();
+      ex.finish(200, sent);
+    } catch (err) {
+      sendError(ex, err, this.d.log, sent);
+    }
+  }
+
+  /** Settles when every fetch in flight has. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.flights.values()].map((f) => f.view));
+  }
+
+  private start(r: ArtifactRequest, key: string, ctx: FetchContext): ZipFlight {
+    let resolve!: (v: StagingView) => void;
+    let reject!: (e: unknown) => void;
+    const view = new Promise<StagingView>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    view.catch(() => undefined);
+    const flight: ZipFlight = { view, source: undefined };
+    this.flights.set(key, flight);
+    this.d.metrics.inflightFetches.inc();
+    this.fetch(r, key, ctx, flight, resolve)
+      .catch((err: unknown) => reject(err))
+      .finally(() => {
+        this.flights.delete(key);
+        this.d.metrics.inflightFetches.dec();
+      });
+    return flight;
+  }
+
+  /**
+   * Leads the fetch (we got the lock) or follows the process that has it. `ready` is called
+   * as soon as readers can start; the fetch then goes on whatever they do.
+   */
+  private async fetch(r: ArtifactRequest, key: string, ctx: FetchContext, flight: ZipFlight, ready: (v: StagingView) => void): Promise<void> {
+    const what = `${r.mod.path}@${r.version.version}.zip`;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (attempt > 0) {
+        await new Promise((res) => setTimeout(res, 25 * attempt));
+        // The process we followed may have given up with an answer worth repeating.
+        const remembered = this.d.misses.rememberedError(key);
+        if (remembered) throw remembered;
+      }
+      let lock: FetchLock | null;
+      try {
+        lock = await this.d.coordination.tryLock(key);
+      } catch (err) {
+        // Not even a lock file fits: the zip could not be stored either.
+        throw this.storageFailure(err, key, 'cannot take the fetch lock');
+      }
+      if (!lock) {
+        if (await this.follow(key, what, flight, ready)) return;
+        continue;
+      }
+      try {
+        await this.lead(r, key, ctx, lock, flight, ready);
+      } finally {
+        await lock.release();
+      }
+      return;
+    }
+    throw new ProxyError('unavailable', `${OTHER_PROCESS} kept failing to fetch ${what}; retry`);
+  }
+
+  /** Reads the fetch another process leads; false if it gave up before sending anything. */
+  private async follow(key: string, what: string, flight: ZipFlight, ready: (v: StagingView) => void): Promise<boolean> {
+    const store = this.d.store;
+    const staging = store.stagingPath(key);
+    const view = new ForeignView(
+      staging,
+      store.localPath(key),
+      async () => {
+        const st = await store.head(key);
+        if (st) return { committedSize: st.size, lockHeld: false };
+        const held = await this.d.coordination.holder(key);
+        return { committedSize: null, lockHeld: held !== null, expectedSize: held?.size };
+      },
+      what,
+    );
+    await view.refresh();
+    // Wait until the other process streams, commits or fails; if it fails before sending anything, take over.
+    while (view.state() === 'streaming' && !(await exists(staging))) await view.changed();
+    if (view.state() === 'failed') return false;
+    flight.source = OTHER_PROCESS;
+    ready(view);
+    while (view.state() === 'streaming') await view.changed();
+    return true;
+  }
+
+  private async lead(r: ArtifactRequest, key: string, ctx: FetchContext, lock: FetchLock, flight: ZipFlight, ready: (v: StagingView) => void): Promise<void> {
+    const store = this.d.store;
+    const staging = store.stagingPath(key);
+    const what = `${r.mod.path}@${r.version.version}.zip`;
+    const local = new LocalView(staging, store.localPath(key));
+    let fh: FileHandle | undefined;
+    let started = false;
+    let releaseSlot: (() => void) | undefined;
+    let checker: StreamingZipCheck | undefined;
+    let claim: Claim | undefined;
+    try {
+      const existing = await store.head(key);
+      if (existing) {
+        flight.source = 'cache';
+        local.commit(existing.size);
+        ready(local);
+        return;
+      }
+      // Ask the checksum database while the upstream answers: if it cannot vouch for this
+      // version, the client gets that reason as a clean error before a single byte is sent.
+      const recorded = this.d.misses.checksumLookup(r);
+      // The requesting client's fetch slot is held until the zip is in, not while clients read it.
+      releaseSlot = ctx.fetchSlot ? await ctx.fetchSlot() : undefined;
+      let res;
+      try {
+        res = await r.route.chain.run('zip', (s) => s.zip(r.mod, r.version, ctx));
+      } catch (err) {
+        throw this.d.misses.learn(key, err);
+      }
+      flight.source = res.source.id;
+      const body = res.value;
+      const lookupError = await recorded;
+      if (lookupError) {
+        discard(body.stream);
+        throw lookupError;
+      }
+      // Room for the whole zip (its Content-Length, else the largest the go command accepts) is
+      // claimed before any client has headers: a disk too full is a clean 507, not a cut 200.
+      try {
+        claim = await this.d.space.claim(body.size ?? MAX_ZIP_BYTES, what);
+      } catch (err) {
+        discard(body.stream);
+        throw err;
+      }
+      local.setSize(body.size);
+      if (body.size !== undefined) await lock.update({ size: body.size });
+      try {
+        await ensureDir(path.dirname(staging));
+        fh = await open(staging, 'w', 0o644);
+      } catch (err) {
+        discard(body.stream);
+        throw this.storageFailure(err, key, 'cannot create the staging file');
+      }
+      started = true;
+      ready(local);
+      let written = 0;
+      // The zip is checked (and hashed) as it arrives, so little is left to do after its last byte.
+      checker = new StreamingZipCheck(r.mod.path, r.version.version);
+      const out = fh;
+      try {
+        for await (const chunk of body.stream) {
+          const buf = chunk as Buffer;
+          written += buf.length;
+          if (written > MAX_ZIP_BYTES) {
+            discard(body.stream);
+            throw this.d.misses.refuse(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent more than 500 MiB for ${what}, over the go command's limit; gomodproxy did not cache it`), 'too-large');
+          }
+          await Promise.all([
+            out.write(buf).catch((err: unknown) => {
+              throw this.storageFailure(err, key, 'writing the staging file failed');
+            }),
+            checker.push(buf),
+          ]);
+          local.progress(written);
+        }
+      } catch (err) {
+        discard(body.stream);
+        if (err instanceof ZipError) throw this.invalidZip(key, res.source.id, r, err);
+        if (err instanceof ProxyError) throw err;
+        const pe = streamError(err, res.source.id, what, written, body.size);
+        res.reportFailure(pe);
+        throw pe;
+      }
+      if (body.size !== undefined && written !== body.size) {
+        const pe = streamError(new Error('short body'), res.source.id, what, written, body.size);
+        res.reportFailure(pe);
+        throw pe;
+      }
+      await fh.close();
+      fh = undefined;
+      let h1: string;
+      try {
+        h1 = (await checker.finish(staging)).h1;
+      } catch (err) {
+        if (!(err instanceof ZipError)) throw err;
+        throw this.invalidZip(key, res.source.id, r, err);
+      }
+      await this.d.misses.verifyChecksum(key, r, 'zip', h1, res.source.id);
+      let stat: BlobStat;
+      try {
+        await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
+        stat = await store.putFile(key, staging);
+      } catch (err) {
+        // Good bytes that could not be stored (a full disk): the clients reading them still get them whole.
+        local.release(written);
+        throw err;
+      }
+      local.commit(stat.size);
+    } catch (err) {
+      const pe = err instanceof ProxyError ? err : new ProxyError('internal', `fetching ${what} failed: ${errorMessage(err)}`, { cause: err });
+      if (!(err instanceof ProxyError)) this.d.log.error({ err, key }, 'zip fetch failed');
+      if (started) local.fail(pe);
+      else throw pe;
+    } finally {
+      releaseSlot?.();
+      claim?.release();
+      if (local.state() !== 'committed') checker?.abort();
+      await fh?.close().catch(() => undefined);
+      if (local.state() !== 'committed') await rm(staging, { force: true }).catch(() => undefined);
+    }
+  }
+
+  private invalidZip(key: string, sourceId: string, r: ArtifactRequest, err: ZipError): ProxyError {
+    return this.d.misses.refuse(key, 'zip', new ProxyError('upstream', `upstream ${sourceId} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`), 'invalid-zip');
+  }
+
+  /** A write of ours failed: logged and counted against storage, never against the upstream. */
+  private storageFailure(err: unknown, key: string, what: string): ProxyError {
+    const pe = storageError(err, 'write');
+    this.d.metrics.storageErrors.labels('write', storageFailureOf(err)).inc();
+    this.d.log.error({ key, err: errorMessage(err) }, `${what}: ${pe.message}`);
+    return pe;
+  }
+}
+
+function streamError(err: unknown, sourceId: string, what: string, written: number, size: number | undefined): ProxyError {
+  const code = (err as { code?: string }).code;
+  const of = size !== undefined ? ` of ${size}` : '';
+  if (code === 'UND_ERR_BODY_TIMEOUT') {
+    return new ProxyError('timeout', `upstream ${sourceId} stalled after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, { cause: err });
+  }
+  return new ProxyError('upstream', `upstream ${sourceId} broke off after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, { cause: err });
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    const fh = await open(file, 'r');
+    await fh.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
