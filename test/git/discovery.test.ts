@@ -2,12 +2,14 @@
 // <meta> discovery served by a local HTTP server (prefix rules, several tags, `mod` entries,
 // the subdirectory field), the configured mapping, and GOINSECURE's plain-http fallback.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultMetaFetcher, Discovery, type MetaFetcher, type RepoRoot } from '../../src/sources/git/discovery.js';
 import { GitSourceError } from '../../src/sources/git/errors.js';
 import { matchGoImport, parseMetaGoImports } from '../../src/sources/git/meta.js';
-import { cleanupAll, registerCleanup } from '../helpers/tmp.js';
+import { cleanupAll, makeTempDir, registerCleanup } from '../helpers/tmp.js';
+import { issue, makeCa } from '../access/support/pki.js';
 
 /** Pages by path (with the ?go-get=1 query stripped); status 200 unless given. */
 const pages = new Map<string, { status?: number; body: string }>();
@@ -157,29 +159,124 @@ describe('?go-get=1 meta discovery', () => {
     expect(await discovery().lookup('status.example/x')).toMatchObject({ repo: 'https://code.example/x.git' });
     expect((await fails(discovery().lookup('missing.example/x'))).kind).toBe('not-found');
   });
+});
 
-  test('an unreachable host is a real error, not "not found"', async () => {
-    const d = discovery({ fetchMeta: async () => Promise.reject(new Error('connect ECONNREFUSED')) });
-    const e = await fails(d.lookup('down.example/x'));
-    expect(e.kind).toBe('upstream');
-    expect(e.message).toMatch(/ECONNREFUSED/);
+describe('a failed repository-root lookup is "not found", as for cmd/go', () => {
+  // cmd/go's modfetch.lookupDirect turns every failure of vcs.RepoRootForImportPath into
+  // not-exist, and its package-to-module search needs that for the path prefixes that are not
+  // modules. The failures here are real: the default fetcher against a name that never resolves
+  // (.test is reserved), a closed port, a server with a certificate nobody trusts, and pages.
+  const routes = new Map<string, string>();
+  let real: MetaFetcher;
+  /** The default fetcher, with routed hosts sent to local servers and pages.example to the page server. */
+  const routed: MetaFetcher = (url, insecure) => {
+    if (url.host.endsWith('pages.example')) return localFetcher(url, insecure);
+    const to = routes.get(url.host);
+    return real(to ? new URL(`${to}${url.pathname}${url.search}`) : url, insecure);
+  };
+  const proxyVars = ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'all_proxy', 'no_proxy'];
+  const saved = new Map<string, string | undefined>();
+
+  beforeAll(async () => {
+    // The default fetcher honours HTTPS_PROXY: a developer's own must not stand between it and these hosts.
+    for (const k of proxyVars) {
+      saved.set(k, process.env[k]);
+      delete process.env[k];
+    }
+    real = defaultMetaFetcher(10_000);
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    routes.set('refused.example', `https://127.0.0.1:${closedPort}`);
+    const pki = await makeTempDir('discovery-tls');
+    const ca = await makeCa(pki, 'untrusted-ca');
+    const leaf = await issue(ca, pki, { name: 'tls', subject: '/CN=tls.example', san: 'DNS:tls.example,IP:127.0.0.1', usage: 'serverAuth' });
+    const tls = https.createServer({ key: leaf.key, cert: leaf.cert }, (_req, res) => res.end(meta('tls.example/m git https://code.example/m.git')));
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    registerCleanup(() => new Promise<void>((r) => tls.close(() => r())));
+    routes.set('tls.example', `https://127.0.0.1:${(tls.address() as AddressInfo).port}`);
+    pages.set('/plain.pages.example/m', { body: '<html><head><title>no tags</title></head><body></body></html>' });
+    pages.set('/gone.pages.example/m', { status: 404, body: '<html><body>gone</body></html>' });
+    pages.set('/private.pages.example/m', { status: 403, body: '<html><body>sign in</body></html>' });
+    pages.set('/down.pages.example/m', { status: 503, body: '<html><body>maintenance</body></html>' });
+  });
+  afterAll(() => {
+    for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
   });
 
-  test('answers are reused for the TTL, failures of the network are not', async () => {
+  const network = [/map it with git\.repos/, /HTTPS_PROXY/];
+  test.each([
+    { why: 'DNS failure', path: 'nowhere.test/x/text/cases', cause: /: getaddrinfo (ENOTFOUND|EAI_AGAIN) nowhere\.test/, advice: [...network, /let gomodproxy reach nowhere\.test/], unreachable: true },
+    { why: 'connection refused', path: 'refused.example/x/pkg', cause: /: connect ECONNREFUSED 127\.0\.0\.1:\d+/, advice: [...network, /let gomodproxy reach refused\.example/], unreachable: true },
+    { why: 'TLS failure', path: 'tls.example/m', cause: /: unable to verify the first certificate/, advice: [/map it with git\.repos/, /trust the certificate of tls\.example \(NODE_EXTRA_CA_CERTS\)/, /git\.insecure/], unreachable: true },
+    { why: 'no meta tag', path: 'plain.pages.example/m', cause: /: fetching plain\.pages\.example\/m: no go-import meta tag found in https:\/\/plain\.pages\.example\/m\?go-get=1/, advice: [/map it with git\.repos/], unreachable: false },
+    { why: 'status 404', path: 'gone.pages.example/m', cause: /: reading https:\/\/gone\.pages\.example\/m\?go-get=1: 404/, advice: [/map it with git\.repos/], unreachable: false },
+    { why: 'status 403', path: 'private.pages.example/m', cause: /: reading https:\/\/private\.pages\.example\/m\?go-get=1: 403/, advice: [/private module, map it with git\.repos/, /git\.credentials/], unreachable: false },
+    { why: 'status 503', path: 'down.pages.example/m', cause: /: reading https:\/\/down\.pages\.example\/m\?go-get=1: 503/, advice: [/map it with git\.repos/], unreachable: true },
+  ])('$why: not-found, with the cause and what to do in one line', async ({ path, cause, advice, unreachable }) => {
+    const e = await fails(discovery({ fetchMeta: routed }).lookup(path));
+    expect(e.kind).toBe('not-found');
+    expect(e.unreachable).toBe(unreachable);
+    expect(e.message).not.toMatch(/[\r\n]/);
+    expect(e.message).toMatch(/^cannot look up its repository: /);
+    expect(e.message).toMatch(cause);
+    for (const a of advice) expect(e.message).toMatch(a);
+  });
+
+  test('an unreachable host names the host; the URL asked for is the one shown, not where it was routed', async () => {
+    const e = await fails(discovery({ fetchMeta: routed }).lookup('refused.example/x/pkg'));
+    expect(e.message).toMatch(/^cannot look up its repository: https:\/\/refused\.example\/x\/pkg\?go-get=1: /);
+  });
+
+  test('a not-found of an unreachable host is remembered briefly, a page without tags for the whole TTL', async () => {
+    let now = 1_000_000;
+    let fetched = 0;
+    const d = discovery({
+      ttlMs: 600_000,
+      unreachableTtlMs: 5_000,
+      now: () => now,
+      fetchMeta: (url, insecure) => {
+        fetched++;
+        return routed(url, insecure);
+      },
+    });
+    const twice = async (p: string): Promise<number> => {
+      const before = fetched;
+      await fails(d.lookup(p));
+      await fails(d.lookup(p));
+      return fetched - before;
+    };
+    expect(await twice('nowhere.test/x')).toBe(1);
+    expect(await twice('plain.pages.example/m')).toBe(1);
+    now += 5_001;
+    expect(await twice('nowhere.test/x')).toBe(1);
+    expect(await twice('plain.pages.example/m')).toBe(0);
+    now += 600_000;
+    expect(await twice('plain.pages.example/m')).toBe(1);
+  });
+
+  test('answers are reused for the TTL; failures that are not "not found" are not remembered', async () => {
     let n = 0;
     const d = discovery({
       ttlMs: 60_000,
       fetchMeta: async (url) => {
         n++;
-        if (url.host === 'flaky.example') throw new Error('timeout');
         return { status: 200, url: url.href, body: meta('ttl.example/x git https://code.example/x.git') };
       },
     });
     await d.lookup('ttl.example/x');
     await d.lookup('ttl.example/x');
     expect(n).toBe(1);
-    await fails(d.lookup('flaky.example/x'));
-    await fails(d.lookup('flaky.example/x'));
+    const broken = discovery({
+      ttlMs: 60_000,
+      probe: async () => {
+        n++;
+        throw new GitSourceError('upstream', 'git is broken');
+      },
+    });
+    await fails(broken.lookup('example.org/repo.git'));
+    await fails(broken.lookup('example.org/repo.git'));
     expect(n).toBe(3);
   });
 });

@@ -145,6 +145,72 @@ describe('processes', () => {
   });
 });
 
+describe('a failed ls-remote', () => {
+  // cmd/go (codehost gitRepo.loadRefs) calls a repository missing only when a plain GET of its
+  // http(s) URL answers 404 or 410; git's own "not found" proves nothing by itself (hosts say it
+  // for private repositories too, and a path can be wrong for other reasons).
+  let url: string;
+  const proxyVars = ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'all_proxy', 'no_proxy'];
+  const saved = new Map<string, string | undefined>();
+  beforeAll(async () => {
+    // The plain GET honours HTTPS_PROXY: a developer's own must not stand between it and the local server.
+    for (const k of proxyVars) {
+      saved.set(k, process.env[k]);
+      delete process.env[k];
+    }
+    const pageStatus: Record<string, number> = { '/signin/x.git': 200, '/gone/x.git': 410, '/missing/x.git': 404 };
+    const server = http.createServer((req, res) => {
+      const u = new URL(req.url ?? '/', 'http://x');
+      if (u.pathname.endsWith('/info/refs')) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('Repository not found\n');
+        return;
+      }
+      res.writeHead(pageStatus[u.pathname] ?? 500, { 'content-type': 'text/html' });
+      res.end('<html><body>a page</body></html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    registerCleanup(() => new Promise<void>((r) => server.close(() => r())));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
+  });
+
+  const listVia = async (repoURL: string): Promise<ProxyError> => {
+    const s = source(path.join(root, `cache-lsremote-${Math.random().toString(36).slice(2)}`), { repos: [{ prefix: 'corp.example/m', url: repoURL }] });
+    const err = await s.list(mod('corp.example/m'), ctx).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ProxyError);
+    return err as ProxyError;
+  };
+
+  test.each([
+    { why: 'git says not found, the page is 404', repo: '/missing/x.git', status: 404, says: /does not exist, or it is private/ },
+    { why: 'git says not found, the page is 410', repo: '/gone/x.git', status: 404, says: /does not exist, or it is private/ },
+    { why: 'git says not found, the page is 200 (a sign-in page)', repo: '/signin/x.git', status: 502, says: /not found/ },
+  ])('over http: $why -> $status', async ({ repo, status, says }) => {
+    const err = await listVia(`${url}${repo}`);
+    expect(err.status).toBe(status);
+    expect(err.message).toMatch(says);
+  });
+
+  test('a remote that is not http(s) is never "not found" by git\'s words alone', async () => {
+    const err = await listVia(path.join(root, 'no-such-repository.git'));
+    expect(err.status).toBe(502);
+    expect(err.message).toMatch(/git finds no repository there: check the URL \(git\.repos/);
+  });
+
+  test('a host git cannot resolve: an error that names the host and the settings', async () => {
+    const err = await listVia('https://nowhere.test/x.git');
+    expect(err.status).toBe(502);
+    expect(err.message).toMatch(/Could not resolve host: nowhere\.test/);
+    expect(err.message).toMatch(/let gomodproxy reach nowhere\.test, e\.g\. through HTTPS_PROXY, or map the module with git\.repos/);
+  });
+});
+
 describe('other sources behind direct', () => {
   test('a `mod` meta tag is answered by the proxy it names', async () => {
     const seen: string[] = [];

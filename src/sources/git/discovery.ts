@@ -4,6 +4,13 @@
 // (example.org/repo.git/sub), whose scheme is found by trying `git ls-remote`; otherwise
 // `https://<path>?go-get=1` and its <meta name="go-import"> tags (plain http only for
 // GOINSECURE-style patterns); finally launchpad.net.
+//
+// As for cmd/go (modfetch.lookupDirect wraps every error of vcs.RepoRootForImportPath in
+// notExistError), a repository-root lookup that fails in any way is "not found": an unreachable
+// ?go-get=1 host (DNS, connection, TLS), a bad status, a page without a matching tag. The go
+// command's package-to-module search depends on it: for an import of golang.org/x/text/cases it
+// asks for golang.org/x/text/cases, golang.org/x/text, golang.org/x, and needs not-found for the
+// paths that are not modules, on networks that reach only some hosts as much as anywhere else.
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { checkPath, compilePrefixPatterns, ModuleError, type PrefixMatcher } from '../../module/index.js';
 import { GitSourceError, notExist } from './errors.js';
@@ -54,6 +61,13 @@ export interface DiscoveryOptions {
   probe: SchemeProbe;
   /** How long a discovery result (or a not-found answer) is reused; default 10 minutes. */
   ttlMs?: number;
+  /**
+   * How long a not-found that comes from failing to reach a host (or from a host in trouble) is
+   * reused; default 10 s, never more than ttlMs.
+   */
+  unreachableTtlMs?: number;
+  /** For tests: the cache's clock (default Date.now). */
+  now?: () => number;
   /** Timeout of one ?go-get=1 request; default 30 s. */
   httpTimeoutMs?: number;
   /** GIT_ALLOW_PROTOCOL of git's environment: the schemes cmd/go then treats as secure. */
@@ -113,8 +127,22 @@ const defaultSecure = new Set(['https', 'git+ssh', 'bzr+ssh', 'svn+ssh', 'ssh'])
 const UNKNOWN_SITE = Symbol('unknown site');
 
 interface Cached {
-  at: number;
+  /** Reused until then (Date.now() milliseconds). */
+  expires: number;
   value: Promise<RepoRoot>;
+}
+
+/**
+ * Long enough to answer the burst of requests one go command makes for a path (list, @latest,
+ * .info, once per candidate path of its package-to-module search, again in the next `go build`)
+ * from one failed lookup, which may itself have waited for a DNS or connect timeout; short enough
+ * that a network that comes back is noticed within seconds rather than after the discovery TTL.
+ */
+const UNREACHABLE_TTL_MS = 10_000;
+
+/** A redirect the go command would refuse too: an answer about the page, not a network failure. */
+class RefusedRedirect extends Error {
+  override readonly name = 'RefusedRedirect';
 }
 
 export class Discovery {
@@ -123,6 +151,8 @@ export class Discovery {
   private readonly fetchMeta: MetaFetcher;
   private readonly cache = new Map<string, Cached>();
   private readonly ttlMs: number;
+  private readonly unreachableTtlMs: number;
+  private readonly now: () => number;
   private readonly gitAllow: string[] | undefined;
 
   constructor(private readonly opts: DiscoveryOptions) {
@@ -131,23 +161,30 @@ export class Discovery {
     this.insecure = compilePrefixPatterns(opts.insecure ?? '');
     this.fetchMeta = opts.fetchMeta ?? defaultMetaFetcher(opts.httpTimeoutMs ?? 30_000);
     this.ttlMs = opts.ttlMs ?? 600_000;
+    this.unreachableTtlMs = Math.min(opts.unreachableTtlMs ?? UNREACHABLE_TTL_MS, this.ttlMs);
+    this.now = opts.now ?? Date.now;
     this.gitAllow = opts.gitAllowProtocol ? opts.gitAllowProtocol.split(':') : undefined;
   }
 
-  /** The repository holding modulePath. Results (and not-found answers) are reused for ttlMs. */
+  /**
+   * The repository holding modulePath. Results and not-found answers are reused for ttlMs; a
+   * not-found that only says a host was out of reach, for unreachableTtlMs after it came.
+   */
   lookup(modulePath: string): Promise<RepoRoot> {
-    const now = Date.now();
+    const now = this.now();
     const hit = this.cache.get(modulePath);
-    if (hit && now - hit.at < this.ttlMs) return hit.value;
+    if (hit && now < hit.expires) return hit.value;
     const value = this.resolve(modulePath);
-    const entry: Cached = { at: now, value };
+    const entry: Cached = { expires: now + this.ttlMs, value };
     this.cache.set(modulePath, entry);
-    // Network trouble is not remembered: the next request tries again.
     value.catch((err: unknown) => {
-      if (!(err instanceof GitSourceError && err.kind === 'not-found') && this.cache.get(modulePath) === entry) this.cache.delete(modulePath);
+      if (this.cache.get(modulePath) !== entry) return;
+      // Anything else (a git probe that could not run, a bug) is not remembered: the next request tries again.
+      if (!(err instanceof GitSourceError && err.kind === 'not-found')) this.cache.delete(modulePath);
+      else if (err.unreachable) entry.expires = Math.min(entry.expires, this.now() + this.unreachableTtlMs);
     });
     if (this.cache.size > 10_000) {
-      for (const [k, v] of this.cache) if (now - v.at >= this.ttlMs) this.cache.delete(k);
+      for (const [k, v] of this.cache) if (now >= v.expires) this.cache.delete(k);
     }
     return value;
   }
@@ -177,7 +214,11 @@ export class Discovery {
           rr = await this.dynamic(importPath, insecure);
         } catch (e) {
           if (e instanceof GitSourceError && e.kind !== 'not-found') throw e;
-          throw notExist(`unrecognized import path "${importPath}": ${(e as Error).message}`);
+          // cmd/go says `unrecognized import path "<path>"`; the caller names the path already.
+          throw new GitSourceError('not-found', `cannot look up its repository: ${(e as Error).message}`, {
+            cause: e,
+            unreachable: e instanceof GitSourceError && e.unreachable,
+          });
         }
       }
       return rr;
@@ -279,21 +320,57 @@ export class Discovery {
     const p = slash < 0 ? '/' : importPath.slice(slash);
     if (!host.includes('.')) throw notExist('import path does not begin with hostname');
     const url = new URL(`https://${host}${p}?go-get=1`);
-    const shown = `${host}${p}?go-get=1`;
+    const shown = insecure ? `${url.href} (then plain http)` : url.href;
     let res: MetaResponse;
     try {
       res = await this.fetchMeta(url, insecure);
     } catch (err) {
-      // Unreachable host: a real problem the user should see, not "not found".
-      throw new GitSourceError('upstream', `${insecure ? 'http/' : ''}https fetch: ${shown}: ${(err as Error).message}`, { cause: err });
+      // Not-exist for cmd/go, whatever kept the page from us; what to do depends on what did.
+      throw new GitSourceError('not-found', `${shown}: ${describeFailure(err)} (${hintForFailure(host, err)})`, {
+        cause: err,
+        unreachable: !(err instanceof RefusedRedirect),
+      });
     }
     const imports = parseMetaGoImports(res.body);
     if (imports.length === 0) {
-      if (res.status < 200 || res.status > 299) throw notExist(`reading ${res.url}: ${res.status}`);
-      throw notExist(`fetching ${importPath}: no go-import meta tag found in ${res.url}`);
+      if (res.status < 200 || res.status > 299) {
+        // A host in trouble may answer differently in a minute; a 4xx is its answer about the path.
+        const trouble = res.status >= 500 || res.status === 429 || res.status === 408;
+        throw new GitSourceError('not-found', `reading ${res.url}: ${res.status} (${hintForStatus(res.status)})`, { unreachable: trouble });
+      }
+      throw notExist(`fetching ${importPath}: no go-import meta tag found in ${res.url} (${MAP_IT})`);
     }
     return { url: shown, finalURL: res.url, imports };
   }
+}
+
+const MAP_IT = 'if it is a module, map it with git.repos';
+
+/** The cause of a failed ?go-get=1 fetch in one phrase (Node's errors may carry it in a code or in several errors). */
+function describeFailure(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message) return err.message;
+  if (err instanceof AggregateError && err.errors.length > 0) return [...new Set(err.errors.map(describeFailure))].join('; ');
+  const code = (err as NodeJS.ErrnoException).code;
+  return code ?? err.name;
+}
+
+function isTlsFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = String((err as NodeJS.ErrnoException).code ?? '');
+  return /CERT|SSL|TLS|EPROTO/.test(code) || /certificate|\bssl\b|\btls\b/i.test(err.message);
+}
+
+/** What the operator can do about a ?go-get=1 page that could not be fetched from host. */
+function hintForFailure(host: string, err: unknown): string {
+  if (err instanceof RefusedRedirect) return MAP_IT;
+  if (isTlsFailure(err)) return `${MAP_IT}, or make gomodproxy trust the certificate of ${host} (NODE_EXTRA_CA_CERTS), or list it in git.insecure`;
+  return `${MAP_IT}, or let gomodproxy reach ${host}, e.g. through HTTPS_PROXY`;
+}
+
+function hintForStatus(status: number): string {
+  if (status === 401 || status === 403) return 'if it is a private module, map it with git.repos to its repository and give that host\'s credentials in git.credentials';
+  return MAP_IT;
 }
 
 function expand(match: Record<string, string>, s: string): string {
@@ -314,7 +391,7 @@ export function defaultMetaFetcher(timeoutMs: number): MetaFetcher {
         await res.body.dump();
         const next = new URL(String(res.headers.location), current);
         // As the go command: never follow a redirect from https down to plain http.
-        if (current.protocol === 'https:' && next.protocol !== 'https:') throw new Error(`redirected from secure URL ${current.href} to insecure URL ${next.href}`);
+        if (current.protocol === 'https:' && next.protocol !== 'https:') throw new RefusedRedirect(`redirected from secure URL ${current.href} to insecure URL ${next.href}`);
         current = next;
         continue;
       }
@@ -331,7 +408,7 @@ export function defaultMetaFetcher(timeoutMs: number): MetaFetcher {
       }
       return { status: res.statusCode, url: current.href, body };
     }
-    throw new Error('stopped after 10 redirects');
+    throw new RefusedRedirect('stopped after 10 redirects');
   };
   return async (url, insecure) => {
     if (!insecure) return get(url, secure);

@@ -9,13 +9,21 @@ import { RunError } from './exec.js';
 export type GitFailure = 'not-found' | 'upstream' | 'timeout' | 'internal';
 
 export class GitSourceError extends Error {
+  /**
+   * A not-found that says only that a host could not be reached or was in trouble (cmd/go's
+   * not-exist for a failed repository-root lookup), not what the host holds: it may not hold a
+   * minute later, so caches keep it briefly.
+   */
+  readonly unreachable: boolean;
+
   constructor(
     readonly kind: GitFailure,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; unreachable?: boolean },
   ) {
-    super(message, options);
+    super(message, options && 'cause' in options ? { cause: options.cause } : undefined);
     this.name = 'GitSourceError';
+    this.unreachable = options?.unreachable ?? false;
   }
 }
 

@@ -129,7 +129,8 @@ export class GitSource implements ModuleSource {
     try {
       root = await this.discovery.lookup(mod.path);
     } catch (err) {
-      throw toProxyError(err instanceof GitSourceError ? new GitSourceError(err.kind, `${mod.path}: ${err.message}`) : err);
+      if (!(err instanceof GitSourceError)) throw toProxyError(err);
+      throw toProxyError(new GitSourceError(err.kind, `${err.kind === 'not-found' ? 'not found: ' : ''}${mod.path}: ${err.message}`, { cause: err }));
     }
     if (root.vcs === 'mod') return { delegate: this.modProxy(root.repo) };
     const go = this.opts.gocmd;

@@ -180,10 +180,15 @@ export class BareRepo {
       await ready;
       if (r.code !== 0 || r.timedOut) {
         const err = lsRemoteError(this.url, r);
-        // As cmd/go: a host asking for credentials may mean no such repository (GitHub answers
-        // 401 to git for both); if the URL itself says 404 to a plain GET, call it not found.
-        if (err.needsCredentials && /^https?:/i.test(this.url) && (await webStatus(this.url, this.ctx.timeoutMs)) === 404) {
-          throw notExist(`${err.message.replace(/; the repository needs credentials.*$/, '')}; the repository does not exist, or it is private (then configure credentials for its host in git.credentials)`);
+        // As cmd/go (codehost gitRepo.loadRefs): a failed ls-remote means "no such repository"
+        // only when a plain GET of an http(s) remote URL answers 404 or 410; git's own words
+        // ("repository not found", a host asking for credentials, as GitHub does for missing and
+        // private repositories alike) prove nothing by themselves. A timeout stays a timeout.
+        if (err.kind !== 'timeout' && /^https?:/i.test(this.url)) {
+          const status = await webStatus(this.url, this.ctx.timeoutMs);
+          if (status === 404 || status === 410) {
+            throw notExist(`${err.base}; the repository does not exist, or it is private (then configure credentials for its host in git.credentials)`);
+          }
         }
         throw err;
       }
@@ -381,7 +386,7 @@ export class BareRepo {
   }
 }
 
-/** The status of a plain GET of url (redirects followed), or undefined if it cannot be reached. */
+/** The status of a plain GET of url (redirects followed, as cmd/go's web.GetBytes), or undefined if it cannot be reached. */
 async function webStatus(url: string, timeoutMs: number): Promise<number | undefined> {
   const t = Math.min(timeoutMs, 15_000);
   const agent = new EnvHttpProxyAgent({ headersTimeout: t, bodyTimeout: t });
@@ -396,8 +401,11 @@ async function webStatus(url: string, timeoutMs: number): Promise<number | undef
   }
 }
 
-/** Classifies a failed ls-remote: a missing repository is "not found", anything else a real error. */
-function lsRemoteError(url: string, r: RunResult): GitSourceError & { needsCredentials?: boolean } {
+/**
+ * A failed ls-remote in git's words plus what to do about it. Never "not found" by itself (see
+ * refs): that takes a 404 for the repository URL. `base` is the message without the advice.
+ */
+function lsRemoteError(url: string, r: RunResult): GitSourceError & { base: string } {
   const text = r.stderr;
   const line = text
     .split('\n')
@@ -405,29 +413,46 @@ function lsRemoteError(url: string, r: RunResult): GitSourceError & { needsCrede
     .filter((l) => l && !l.startsWith('hint:'))
     .slice(-3)
     .join('; ');
-  const msg = `git ls-remote -q origin (${url}): ${r.timedOut ? 'timed out' : `exit status ${r.code}`}${line ? `: ${line}` : ''}`;
-  if (r.timedOut) return new GitSourceError('timeout', msg);
-  if (
-    /repository '.*' not found/i.test(text) ||
-    /does not appear to be a git repository/i.test(text) ||
-    /Repository not found/i.test(text) ||
-    /not found: did you run git update-server-info/i.test(text) ||
-    /No such file or directory/i.test(text) && /fatal:/.test(text)
-  ) {
-    return notExist(msg);
-  }
+  const base = `git ls-remote -q origin (${url}): ${r.timedOut ? 'timed out' : `exit status ${r.code}`}${line ? `: ${line}` : ''}`;
+  const err = (kind: 'timeout' | 'upstream', advice?: string): GitSourceError & { base: string } =>
+    Object.assign(new GitSourceError(kind, advice ? `${base}; ${advice}` : base), { base });
+  if (r.timedOut) return err('timeout');
   if (/could not read Username|could not read Password|terminal prompts disabled/i.test(text)) {
-    const e: GitSourceError & { needsCredentials?: boolean } = new GitSourceError(
-      'upstream',
-      `${msg}; the repository needs credentials: configure them for its host in git.credentials (or a git credential helper, or ~/.netrc)`,
-    );
-    e.needsCredentials = true;
-    return e;
+    return err('upstream', 'the repository needs credentials: configure them for its host in git.credentials (or a git credential helper, or ~/.netrc)');
   }
   if (/Authentication failed|Permission denied|HTTP Basic: Access denied|403/i.test(text)) {
-    return new GitSourceError('upstream', `${msg}; the credentials for this host were refused`);
+    return err('upstream', 'the credentials for this host were refused');
   }
-  return new GitSourceError('upstream', msg);
+  const host = failedHost(text) ?? hostOf(url);
+  if (/SSL certificate problem|server certificate verification failed|certificate verify failed/i.test(text)) {
+    return err('upstream', `make gomodproxy's git trust the certificate of ${host} (GIT_SSL_CAINFO, or http.sslCAInfo in its git config), or map the module with git.repos to a repository it can reach`);
+  }
+  if (/Could not resolve host|Could not resolve hostname|Failed to connect to|Connection refused|Connection timed out|Network is unreachable|No route to host/i.test(text)) {
+    const through = /^https?:/i.test(url) ? ', e.g. through HTTPS_PROXY' : '';
+    return err('upstream', `let gomodproxy reach ${host}${through}, or map the module with git.repos to a repository it can reach`);
+  }
+  if (/repository '.*' not found|does not appear to be a git repository|Repository not found/i.test(text)) {
+    return err('upstream', 'git finds no repository there: check the URL (git.repos, or insteadOf rules in the git config gomodproxy uses)');
+  }
+  return err('upstream');
+}
+
+/** The host git says it could not reach, if it names one. */
+function failedHost(stderr: string): string | undefined {
+  const m = /Could not resolve host: ([^\s;']+)|Could not resolve hostname ([^\s:;']+)|Failed to connect to ([^\s;']+) port/i.exec(stderr);
+  return m ? (m[1] ?? m[2] ?? m[3]) : undefined;
+}
+
+/** The host of a remote URL or of scp-like user@host:path. */
+function hostOf(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.host) return u.host;
+  } catch {
+    // scp-like: not a URL
+  }
+  const scp = /^(?:[^@/]+@)?([^:/]+):/.exec(url);
+  return scp?.[1] ?? url;
 }
 
 /** A git config value in double quotes (backslash and quote escaped). */
