@@ -12,8 +12,16 @@ export interface BlobStat {
 }
 
 export interface BlobReader extends BlobStat {
-  /** The blob's bytes. The caller must consume or destroy it. */
-  stream: Readable;
+  /** The blob's bytes. The caller must consume or destroy it (or not touch it and call close()). */
+  readonly stream: Readable;
+  /**
+   * Reads up to buf.length bytes at `position` into buf, resolving with how many (0 at the end),
+   * where the store can read by position (a file): the caller then decides how much is read
+   * ahead and which buffers are reused. A caller that reads this way calls close() when done.
+   */
+  read?(buf: Buffer, position: number): Promise<number>;
+  /** Lets go of the blob when its stream was not (fully) consumed. Safe to call more than once. */
+  close(): Promise<void>;
 }
 
 export interface BlobStore {

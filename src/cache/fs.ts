@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.js';
 import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore } from './blobstore.js';
 import { ensureDir, forgetDir } from './dirs.js';
@@ -71,10 +72,7 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
         return null;
       }
-      // One open per read: the stream owns the handle and closes it when done or destroyed.
-      // 1 MiB reads: each read is a thread-pool round trip, so fewer, larger ones stream big zips cheaper.
-      const stream = fh.createReadStream({ autoClose: true, highWaterMark: 1 << 20 });
-      return { ...toStat(st), stream };
+      return fileReader(fh, toStat(st));
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw this.fail(err, 'read');
@@ -192,6 +190,33 @@ export class FsBlobStore implements BlobStore {
       throw this.fail(err, 'write');
     }
   }
+}
+
+/**
+ * A blob read from its open file: positionally (the server's streaming decides what is read
+ * ahead), or as a stream made on first use, which then owns the handle and closes it when done.
+ */
+function fileReader(fh: FileHandle, stat: BlobStat): BlobReader {
+  let stream: Readable | undefined;
+  let closed: Promise<void> | undefined;
+  return {
+    ...stat,
+    get stream(): Readable {
+      // 64 KiB, Node's own default: a client reading slowly holds one such piece, not a megabyte.
+      stream ??= fh.createReadStream({ autoClose: true, highWaterMark: 64 << 10 });
+      return stream;
+    },
+    read: async (buf, position) => (await fh.read(buf, 0, buf.length, position)).bytesRead,
+    close: () => {
+      if (stream) {
+        stream.on('error', () => undefined);
+        stream.destroy();
+        return Promise.resolve();
+      }
+      closed ??= fh.close().catch(() => undefined);
+      return closed;
+    },
+  };
 }
 
 /** Creates a file exclusively, making its folder when needed (and again if it was removed meanwhile). */

@@ -156,40 +156,69 @@ export class ForeignView extends ViewState implements StagingView {
 }
 
 /**
- * Yields the bytes of a staged artifact as they become available, ending when it is
- * committed and fully read; throws the fetch's error if it fails. `openCommitted` opens the
- * committed blob when the staging file is gone (renamed into place).
+ * Reads a staged artifact by position as it becomes available: waits for bytes still to come,
+ * goes on in the committed file once it is in place, and throws the fetch's error if it fails.
+ * The caller owns the buffers (so it decides what is held for a slow client); close() when done.
  */
-export async function* readStaged(view: StagingView, stop: () => boolean): AsyncGenerator<Buffer> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await openStaged(view, stop);
-    if (!fh) return;
-    let pos = 0;
+export class StagedReader {
+  private fh: FileHandle | undefined;
+  private opened = false;
+
+  constructor(
+    private readonly view: StagingView,
+    private readonly stop: () => boolean,
+  ) {}
+
+  /** Up to buf.length bytes at `position` into buf; 0 at the end (or once stop() says so). */
+  async read(buf: Buffer, position: number): Promise<number> {
+    if (!this.opened) {
+      this.opened = true;
+      this.fh = await openStaged(this.view, this.stop);
+    }
+    const fh = this.fh;
+    if (!fh) return 0;
+    const view = this.view;
     for (;;) {
-      if (stop()) return;
+      if (this.stop()) return 0;
       const avail = view.available();
-      if (pos < avail) {
-        const buf = Buffer.allocUnsafe(Math.min(CHUNK, avail - pos));
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (position < avail) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, avail - position), position);
         if (bytesRead === 0) {
           // The file is shorter than the view says: another process truncated or replaced it.
           throw new ProxyError('unavailable', `staged file for ${view.finalPath} shrank while being read; retry`);
         }
-        pos += bytesRead;
-        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-        continue;
+        return bytesRead;
       }
       const st = view.state();
-      if (st === 'committed' && pos >= (view.size() ?? pos)) return;
+      if (st === 'committed' && position >= (view.size() ?? position)) return 0;
       // Checked bytes that could not be stored (a full disk) were still whole and good for this reader.
       const verified = view.verifiedSize();
-      if (st === 'failed' && verified !== undefined && pos >= verified) return;
+      if (st === 'failed' && verified !== undefined && position >= verified) return 0;
       if (st === 'failed') throw view.error() ?? new ProxyError('upstream', 'fetch failed');
       await view.changed();
     }
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+  }
+}
+
+/** The bytes of a staged artifact as they become available (for callers that want a stream of chunks). */
+export async function* readStaged(view: StagingView, stop: () => boolean): AsyncGenerator<Buffer> {
+  const reader = new StagedReader(view, stop);
+  try {
+    let pos = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      const n = await reader.read(buf, pos);
+      if (n === 0) return;
+      pos += n;
+      yield n === buf.length ? buf : buf.subarray(0, n);
+    }
   } finally {
-    await fh?.close().catch(() => undefined);
+    await reader.close();
   }
 }
 

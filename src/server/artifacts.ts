@@ -3,16 +3,15 @@
 // committed atomically, and never replaced afterwards. This file is the hit path and the door
 // to the misses: small.ts fetches .info and .mod, zip.ts fetches zips while clients read them.
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { artifactKey } from '../cache/keys.js';
 import { localVersions, writeLocalList } from '../cache/locallist.js';
 import type { FsBlobStore } from '../cache/fs.js';
-import type { BlobStat } from '../cache/blobstore.js';
+import type { BlobReader, BlobStat } from '../cache/blobstore.js';
 import type { MemoryCache, MemoryEntry } from '../cache/memory.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { escapeVersion } from '../module/index.js';
-import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef, type VersionRef, discard } from '../sources/index.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef, type VersionRef } from '../sources/index.js';
 import type { Metrics } from './metrics.js';
 import { Misses } from './misses.js';
 import type { ArtifactKind } from './protocol.js';
@@ -21,6 +20,7 @@ import { SmallFetches } from './small.js';
 import type { StorageSpace } from './space.js';
 import type { SumdbService } from './sumdb.js';
 import { CACHE_HEADER, contentTypes, etagMatches, httpDate, sendBody, sendError, type Exchange } from './respond.js';
+import { sendFromSource } from './send.js';
 import { ZipFetches } from './zip.js';
 
 export interface ArtifactRequest {
@@ -126,7 +126,7 @@ export class Artifacts {
     if (!blob) return false;
     ex.cache = 'hit';
     if (blob.size <= this.d.memory.maxItemBytes) {
-      const entry = this.entry('zip', await collect(blob.stream, blob.size), blob);
+      const entry = this.entry('zip', await readWhole(blob), blob);
       this.d.memory.set(key, entry);
       this.sendEntry(ex, entry);
       return true;
@@ -134,14 +134,14 @@ export class Artifacts {
     const headers = ['Content-Type', contentTypes.zip, 'Content-Length', String(blob.size), 'ETag', blob.etag, 'Last-Modified', httpDate(blob.mtimeMs), 'Cache-Control', this.cacheControl, CACHE_HEADER, 'hit'];
     const notModified = etagMatches(ex.req.headers['if-none-match'], blob.etag);
     if (notModified || ex.isHead) {
-      discard(blob.stream);
+      await blob.close();
       ex.res.writeHead(notModified ? 304 : 200, notModified ? headers.slice(4, 10) : headers);
       ex.res.end();
       ex.finish(notModified ? 304 : 200, 0);
       return true;
     }
     ex.res.writeHead(200, headers);
-    await pipeToClient(ex, blob.stream, this.d.log);
+    await sendBlob(ex, blob, this.d.log);
     return true;
   }
 
@@ -200,14 +200,29 @@ export class Artifacts {
   }
 }
 
-async function collect(stream: NodeJS.ReadableStream, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks, size);
+/** A blob's bytes in one buffer (small zips, kept in memory). */
+async function readWhole(blob: BlobReader): Promise<Buffer> {
+  if (!blob.read) {
+    const chunks: Buffer[] = [];
+    for await (const c of blob.stream) chunks.push(c as Buffer);
+    return Buffer.concat(chunks, blob.size);
+  }
+  try {
+    const data = Buffer.allocUnsafe(blob.size);
+    let pos = 0;
+    while (pos < blob.size) {
+      const n = await blob.read(data.subarray(pos), pos);
+      if (n === 0) break;
+      pos += n;
+    }
+    return pos === blob.size ? data : data.subarray(0, pos);
+  } finally {
+    await blob.close();
+  }
 }
 
 /** Resolves when the response can take more bytes, or is gone. */
-export function drained(ex: Exchange): Promise<void> {
+function drained(ex: Exchange): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       ex.res.off('drain', done);
@@ -220,23 +235,29 @@ export function drained(ex: Exchange): Promise<void> {
 }
 
 /** Streams a stored blob to the client; stops reading when the client goes away. */
-async function pipeToClient(ex: Exchange, stream: Readable, log: Logger): Promise<void> {
-  let sent = 0;
+async function sendBlob(ex: Exchange, blob: BlobReader, log: Logger): Promise<void> {
   let closed = false;
   ex.res.once('close', () => {
     closed = true;
   });
+  const progress = { sent: 0 };
+  let sent = 0;
   try {
-    for await (const chunk of stream) {
-      if (closed) break;
-      sent += (chunk as Buffer).length;
-      if (!ex.res.write(chunk)) await drained(ex);
+    if (blob.read) {
+      const read = blob.read;
+      sent = await sendFromSource(ex.res, { read: (buf, pos) => read(buf, pos) }, () => closed || ex.res.destroyed, progress);
+    } else {
+      for await (const chunk of blob.stream) {
+        if (closed) break;
+        sent += (chunk as Buffer).length;
+        if (!ex.res.write(chunk)) await drained(ex);
+      }
     }
   } catch (err) {
-    sendError(ex, err, log, sent);
+    sendError(ex, err, log, Math.max(sent, progress.sent));
     return;
   } finally {
-    discard(stream);
+    await blob.close();
   }
   if (closed || ex.res.destroyed) {
     ex.finish(499, sent);

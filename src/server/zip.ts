@@ -10,17 +10,17 @@ import type { BlobStat } from '../cache/blobstore.js';
 import { ensureDir } from '../cache/dirs.js';
 import { storageError, storageFailureOf, type FsBlobStore } from '../cache/fs.js';
 import { zipHashKey } from '../cache/keys.js';
-import { ForeignView, LocalView, readStaged, type StagingView } from '../cache/staging.js';
+import { ForeignView, LocalView, StagedReader, type StagingView } from '../cache/staging.js';
 import type { Coordination, FetchLock } from '../cluster/coordination.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { StreamingZipCheck, ZipError } from '../modzip/index.js';
 import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
 import type { ArtifactRequest } from './artifacts.js';
-import { drained } from './artifacts.js';
 import type { Metrics } from './metrics.js';
 import type { Misses } from './misses.js';
 import type { Claim, StorageSpace } from './space.js';
 import { CACHE_HEADER, contentTypes, sendError, type Exchange } from './respond.js';
+import { sendFromSource } from './send.js';
 
 export interface ZipFetchDeps {
   store: FsBlobStore;
@@ -66,20 +66,21 @@ export class ZipFetches {
     ex.res.once('close', () => {
       closed = true;
     });
-    let sent = 0;
+    const progress = { sent: 0 };
+    const stop = (): boolean => closed || ex.res.destroyed;
+    const reader = new StagedReader(view, stop);
     try {
-      for await (const chunk of readStaged(view, () => closed || ex.res.destroyed)) {
-        sent += chunk.length;
-        if (!ex.res.write(chunk)) await drained(ex);
-      }
-      if (closed || ex.res.destroyed) {
+      const sent = await sendFromSource(ex.res, reader, stop, progress);
+      if (stop()) {
         ex.finish(499, sent);
         return;
       }
       ex.res.end();
       ex.finish(200, sent);
     } catch (err) {
-      sendError(ex, err, this.d.log, sent);
+      sendError(ex, err, this.d.log, progress.sent);
+    } finally {
+      await reader.close();
     }
   }
 

@@ -23,7 +23,7 @@ class MemStore implements BlobStore {
   }
   async get(key: string): Promise<BlobReader | null> {
     const d = this.blobs.get(key);
-    return d ? { ...this.stat(d), stream: Readable.from([d]) } : null;
+    return d ? { ...this.stat(d), stream: Readable.from([d]), close: async () => undefined } : null;
   }
   async getBuffer(key: string, maxBytes: number): Promise<{ stat: BlobStat; data: Buffer } | null> {
     const d = this.blobs.get(key);

@@ -199,8 +199,16 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
   let url: string;
   try {
+    // Every worker must be listening: a test that starts while one still boots would have all its
+    // connections handed to the other.
+    const workers = opts.entry ? 1 : (opts.workers ?? 1);
+    const listeners = new Set<unknown>();
     const listening = await Promise.race([
-      waitForLog((l) => l.msg === 'listening' && typeof l.url === 'string', startTimeoutMs),
+      waitForLog((l) => {
+        if (l.msg !== 'listening' || typeof l.url !== 'string') return false;
+        listeners.add(l.pid);
+        return listeners.size >= workers;
+      }, startTimeoutMs),
       exited.then(({ code, signal }) => {
         throw new Error(`proxy exited (code ${code}, signal ${signal}) before listening`);
       }),
