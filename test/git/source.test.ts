@@ -142,8 +142,9 @@ describe('processes', () => {
     expect((err as ProxyError).status).toBe(504);
     expect((err as ProxyError).message).toMatch(/timed out/);
     expect((err as ProxyError).message).toContain(`127.0.0.1:${port}`);
-    // A lower bound only: git was given its 1.5 s, not killed before.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_500);
+    // A lower bound only: git was given its 1.5 s, not killed at once (with room for a timer that
+    // fires early by the event loop's cached time, which load makes stale).
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_000);
     expect(runningProcesses()).toBe(0);
     const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(`127.0.0.1:${port}`));
     expect(left).toEqual([]);
