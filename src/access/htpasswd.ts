@@ -83,7 +83,7 @@ export interface HtpasswdOptions {
 
 export class HtpasswdFile {
   private users: Map<string, string>;
-  private readonly watcher: FileWatcher;
+  private readonly watcher: FileWatcher<Map<string, string>>;
 
   private constructor(
     readonly file: string,
@@ -93,8 +93,9 @@ export class HtpasswdFile {
     this.users = users;
     this.watcher = new FileWatcher(
       file,
-      async () => {
-        this.users = parseHtpasswd(await readFile(file, 'utf8'), file);
+      async () => parseHtpasswd(await readFile(file, 'utf8'), file),
+      (next) => {
+        this.users = next;
         opts.onReload?.();
       },
       (err) => opts.onError?.(err),

@@ -120,7 +120,7 @@ export interface CreateTokenInput {
 
 export class TokenStore {
   private byId = new Map<string, TokenRecord>();
-  private readonly watcher: FileWatcher;
+  private readonly watcher: FileWatcher<TokenRecord[]>;
   private readonly locks = new FileLocks(10_000);
 
   private constructor(
@@ -129,8 +129,9 @@ export class TokenStore {
   ) {
     this.watcher = new FileWatcher(
       file,
-      async () => {
-        await this.load();
+      () => this.readRecords(),
+      (records) => {
+        this.install(records);
         opts.onReload?.();
       },
       (err) => opts.onError?.(err),
@@ -147,7 +148,11 @@ export class TokenStore {
   }
 
   private async load(): Promise<void> {
-    this.byId = new Map((await this.readRecords()).map((r) => [r.id, r]));
+    this.install(await this.readRecords());
+  }
+
+  private install(records: TokenRecord[]): void {
+    this.byId = new Map(records.map((r) => [r.id, r]));
   }
 
   private async readRecords(): Promise<TokenRecord[]> {

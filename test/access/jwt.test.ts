@@ -55,7 +55,7 @@ beforeAll(async () => {
 afterAll(cleanupAll);
 
 function cfg(extra: Partial<OidcConfig> = {}): OidcConfig {
-  return { issuer, jwksUrl: `${issuer}/keys`, audience: AUD, groupsClaim: 'groups', clockTolerance: 0, jwksCooldown: 0, timeout: 2000, ...extra };
+  return { issuer, jwksUrl: `${issuer}/keys`, audience: AUD, groupsClaim: 'groups', clockTolerance: 0, jwksCooldown: 0, timeout: 30_000, ...extra };
 }
 
 async function sign(key: Key, claims: Record<string, unknown>, opts: { exp?: number | string; iss?: string; aud?: string; alg?: string } = {}): Promise<string> {

@@ -2,7 +2,7 @@
 // groups from memberOf and from a group search, refusals, injection attempts, and a directory
 // that is down or silent answering 503 (never a 401 that would send users to reset passwords).
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Authenticator, LdapAuthenticator, escapeDnValue, escapeFilter, firstRdnValue, type Principal } from '../../src/access/index.js';
 import type { LdapConfig } from '../../src/config/schema.js';
 import { ProxyError } from '../../src/errors.js';
@@ -60,7 +60,8 @@ function direct(extra: Partial<LdapConfig> = {}): LdapConfig {
     startTls: false,
     userDn: `uid={user},ou=people,${SUFFIX}`,
     groups: { from: 'memberOf', filter: '(member={dn})', nameAttribute: 'cn' },
-    timeout: 2000,
+    // Generous: a busy machine must not turn a slow answer from a healthy slapd into an outage.
+    timeout: 30_000,
     ...extra,
   };
 }
@@ -71,7 +72,8 @@ function searchThenBind(extra: Partial<LdapConfig> = {}): LdapConfig {
     startTls: false,
     search: { baseDn: `ou=people,${SUFFIX}`, filter: '(uid={user})', bindDn: `uid=svc,ou=people,${SUFFIX}`, bindPassword: SVC_PW },
     groups: { from: 'search', baseDn: `ou=groups,${SUFFIX}`, filter: '(member={dn})', nameAttribute: 'cn' },
-    timeout: 2000,
+    // Generous: a busy machine must not turn a slow answer from a healthy slapd into an outage.
+    timeout: 30_000,
     ...extra,
   };
 }
@@ -88,10 +90,7 @@ async function outageOf(p: Promise<unknown>): Promise<ProxyError> {
 }
 
 beforeAll(async () => {
-  const t = Date.now();
   slapd = await startSlapd(ldif, ADMIN_PW);
-  // The whole file must stay fast: slapd with its data should be up in well under a second or two.
-  expect(Date.now() - t).toBeLessThan(5000);
 });
 afterAll(cleanupAll);
 
@@ -157,8 +156,10 @@ describe('search-then-bind (service account)', () => {
 });
 
 describe('through the authenticator', () => {
-  it('Basic credentials become an ldap principal with groups; the second request is a synchronous cache hit', async () => {
-    const auth = new Authenticator({ ldap: new LdapAuthenticator(direct()) });
+  it('Basic credentials become an ldap principal with groups; the second request is a synchronous cache hit, with no second bind', async () => {
+    const ldap = new LdapAuthenticator(direct());
+    const binds = vi.spyOn(ldap, 'verify');
+    const auth = new Authenticator({ ldap });
     const header = watch.basic('alice', ALICE_PW);
     const first = auth.authenticate({ authorization: header });
     expect(first).toBeInstanceOf(Promise);
@@ -167,6 +168,7 @@ describe('through the authenticator', () => {
     const again = auth.authenticate({ authorization: header });
     expect(again).not.toBeInstanceOf(Promise);
     expect((again as Principal).name).toBe('alice');
+    expect(binds).toHaveBeenCalledTimes(1);
   });
 
   it('concurrent requests with one header cause one bind; a wrong password is a 401 naming the user only', async () => {
@@ -196,7 +198,7 @@ describe('through the authenticator', () => {
     }
   });
 
-  it('a directory that accepts connections but never answers times out as a 503', async () => {
+  it('a directory that accepts connections but never answers times out as a 503 that says so, after the configured timeout', async () => {
     const sockets: net.Socket[] = [];
     const silent = net.createServer((s) => sockets.push(s));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -211,8 +213,14 @@ describe('through the authenticator', () => {
     const ldap = new LdapAuthenticator({ ...direct(), url: `ldap://127.0.0.1:${port}`, timeout: 300 });
     const t = Date.now();
     const err = await outageOf(ldap.verify('alice', ALICE_PW));
+    // Ended by our timeout (the silent server never closes), reported as the directory's outage.
+    expect(err.kind).toBe('unavailable');
     expect(err.status).toBe(503);
-    expect(Date.now() - t).toBeLessThan(3000);
+    expect(err.message).toContain(`LDAP server ldap://127.0.0.1:${port} failed`);
+    expect(err.message).toMatch(/timed out/i);
+    // A lower bound only: it waited for the configured 300 ms rather than giving up at once (with
+    // room for a timer that fires early by the event loop's cached time, which load makes stale).
+    expect(Date.now() - t).toBeGreaterThanOrEqual(150);
   });
 
   it('a directory stopped while the proxy runs: 503, not 401', async () => {

@@ -103,7 +103,9 @@ describe('ConcurrencyLimiter', () => {
     expect(err.status).toBe(429);
     expect(err.retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(err.message).toBe('too many upstream fetches from this client at once (limit 1); retry in a moment');
-    expect(Date.now() - t).toBeGreaterThanOrEqual(45);
+    // It waited (a lower bound, with room for a timer that fires early by the event loop's cached
+    // time, which load makes stale).
+    expect(Date.now() - t).toBeGreaterThanOrEqual(25);
     expect(waiting.waiting('ci')).toBe(0);
     h();
     expect(waiting.clients).toBe(0);

@@ -150,7 +150,7 @@ describe('a running server sharing the data folder', () => {
               return (e as AuthError).reason;
             }
           },
-          { timeout: 5000, interval: 25 },
+          { timeout: 60_000, interval: 25 },
         )
         .toBe('token-revoked');
       const err = await refusal(() => auth.authenticate({ authorization: `Bearer ${token}` }));
@@ -195,7 +195,7 @@ describe('the store', () => {
     const t = await store.create({ user: 'u', expiresInMs: null });
     watch.secret(t.token);
     await writeFile(tokensFile(dir), '{ not json');
-    await expect.poll(() => errors.length, { timeout: 3000, interval: 20 }).toBe(1);
+    await expect.poll(() => errors.length, { timeout: 60_000, interval: 20 }).toBe(1);
     watch.error('corrupt tokens', errors[0]);
     expect(String(errors[0])).toContain(tokensFile(dir));
     expect((await store.verify(t.token)).ok).toBe(true);

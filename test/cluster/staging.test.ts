@@ -44,8 +44,9 @@ describe('staged artifacts', () => {
       await new Promise((r) => setImmediate(r));
     }
     await fh.close();
-    // Everything but the held-back tail may have gone out; not a byte more.
-    await new Promise((r) => setTimeout(r, 20));
+    // Everything but the held-back tail goes out (the reader gets there when it gets there);
+    // not a byte more: having read all it may, it waits for a change, and none comes before the commit.
+    await expect.poll(() => maxSeenBeforeCommit, { timeout: 60_000, interval: 5 }).toBe(data.length - HOLDBACK_BYTES);
     expect(maxSeenBeforeCommit).toBeGreaterThan(0);
     expect(maxSeenBeforeCommit).toBeLessThanOrEqual(data.length - HOLDBACK_BYTES);
     committed = true;
@@ -64,7 +65,9 @@ describe('staged artifacts', () => {
     view.progress(HOLDBACK_BYTES + 100);
     const got: number[] = [];
     const reading = drain(readStaged(view, () => false), (n) => got.push(n));
-    await new Promise((r) => setTimeout(r, 20));
+    // Fail only once the reader has had what was safe, so that what is under test (it got that,
+    // then the error) does not depend on how fast it read.
+    await expect.poll(() => Math.max(0, ...got), { timeout: 60_000, interval: 5 }).toBe(100);
     view.fail(new ProxyError('upstream', 'upstream broke off'));
     await expect(reading).rejects.toThrow('upstream broke off');
     expect(Math.max(0, ...got)).toBe(100);
@@ -87,8 +90,10 @@ describe('staged artifacts', () => {
       5,
     );
     await writeFile(staging, data.subarray(0, 150_000));
-    const reading = drain(readStaged(view, () => false));
-    await new Promise((r) => setTimeout(r, 30));
+    let seen = 0;
+    const reading = drain(readStaged(view, () => false), (n) => (seen = n));
+    // It follows: the safe part of the partial file goes out before the rest exists.
+    await expect.poll(() => seen, { timeout: 60_000, interval: 5 }).toBe(150_000 - HOLDBACK_BYTES);
     await writeFile(staging, data);
     await rename(staging, final);
     lockHeld = false;

@@ -299,7 +299,7 @@ describe('TLS', () => {
     await copyFile(renewed.keyPath, pki.server.keyPath);
     await copyFile(renewed.certPath, pki.server.certPath);
     proxy.proc.kill('SIGHUP');
-    await proxy.waitForLog((l) => l.msg === 'TLS certificate reloaded', 5_000);
+    await proxy.waitForLog((l) => l.msg === 'TLS certificate reloaded');
     expect(await peer()).toBe(fingerprint256(renewed.cert));
     expect(proxy.proc.pid).toBe(pid);
     expect(proxy.proc.exitCode).toBeNull();
@@ -310,7 +310,7 @@ describe('TLS', () => {
     // A broken certificate file on the next SIGHUP keeps the current one in force.
     await writeFile(pki.server.certPath, 'not a certificate\n');
     proxy.proc.kill('SIGHUP');
-    await proxy.waitForLog((l) => String(l.msg).startsWith('TLS reload failed'), 5_000);
+    await proxy.waitForLog((l) => String(l.msg).startsWith('TLS reload failed'));
     expect(await peer()).toBe(fingerprint256(renewed.cert));
     await writeFile(pki.server.certPath, renewed.cert);
   });

@@ -28,6 +28,9 @@ const SEED = Number(process.env.GMP_FUZZ_SEED ?? 0x6d70);
 const HTTP_SAMPLES = Number(process.env.GMP_FUZZ_HTTP ?? 3000);
 const PARSER_SAMPLES = Number(process.env.GMP_FUZZ_PARSER ?? 30_000);
 const ZIP_SAMPLES = Number(process.env.GMP_FUZZ_ZIP ?? 600);
+// Hang guards, not speed limits: they name the request or zip that never finishes (instead of a
+// bare test timeout), and each normally takes milliseconds, so load on the machine cannot trip them.
+const HANG_MS = 60_000;
 
 // ---- generators ----
 
@@ -127,8 +130,8 @@ function rawGet(port: number, target: Buffer): Promise<RawResponse> {
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new Error(`no answer within 10 s for ${JSON.stringify(target.toString('latin1').slice(0, 200))}`));
-    }, 10_000);
+      reject(new Error(`no answer within ${HANG_MS / 1000} s for ${JSON.stringify(target.toString('latin1').slice(0, 200))}`));
+    }, HANG_MS);
     sock.on('connect', () => {
       sock.write(Buffer.concat([Buffer.from('GET '), target, Buffer.from(' HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')]));
     });
@@ -386,7 +389,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe('checkModuleZip with generated zips', () => {
-  test(`${ZIP_SAMPLES} generated zips (seed ${SEED}): a CheckedZip or a one-line ZipError, within a time bound`, async () => {
+  test(`${ZIP_SAMPLES} generated zips (seed ${SEED}): a CheckedZip or a one-line ZipError, and every check finishes`, async () => {
     const dir = await makeTempDir('zipfuzz');
     const rand = rng(SEED ^ 0xbeef);
     let accepted = 0;
@@ -405,7 +408,7 @@ describe('checkModuleZip with generated zips', () => {
         const ver = rand() < 0.05 ? pick(rand, ['v1.0', 'v1.0.0+meta', '../v1.0.0', 'latest']) : VER;
         const label = `zip ${i} (${createHash('sha256').update(zip).digest('hex').slice(0, 12)}, ${mod}@${ver})`;
         try {
-          const c = await withTimeout(checkModuleZip(f, mod, ver), 10_000, label);
+          const c = await withTimeout(checkModuleZip(f, mod, ver), HANG_MS, label);
           accepted++;
           expect(c.h1, label).toMatch(/^h1:[A-Za-z0-9+/]{43}=$/);
         } catch (err) {

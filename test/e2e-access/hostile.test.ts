@@ -86,7 +86,7 @@ async function refused(v: string, ext: 'info' | 'mod' | 'zip', status: number, c
   expect(line).toMatch(cause);
   expect(line).toContain(`${M}`);
   // (a refused fetch's lock and staging file go as the fetch winds down, just after the answer)
-  await waitFor(async () => (await filesFor(v, ext)).length === 0, `no file of ${v}.${ext} in the data folder`, 5_000);
+  await waitFor(async () => (await filesFor(v, ext)).length === 0, `no file of ${v}.${ext} in the data folder`);
   refusedVersions.push(`${v}.${ext}`);
   return line;
 }

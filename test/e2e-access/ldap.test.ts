@@ -65,7 +65,8 @@ beforeAll(async () => {
           url: slapd.url,
           search: { baseDn: `ou=people,${SUFFIX}`, filter: '(uid={user})', bindDn: `uid=svc,ou=people,${SUFFIX}`, bindPassword: SVC_PW },
           groups: { from: 'memberOf' },
-          timeout: '2s',
+          // Generous: a busy machine must not turn a slow answer from a healthy slapd into an outage.
+          timeout: '30s',
         },
       },
     },

@@ -86,8 +86,12 @@ describe('rate limit', () => {
 
 describe('upstream fetches per client', () => {
   test("one client's queued misses do not hold up another client's miss", async () => {
-    for (const s of SLOW) upstream.on(`/${s}/@v/v1.0.0.info`, { delayMs: 1_000 });
     const slowInfo = (r: { path: string }) => SLOW.some((s) => r.path === `/${s}/@v/v1.0.0.info`);
+    for (const s of SLOW) upstream.on(`/${s}/@v/v1.0.0.info`, { delayMs: 1_000 });
+    // A's first fetch is held until B has been served: A's slot is certainly taken meanwhile,
+    // however slowly B's request goes through.
+    let releaseFirst!: () => void;
+    upstream.once(slowInfo, { hold: new Promise<void>((r) => (releaseFirst = r)) });
     const fromA = Promise.all(SLOW.map((s) => fetchAs(`${capped.url}/${s}/@v/v1.0.0.info`, A)));
     await upstream.waitForRequest(slowInfo);
     // A holds its one slot; its other two misses wait. B's miss goes straight to the upstream.
@@ -95,13 +99,18 @@ describe('upstream fetches per client', () => {
     expect(b.status).toBe(200);
     expect(upstream.count(`/${FAST}/@v/v1.0.0.info`)).toBe(1);
     expect(upstream.count(slowInfo)).toBe(1);
+    const released = Date.now();
+    releaseFirst();
     // A's misses are all answered, one upstream fetch at a time.
     const a = await fromA;
     expect(a.map((r) => r.status)).toEqual([200, 200, 200]);
     expect(a.map((r) => r.json<{ Version: string }>().Version)).toEqual(['v1.0.0', 'v1.0.0', 'v1.0.0']);
     const times = upstream.requests.filter(slowInfo).map((r) => r.time);
     expect(times).toHaveLength(3);
-    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!, 'the next fetch starts after the previous one ended').toBeGreaterThanOrEqual(950);
+    // Lower bounds only: the second fetch came after the first was let go, the third at least the
+    // second's 1 s delay after it.
+    expect(times[1]!, 'the next fetch starts after the previous one ended').toBeGreaterThanOrEqual(released);
+    expect(times[2]! - times[1]!, 'the next fetch starts after the previous one ended').toBeGreaterThanOrEqual(950);
     // Hits need no slot: all three again, at once, from the cache.
     const hits = await Promise.all(SLOW.map((s) => fetchAs(`${capped.url}/${s}/@v/v1.0.0.info`, A)));
     expect(hits.map((r) => r.headers['x-gomodproxy-cache'])).toEqual(['hit', 'hit', 'hit']);
@@ -112,15 +121,27 @@ describe('upstream fetches per client', () => {
 describe('upstream fetches per client: a full queue', () => {
   test('past the queue bound (1000 waiting) a miss is 429 with Retry-After and one line, not a 500; the queue then drains', async () => {
     const Q = 'github.com/gmp-lim/queue';
-    // The first miss holds the client's one slot for a while; a thousand more wait behind it.
-    upstream.once((r) => r.path.startsWith(`/${Q}/@v/`), { delayMs: 3_000 });
+    // The first miss holds the client's one slot until every other miss has arrived; a thousand
+    // of them wait behind it.
+    let releaseFirst!: () => void;
+    upstream.once((r) => r.path.startsWith(`/${Q}/@v/`), { hold: new Promise<void>((r) => (releaseFirst = r)) });
     const agent = new Agent({ connections: 1100, keepAliveTimeout: 1_000 });
     registerCleanup(() => agent.close());
     const miss = (i: number) => request(`${capped.url}/${Q}/@v/v0.0.${i}.info`, { dispatcher: agent }).then(async (r) => ({ status: r.statusCode, headers: r.headers, text: await r.body.text() }));
     const first = miss(0);
     await upstream.waitForRequest((r) => r.path.startsWith(`/${Q}/@v/`));
-    // 1002 more: a thousand can wait, the rest are refused at once.
-    const rest = await Promise.all(Array.from({ length: 1002 }, (_, i) => miss(i + 1)));
+    // 1002 more: a thousand can wait, the rest are refused at once. Refusals come only from a full
+    // queue, so two of them mean all 1002 have arrived: then the first may finish.
+    let refusedSoFar = 0;
+    const pending = Array.from({ length: 1002 }, (_, i) =>
+      miss(i + 1).then((r) => {
+        if (r.status === 429) refusedSoFar++;
+        return r;
+      }),
+    );
+    await waitFor(() => refusedSoFar >= 2, 'two misses refused by the full queue');
+    releaseFirst();
+    const rest = await Promise.all(pending);
     const all = [await first, ...rest];
     const refused = all.filter((r) => r.status === 429);
     expect(all.filter((r) => r.status !== 404 && r.status !== 429).map((r) => `${r.status} ${r.text}`)).toEqual([]);

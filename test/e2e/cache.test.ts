@@ -128,10 +128,15 @@ describe('mutable answers', () => {
     const first = await get(listUrl);
     expect(first.headers['x-gomodproxy-cache']).toBe('miss');
     expect(first.text()).not.toContain('v1.4.0');
-    u.on(`/${M}/@v/list`, { replaceBody: 'v1.0.0\nv1.1.0\nv1.2.0\nv1.3.0\nv1.4.0\n', contentType: 'text/plain; charset=utf-8', delayMs: 300 });
-    await sleep(1_100);
+    // The refresh is held at the upstream until the five have their answers: "during" the
+    // revalidation is then a fact, not a bet that five requests take less than some delay.
+    let releaseRefresh!: () => void;
+    const refreshHeld = new Promise<void>((r) => (releaseRefresh = r));
+    u.on(`/${M}/@v/list`, { replaceBody: 'v1.0.0\nv1.1.0\nv1.2.0\nv1.3.0\nv1.4.0\n', contentType: 'text/plain; charset=utf-8', hold: refreshHeld });
+    await sleep(1_100); // past the 1 s TTL (a lower bound: a slow machine only waits longer)
     const before = u.count(`/${M}/@v/list`);
     const during = await concurrent(5, () => get(listUrl));
+    releaseRefresh();
     for (const r of during) {
       expect(r.status).toBe(200);
       expect(r.headers['x-gomodproxy-cache']).toBe('revalidating');
@@ -321,14 +326,14 @@ describe('streaming', () => {
     const r = await streamGet(`${proxy.url}${zipPath(v)}`);
     expect(r.status !== 200 || r.error !== undefined, `client got ${r.status} and ${r.body.length} of ${total} bytes without an error`).toBe(true);
     expect(r.body.equals(zipBytes.get(v)!)).toBe(false);
-    await waitFor(async () => (await zipFiles(proxy.dataDir, Z, v)).length === 0, `no ${v}.zip, .partial or .lock left`, 5_000);
+    await waitFor(async () => (await zipFiles(proxy.dataDir, Z, v)).length === 0, `no ${v}.zip, .partial or .lock left`);
 
     // the go command sees a failure too, and caches nothing
     up.once(zipPath(v), { dieAfterBytes: Math.floor(total / 3) });
     const env = await createGoEnv({ goproxy: proxy.url });
     const [failed] = await env.modDownloadJson([`${Z}@${v}`], undefined, { allowErrors: true });
     expect(failed!.Error).toBeTruthy();
-    await waitFor(async () => (await zipFiles(proxy.dataDir, Z, v)).length === 0, `no ${v}.zip, .partial or .lock left`, 5_000);
+    await waitFor(async () => (await zipFiles(proxy.dataDir, Z, v)).length === 0, `no ${v}.zip, .partial or .lock left`);
 
     // the upstream is healthy again: the next request fetches and caches the whole zip
     const ok = await get(`${proxy.url}${zipPath(v)}`);
@@ -353,7 +358,7 @@ describe('hostile upstream answers', () => {
     const env = await createGoEnv({ goproxy: proxy.url });
     const [r] = await env.modDownloadJson([`${M}@v1.2.0`], undefined, { allowErrors: true });
     expect(r!.Error).toMatch(/502 Bad Gateway\n\tserver response: upstream .* sent an invalid zip .*evil\/outside\.go/);
-    await waitFor(async () => (await zipFiles(proxy.dataDir, M, 'v1.2.0')).length === 0, 'no v1.2.0.zip, .partial or .lock left', 5_000);
+    await waitFor(async () => (await zipFiles(proxy.dataDir, M, 'v1.2.0')).length === 0, 'no v1.2.0.zip, .partial or .lock left');
     // asked again: still refused with the reason, still nothing cached
     const line = expectOneLineError(await get(`${proxy.url}/${M}/@v/v1.2.0.zip`), 502);
     expect(line).toContain(up.url);
@@ -365,7 +370,7 @@ describe('hostile upstream answers', () => {
     const first = await rawRequest(new URL(proxy.url).origin, `/${M}/@v/v1.1.0.zip`).catch((err: Error) => err);
     expect(first instanceof Error ? `status 200 then the connection was cut (${first.message})` : first.status).toBe(502);
     expect(expectOneLineError(first as Exclude<typeof first, Error>, 502)).toMatch(/invalid zip/);
-    await waitFor(async () => (await zipFiles(proxy.dataDir, M, 'v1.1.0')).length === 0, 'no v1.1.0.zip, .partial or .lock left', 5_000);
+    await waitFor(async () => (await zipFiles(proxy.dataDir, M, 'v1.1.0')).length === 0, 'no v1.1.0.zip, .partial or .lock left');
   });
 
   test('an HTML page with 200 for a version list is refused with one clear line and not cached', async () => {
@@ -395,15 +400,21 @@ describe('shutdown', () => {
   test('SIGTERM finishes an in-flight slow download, then exits 0 without waiting out idle keep-alive connections', async () => {
     const v = ZV[7]!;
     up.on(zipPath(v), { slowBody: { chunk: 64 * 1024, intervalMs: 60 } });
-    const p = await startProxy({ upstream: up.url, env: { GOMODPROXY_SHUTDOWN_TIMEOUT: '20s' } });
+    // A shutdown timeout far past the test's: if the process exits, nothing was cut off by it.
+    const p = await startProxy({ upstream: up.url, env: { GOMODPROXY_SHUTDOWN_TIMEOUT: '10m' } });
     // like the go command's transport: idle connections are kept for 90 s
     const client = new Agent({ keepAliveTimeout: 90_000, keepAliveMaxTimeout: 90_000 });
     registerCleanup(() => client.destroy());
+    // The client's connection, idle once the zip is whole, is closed by the server only when it
+    // sits idle for the server's keep-alive timeout (65 s), or by a shutdown that closes idle
+    // connections at once. So a shutdown that waited for it would exit after 65 s; the SIGKILL
+    // 45 s after SIGTERM turns that into exit code null. (45 s is hundreds of times what the
+    // exit takes once the download has ended: load does not reach it.)
     let stopping: Promise<number | null> | undefined;
     const r = await streamGet(
       `${p.url}${zipPath(v)}`,
       () => {
-        stopping ??= p.stop('SIGTERM', 30_000);
+        stopping ??= p.stop('SIGTERM', 45_000);
       },
       60_000,
       client,
@@ -411,12 +422,8 @@ describe('shutdown', () => {
     expect(stopping).toBeDefined();
     expect(r.error).toBeUndefined();
     expect(r.body.equals(zipBytes.get(v)!)).toBe(true);
-    // in-flight work is done: the process must exit now, not when the 20 s shutdown timeout cuts the idle connection
-    const t0 = Date.now();
-    const code = await Promise.race([stopping!, sleep(8_000).then(() => 'still running 8 s after the last response ended')]);
-    const waited = Date.now() - t0;
-    expect(code).toBe(0);
-    expect(waited).toBeLessThan(8_000);
+    // in-flight work is done; the process exits by itself, cleanly, with the zip committed
+    expect(await stopping!).toBe(0);
     await expectCommitted(p.dataDir, Z, v);
   });
 });

@@ -12,7 +12,7 @@ import { run, scrubbedEnv } from '../helpers/proc.js';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.js';
 import { startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { buildModuleWorld, type World, type WorldSpec } from '../helpers/world.js';
-import { accessLines, freePort, sleep, waitFor } from './util.js';
+import { accessLines, freePort, waitFor } from './util.js';
 
 const O = 'github.com/gmp-test/ops';
 const spec: WorldSpec = { modules: [{ path: O, versions: [{ version: 'v1.0.0' }, { version: 'v1.1.0' }] }] };
@@ -119,12 +119,15 @@ describe('health, readiness, metrics, access log', () => {
       ['healthz', () => get(`${p.url}/healthz`)],
     ];
     for (const [, fn] of requests) await fn();
-    const lines = await waitFor(() => {
+    // One more request, sent after every other had its answer: its line is written after theirs,
+    // so once it is there, any second line for one of them would be too.
+    await get(`${p.url}/readyz`);
+    const all = await waitFor(() => {
       const l = accessLines(p);
-      return l.length >= requests.length ? l : undefined;
-    }, `${requests.length} access lines`);
-    await sleep(200);
-    expect(accessLines(p)).toHaveLength(requests.length);
+      return l.some((x) => x.path === '/readyz') ? l : undefined;
+    }, 'the access line of the last request');
+    expect(all.map((l) => l.path).slice(requests.length)).toEqual(['/readyz']);
+    const lines = all.slice(0, requests.length);
     expect(p.logs().filter((l) => l.nonJson)).toEqual([]);
     const pick = (l: Record<string, unknown>) => ({ kind: l.kind, module: l.module, version: l.version, status: l.status, cache: l.cache, bytes: l.bytes });
     const zipV = world.get(`${O}@v1.1.0`);

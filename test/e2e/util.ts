@@ -65,8 +65,15 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/**
+ * How long a wait for something that will happen may take before it counts as never: long, since
+ * on a busy machine "soon" can be seconds, and well inside the 120 s test timeout, so a hang still
+ * fails with a message naming what never came.
+ */
+export const WAIT_MS = 60_000;
+
 /** Polls `fn` until it returns a truthy value (returned) or `timeoutMs` passes (throws with `what`). */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = WAIT_MS, everyMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
@@ -87,7 +94,7 @@ export function accessLines(proxy: ProxyProcess): LogLine[] {
 }
 
 /** Waits for the access-log line of a request to `pathSuffix` (pino writes asynchronously). */
-export function waitForAccess(proxy: ProxyProcess, pathSuffix: string, n = 1, timeoutMs = 5_000): Promise<LogLine[]> {
+export function waitForAccess(proxy: ProxyProcess, pathSuffix: string, n = 1, timeoutMs = WAIT_MS): Promise<LogLine[]> {
   return waitFor(
     () => {
       const hits = accessLines(proxy).filter((l) => typeof l.path === 'string' && l.path.endsWith(pathSuffix));

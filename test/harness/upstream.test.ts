@@ -160,6 +160,19 @@ describe('timing faults', () => {
     expect(r.headers['content-length']).toBe(String(zipBytes.length));
   });
 
+  test('hold answers only once the promise settles', async () => {
+    let release!: () => void;
+    up.on(listPath, { hold: new Promise<void>((r) => (release = r)) });
+    const pending = get(up.url + listPath);
+    const seen = await up.waitForRequest(listPath);
+    // Nothing sent yet, however long that took: the status is set when the answer starts.
+    expect(seen.status).toBeUndefined();
+    release();
+    const r = await pending;
+    expect(r.text()).toBe('v1.0.0\nv1.1.0\n');
+    expect(seen.status).toBe(200);
+  });
+
   test('stall never answers until close() destroys the socket', async () => {
     const killable = await startTestUpstream({ root: world.downloadDir });
     killable.on(listPath, { stall: true });
@@ -220,7 +233,7 @@ describe('rules and counters', () => {
   });
 
   test('waitForRequest sees the go command arrive', async () => {
-    const seen = up.waitForRequest(zipPath, { timeoutMs: 10_000 });
+    const seen = up.waitForRequest(zipPath);
     const r = await download(up.url);
     expect(r.Error).toBeUndefined();
     const req = await seen;

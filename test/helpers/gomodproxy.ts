@@ -35,7 +35,7 @@ export interface StartProxyOptions {
    * from the test through `dataView` (the folder as the server sees it).
    */
   tmpfsBytes?: number;
-  /** How long to wait for the listening line; 20 s by default. */
+  /** How long to wait for the listening line; 60 s by default (a hung start, not a slow one). */
   startTimeoutMs?: number;
   /** Log lines kept for `logs()`; 5000 by default. */
   maxLogLines?: number;
@@ -112,6 +112,8 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     proc.once('exit', (code, signal) => resolve({ code, signal }));
     proc.once('error', () => resolve({ code: null, signal: null }));
   });
+  // 'exit' can come before the last output has been read; 'close' comes after.
+  const outputDone = new Promise<void>((resolve) => proc.once('close', () => resolve()));
   let running = true;
   void exited.then(() => {
     running = false;
@@ -150,7 +152,8 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     }
   };
 
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> =>
+  // Waits are for lines that will come; the defaults only turn a hang into a message, so they are long.
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> =>
     new Promise((resolve, reject) => {
       const past = lines.find(pred);
       if (past) return resolve(past);
@@ -168,12 +171,12 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     });
 
   const describe = (): string =>
-    `command: ${command === process.execPath ? 'node' : command} ${argv.join(' ')}\nstdout (last lines):\n${lines
+    `command (pid ${proc.pid}): ${command === process.execPath ? 'node' : command} ${argv.join(' ')}\nstdout (last lines):\n${lines
       .slice(-40)
       .map((l) => JSON.stringify(l))
       .join('\n')}\n${partial}\nstderr:\n${stderrText.slice(-8000)}`;
 
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> => {
     if (running) {
       try {
         proc.kill(signal);
@@ -196,7 +199,7 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
   };
   registerCleanup(kill);
 
-  const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
+  const startTimeoutMs = opts.startTimeoutMs ?? 60_000;
   let url: string;
   try {
     // Every worker must be listening: a test that starts while one still boots would have all its
@@ -216,6 +219,8 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     url = String(listening.url).replace(/\/+$/, '');
   } catch (err) {
     await kill();
+    // The whole group is dead, so its pipes close; the bound is only against a surprise.
+    await Promise.race([outputDone, new Promise((r) => setTimeout(r, 10_000).unref())]);
     throw new Error(`${(err as Error).message.split('\n')[0]}\n${describe()}`);
   }
 

@@ -30,13 +30,18 @@ export interface UpstreamRequest {
 export type RequestMatcher = string | RegExp | ((req: UpstreamRequest) => boolean);
 
 /**
- * What to do with a matching request. Fields combine: `delayMs` waits first; then `stall`, an
+ * What to do with a matching request. Fields combine: `delayMs` waits first, then `hold`; then `stall`, an
  * error `status`, a `replaceBody`, or the normal file is chosen; `gzip`, `dieAfterBytes` and
  * `slowBody` shape how that body is sent.
  */
 export interface Behaviour {
   /** Wait this long before sending headers. */
   delayMs?: number;
+  /**
+   * Send nothing until this settles (then answer as the other fields say): the test lets the
+   * answer go once it has seen what it needs, where a delay would only guess how long that takes.
+   */
+  hold?: Promise<unknown>;
   /** Accept the request and never answer (until the upstream is closed or killed). */
   stall?: boolean;
   /** Answer with this status; non-2xx without `replaceBody` sends `body` as a text/plain error line. */
@@ -167,6 +172,10 @@ export async function startTestUpstream(opts: TestUpstreamOptions): Promise<Test
     }
 
     if (b.delayMs && !(await sleep(b.delayMs, res))) return;
+    if (b.hold) {
+      await b.hold.catch(() => undefined);
+      if (res.destroyed) return;
+    }
     if (b.stall) return; // the socket stays open until kill/close destroys it
 
     let body: Body;
@@ -297,7 +306,8 @@ export async function startTestUpstream(opts: TestUpstreamOptions): Promise<Test
     },
     waitForRequest(matcher, wo = {}) {
       const n = wo.n ?? 1;
-      const timeoutMs = wo.timeoutMs ?? 10_000;
+      // Long: the request will come; the bound only turns a hang into a message naming what was seen.
+      const timeoutMs = wo.timeoutMs ?? 60_000;
       return new Promise((resolve, reject) => {
         const check = (): boolean => {
           const hits = requests.filter((r) => matches(matcher, r));

@@ -17,7 +17,9 @@ const P = `${MOD}@${VER}/`;
 // Override to run a longer campaign: MODZIP_FUZZ_SAMPLES=5000 MODZIP_FUZZ_SEED=7 npx vitest run test/modzip/fuzz.test.ts
 const SAMPLES = Number(process.env.MODZIP_FUZZ_SAMPLES ?? 600);
 const SEED = Number(process.env.MODZIP_FUZZ_SEED ?? 0x5eed);
-const TIME_LIMIT_MS = 10_000;
+// A hang guard, not a speed limit: it names the sample that never finishes (instead of a bare test
+// timeout); each check normally takes milliseconds, so load on the machine cannot trip it.
+const HANG_MS = 60_000;
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 const seeds: Buffer[] = [];
@@ -76,7 +78,7 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
     new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} took longer than ${TIME_LIMIT_MS} ms`)), TIME_LIMIT_MS);
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${HANG_MS} ms`)), HANG_MS);
     }),
   ]);
 }
@@ -92,7 +94,7 @@ describe('mutated zips', () => {
     }
   });
 
-  it(`${SAMPLES} mutations (seed ${SEED}): only ZipErrors, bounded time, never more permissive than Go`, async () => {
+  it(`${SAMPLES} mutations (seed ${SEED}): only ZipErrors, every check finishes, never more permissive than Go`, async () => {
     const rand = rng(SEED);
     let accepted = 0;
     let rejected = 0;

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 // Shared by the modzip tests: the Go oracle (test/gotools/modzip), file trees on disk, and a
 // byte-level zip writer for zips no well-behaved library would produce.
 import { createReadStream } from 'node:fs';
-import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -320,9 +320,14 @@ export function randomBytesFrom(rand: () => number, len: number): Buffer {
   return b;
 }
 
-/** Runs f while counting every byte zlib inflates (streams and one-call), to prove a bomb was not expanded. */
-export async function countInflated<T>(f: () => Promise<T>): Promise<{ inflated: number; result: T }> {
+/**
+ * Runs f while counting every byte zlib inflates, to prove a bomb was not expanded: `inflated`,
+ * what streams and one-call inflates delivered; `capped`, what one-call inflates produced before
+ * stopping at their maxOutputLength (work done, nothing delivered).
+ */
+export async function countInflated<T>(f: () => Promise<T>): Promise<{ inflated: number; capped: number; result: T }> {
   let inflated = 0;
+  let capped = 0;
   const realStream = zlib.createInflateRaw;
   const realSync = zlib.inflateRawSync;
   const s1 = vi.spyOn(zlib, 'createInflateRaw').mockImplementation((o) => {
@@ -335,15 +340,45 @@ export async function countInflated<T>(f: () => Promise<T>): Promise<{ inflated:
     return s;
   });
   const s2 = vi.spyOn(zlib, 'inflateRawSync').mockImplementation((buf, o) => {
-    const r = realSync(buf, o) as unknown as Buffer | { buffer: Buffer };
+    let r: Buffer | { buffer: Buffer };
+    try {
+      r = realSync(buf, o) as unknown as Buffer | { buffer: Buffer };
+    } catch (err) {
+      // Stopped at maxOutputLength: zlib produced that much before giving up.
+      if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') capped += o?.maxOutputLength ?? 0;
+      throw err;
+    }
     inflated += Buffer.isBuffer(r) ? r.length : r.buffer.length;
     return r as ReturnType<typeof realSync>;
   });
   try {
     const result = await f();
-    return { inflated, result };
+    return { inflated, capped, result };
   } finally {
     s1.mockRestore();
     s2.mockRestore();
+  }
+}
+
+/**
+ * Runs f while counting the bytes read from files through FileHandle.read, which is how the zip
+ * reader and StreamingZipCheck.finish() read (to prove what a check did not read again).
+ */
+export async function countFileReads<T>(f: () => Promise<T>): Promise<{ bytesRead: number; result: T }> {
+  const probe = await open(process.execPath, 'r');
+  const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => Promise<{ bytesRead: number }> };
+  await probe.close();
+  const real = proto.read;
+  let bytesRead = 0;
+  const spy = vi.spyOn(proto, 'read').mockImplementation(async function (this: unknown, ...args: unknown[]) {
+    const r = await real.apply(this, args);
+    bytesRead += r.bytesRead;
+    return r;
+  });
+  try {
+    const result = await f();
+    return { bytesRead, result };
+  } finally {
+    spy.mockRestore();
   }
 }

@@ -47,6 +47,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Deadlines for a hung slapd or ldapadd, not for a slow one: well inside the 120 s hook timeout. */
+const START_TIMEOUT_MS = 60_000;
+
 async function waitForPort(port: number, child: ChildProcess, deadline: number, stderr: () => string): Promise<void> {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`slapd exited with ${child.exitCode} before listening:\n${stderr()}`);
@@ -59,7 +62,7 @@ async function waitForPort(port: number, child: ChildProcess, deadline: number, 
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`slapd did not listen on ${port} within 10 s:\n${stderr()}`);
+    if (Date.now() > deadline) throw new Error(`slapd did not listen on ${port} within ${START_TIMEOUT_MS / 1000} s:\n${stderr()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -124,9 +127,9 @@ export async function startSlapd(ldif: string, adminPassword: string, tls?: Slap
     clearTimeout(t);
   };
   registerCleanup(stop);
-  await waitForPort(port, child, Date.now() + 10_000, () => err);
-  if (tls) await waitForPort(tlsPort, child, Date.now() + 10_000, () => err);
-  const add = await run('/usr/bin/ldapadd', ['-x', '-H', url, '-D', ADMIN_DN, '-w', adminPassword], { env: scrubbedEnv(), input: ldif, timeoutMs: 10_000 });
+  await waitForPort(port, child, Date.now() + START_TIMEOUT_MS, () => err);
+  if (tls) await waitForPort(tlsPort, child, Date.now() + START_TIMEOUT_MS, () => err);
+  const add = await run('/usr/bin/ldapadd', ['-x', '-H', url, '-D', ADMIN_DN, '-w', adminPassword], { env: scrubbedEnv(), input: ldif, timeoutMs: START_TIMEOUT_MS });
   if (add.code !== 0) throw new Error(`ldapadd failed (${add.code}): ${add.stderr}`);
   return { url, port, ldapsUrl, stop };
 }
