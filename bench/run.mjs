@@ -17,7 +17,7 @@ import { getJson, stats, timedGet } from './lib/http.mjs';
 import { formatSummary, summarize } from './lib/cpuprofile.mjs';
 import { setNiceness, foreignCpu, loadAvg, treeCpuSeconds, freePort, installCleanupHandlers, rssSampler, start, stopAll, stopProc, treePids, waitHttp } from './lib/procs.mjs';
 import { BENCH, OUT, REPO, haveTime, serverPid, startGomodproxy, startNginx, stopServer, warmAll, withTime, wrk } from './lib/servers.mjs';
-import { NOISY_PCT, buildDist, checkTools, gitState, log, machineInfo, newRunDir, waitQuiet } from './lib/session.mjs';
+import { NOISY_PCT, buildDist, checkTools, gitState, log, machineInfo, newRunDir, options, waitQuiet } from './lib/session.mjs';
 
 const AIMS = { info: 0.8, mod: 0.8, zip: 0.7, zip3m: 0.7, coldOverheadPct: 10 };
 
@@ -74,18 +74,7 @@ function parseArgs(argv) {
     kinds: ['info', 'mod', 'zip'],
     floor: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const num = () => {
-      const v = Number(val());
-      if (!Number.isFinite(v) || v < 0) throw new Error(`${a} needs a number`);
-      return v;
-    };
+  for (const { a, val, num } of options(argv)) {
     switch (a) {
       case '--quick': o.quick = true; break;
       case '--workers': o.workers = Math.max(1, Math.floor(num())); break;

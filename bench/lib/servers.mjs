@@ -45,13 +45,13 @@ export function serverEnv() {
   return env;
 }
 
-export async function startGomodproxy(o, runDir, name, { data, upstream = 'off', accessLog = true, workers = o.workers, nodeArgs = [] }) {
+export async function startGomodproxy(o, runDir, name, { data, upstream = 'off', accessLog = true, workers = o.workers, nodeArgs = [], env = {} }) {
   const port = await freePort();
   const timeFile = path.join(runDir, `${name}.time`);
   const args = [...nodeArgs, CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--upstream', upstream, '--workers', String(workers), '--log-level', 'info'];
   if (!accessLog) args.push('--no-access-log');
   const [cmd, argv] = withTime(timeFile, process.execPath, args);
-  const h = start(name, cmd, argv, { cwd: REPO, env: serverEnv(), stdout: path.join(runDir, `${name}.log`), stderr: path.join(runDir, `${name}.err`) });
+  const h = start(name, cmd, argv, { cwd: REPO, env: { ...serverEnv(), ...env }, stdout: path.join(runDir, `${name}.log`), stderr: path.join(runDir, `${name}.err`) });
   await waitHttp(port, '/healthz', { proc: h, timeoutMs: 30000 });
   const pid = await serverPid(h);
   // With workers, wait until every worker listens (the primary answers nothing itself).
@@ -123,7 +123,7 @@ export async function stopServer(s) {
 // wrk
 
 export async function wrk(o, port, pathsFile, seconds, offset = 0) {
-  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '5s', '--latency', '-s', LUA, `http://127.0.0.1:${port}`, '--', pathsFile, String(offset)];
+  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', `${o.wrkTimeout ?? 5}s`, '--latency', '-s', LUA, `http://127.0.0.1:${port}`, '--', pathsFile, String(offset)];
   const r = await run('wrk', 'wrk', args, { timeoutMs: (seconds + 30) * 1000 });
   const m = /^WRKJSON (.*)$/m.exec(r.stdout);
   if (r.code !== 0 || !m) throw new Error(`wrk failed (exit ${r.code}): ${r.stderr || r.stdout}`);

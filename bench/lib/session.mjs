@@ -11,6 +11,27 @@ export const NOISY_PCT = 20;
 
 export const log = (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
+/**
+ * Walks command-line options: yields { a, val, num } per option `a`; val() takes the next word as
+ * its value, num() takes it as a non-negative number (a k or m suffix multiplies by 1024 or 1024²).
+ */
+export function* options(argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const num = () => {
+      const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(val());
+      if (!m) throw new Error(`${a} needs a number`);
+      return Number(m[1]) * ({ k: 1024, m: 1024 * 1024 }[m[2].toLowerCase()] ?? 1);
+    };
+    yield { a, val, num };
+  }
+}
+
 /** A fresh bench/.out/<prefix>-<time>/ for logs and configs; only the last `keep` of them stay. */
 export function newRunDir(prefix = 'run', keep = 3) {
   mkdirSync(OUT, { recursive: true });
