@@ -1,0 +1,27 @@
+// Preloaded into gomodproxy by bench/slowreaders.mjs (node --import <this file>; cluster workers
+// inherit it): every process, primary and workers, appends its event-loop delay
+// (perf_hooks.monitorEventLoopDelay, 10 ms resolution) every 500 ms as one JSON line to
+// $BENCH_LOOP_DELAY_FILE, in ms beyond the 10 ms timer itself (which the histogram includes: an
+// idle loop reads 0-2 ms here). A loop blocked for 10 s writes nothing for 10 s and then a line
+// whose maxMs says so. Nothing else in the process changes.
+import { appendFileSync } from 'node:fs';
+import cluster from 'node:cluster';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+const file = process.env.BENCH_LOOP_DELAY_FILE;
+if (file) {
+  const RES_MS = 10;
+  const h = monitorEventLoopDelay({ resolution: RES_MS });
+  const ms = (ns) => Math.max(0, ns / 1e6 - RES_MS);
+  h.enable();
+  const role = cluster.isPrimary ? 'primary' : 'worker';
+  setInterval(() => {
+    const line = { pid: process.pid, role, t: Date.now(), maxMs: ms(h.max), p99Ms: ms(h.percentile(99)), meanMs: ms(h.mean) };
+    h.reset();
+    try {
+      appendFileSync(file, `${JSON.stringify(line)}\n`);
+    } catch {
+      // the benchmark's folder is gone: nothing to report to
+    }
+  }, 500).unref();
+}
