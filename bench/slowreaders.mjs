@@ -46,6 +46,10 @@ const HELP = `usage: node bench/slowreaders.mjs [options]     (run "npm run buil
   --probe-interval MS   a probe request (fresh connection, one .info) every MS (default 250)
   --probe-timeout S     a probe without an answer by then counts as timed out (default 10)
   --no-loop-delay       do not preload bench/lib/loopdelay.mjs into gomodproxy
+  --server-env K=V      an environment variable for gomodproxy (repeatable), to try a setting
+                        without a code change, e.g. NODE_CLUSTER_SCHED_POLICY=none, UV_THREADPOOL_SIZE=8
+  --node-arg ARG        an option for gomodproxy's node (repeatable; workers inherit it), e.g.
+                        --node-arg --cpu-prof --node-arg --cpu-prof-dir=/tmp/prof
   --build               run "npm run build" first
   --wait-quiet S        wait up to S seconds for other processes to use < ${NOISY_PCT}% CPU first
 `;
@@ -69,6 +73,8 @@ function parseArgs(argv) {
     probeIntervalMs: 250,
     probeTimeout: 10,
     loopDelay: true,
+    serverEnv: {},
+    nodeArgs: [],
     build: false,
     waitQuiet: 0,
   };
@@ -96,6 +102,13 @@ function parseArgs(argv) {
       case '--probe-interval': o.probeIntervalMs = int(num(), 20); break;
       case '--probe-timeout': o.probeTimeout = num(); break;
       case '--no-loop-delay': o.loopDelay = false; break;
+      case '--server-env': {
+        const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(val());
+        if (!m) throw new Error('--server-env takes NAME=VALUE');
+        o.serverEnv[m[1]] = m[2];
+        break;
+      }
+      case '--node-arg': o.nodeArgs.push(val()); break;
       case '--build': o.build = true; break;
       case '--wait-quiet': o.waitQuiet = num(); break;
       case '--help': case '-h': process.stdout.write(HELP); process.exit(0); break;
@@ -184,9 +197,10 @@ function loopDelayOf(file, from, to) {
     const x = JSON.parse(line);
     // A line covers the 500 ms before its time.
     if (x.t <= from || x.t > to + 500) continue;
-    const p = (out[x.pid] ??= { role: x.role, maxMs: 0, p99Ms: 0 });
+    const p = (out[x.pid] ??= { role: x.role, maxMs: 0, p99Ms: 0, maxElu: 0 });
     p.maxMs = Math.max(p.maxMs, x.maxMs);
     p.p99Ms = Math.max(p.p99Ms, x.p99Ms);
+    p.maxElu = Math.max(p.maxElu, x.elu ?? 0);
   }
   return out;
 }
@@ -197,8 +211,8 @@ async function startServer(o, runDir, name, tree, items, eldFile) {
   if (name === 'nginx') return startNginx(o, runDir, 'nginx', tree, true, items[0].path);
   return startGomodproxy(o, runDir, 'gomodproxy', {
     data: tree,
-    nodeArgs: o.loopDelay ? ['--import', pathToFileURL(LOOPDELAY).href] : [],
-    env: o.loopDelay ? { BENCH_LOOP_DELAY_FILE: eldFile } : {},
+    nodeArgs: [...(o.loopDelay ? ['--import', pathToFileURL(LOOPDELAY).href] : []), ...o.nodeArgs],
+    env: { ...o.serverEnv, ...(o.loopDelay ? { BENCH_LOOP_DELAY_FILE: eldFile } : {}) },
   });
 }
 
@@ -338,7 +352,7 @@ function report(o, r) {
   parts.push(`Machine: ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB, ${m.os}; node ${m.node}, ${m.nginx}, ${m.wrk}.`);
   parts.push(`gomodproxy: dist/ built from ${r.gitHead}${r.gitDirty ? ' with uncommitted changes in src/' : ''}.${r.buildWarning ? ` Warning: ${r.buildWarning}.` : ''}`);
   parts.push(`Load average at start ${r.loadStart?.join(' ') ?? '?'}, at end ${r.loadEnd?.join(' ') ?? '?'}; other processes used ${f0(r.otherCpuAtStart)}% CPU (of one core) just before.`);
-  parts.push(`Settings: ${o.readers} slow readers at ${o.rate} B/s (${o.chunk} B per read) on a ${f1(mib(r.zip.bytes))} MiB cached zip; warm hits: wrk -t${o.threads} -c${o.connections} for ${o.duration} s over ${r.infoUrls} .info URLs (rotating); workers ${o.workers} (gomodproxy --workers, nginx worker_processes); access logs on; loopback; probes: one .info on a fresh connection every ${o.probeIntervalMs} ms.`);
+  parts.push(`Settings: ${o.readers} slow readers at ${o.rate} B/s (${o.chunk} B per read) on a ${f1(mib(r.zip.bytes))} MiB cached zip; warm hits: wrk -t${o.threads} -c${o.connections} for ${o.duration} s over ${r.infoUrls} .info URLs (rotating); workers ${o.workers} (gomodproxy --workers, nginx worker_processes)${Object.keys(o.serverEnv).length ? `; gomodproxy environment ${Object.entries(o.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}${o.nodeArgs.length ? `; gomodproxy node options ${o.nodeArgs.join(' ')}` : ''}; access logs on; loopback; probes: one .info on a fresh connection every ${o.probeIntervalMs} ms.`);
   parts.push('', '## Warm .info hits, alone and beside the slow readers', '');
   const rows = [];
   for (const s of r.servers) {
@@ -373,17 +387,17 @@ function report(o, r) {
   parts.push('', `"peak with slow readers" is sampled every 50 ms from the readers' arrival to the end of the loaded wrk run; "after" is ${o.after} s after the readers closed. /usr/bin/time -v max RSS (largest process, whole life): ${r.servers.map((s) => `${s.server} ${f0(s.timeVMaxMiB)} MiB`).join(', ')}.`);
 
   if (g?.loopDelay) {
-    parts.push('', '## gomodproxy event-loop delay (ms beyond the 10 ms timer; max / worst 500 ms p99)', '');
+    parts.push('', '## gomodproxy event loop (delay in ms beyond the 10 ms timer: max / worst 500 ms p99; busiest 500 ms utilization)', '');
     const lrows = [];
     for (const p of g.pids) {
       const cell = (ph) => {
         const x = g.loopDelay[ph]?.[p.pid];
-        return x ? `${ms(x.maxMs)} / ${ms(x.p99Ms)}` : '- (no line)';
+        return x ? `${ms(x.maxMs)} / ${ms(x.p99Ms)}; ${f0(100 * x.maxElu)}%` : '- (no line)';
       };
       lrows.push([`${p.role} ${p.pid}`, cell('alone'), cell('connect'), cell('loaded')]);
     }
     parts.push(mdTable(['process', 'alone', 'readers coming in', 'beside the slow readers'], lrows));
-    parts.push('', 'From bench/lib/loopdelay.mjs (perf_hooks.monitorEventLoopDelay), preloaded with node --import into the primary and every worker.');
+    parts.push('', 'From bench/lib/loopdelay.mjs (perf_hooks.monitorEventLoopDelay and eventLoopUtilization), preloaded with node --import into the primary and every worker.');
   }
   parts.push('', 'Aims (after a fix): p99 beside the slow readers ≤ 2x alone; each worker grows by < 64 MiB; no slow reader cut.');
   return parts.join('\n');

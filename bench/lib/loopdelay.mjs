@@ -3,10 +3,11 @@
 // (perf_hooks.monitorEventLoopDelay, 10 ms resolution) every 500 ms as one JSON line to
 // $BENCH_LOOP_DELAY_FILE, in ms beyond the 10 ms timer itself (which the histogram includes: an
 // idle loop reads 0-2 ms here). A loop blocked for 10 s writes nothing for 10 s and then a line
-// whose maxMs says so. Nothing else in the process changes.
+// whose maxMs says so. Each line also has the event-loop utilization of its window (elu: the
+// share of the time the loop was busy, not waiting for I/O). Nothing else in the process changes.
 import { appendFileSync } from 'node:fs';
 import cluster from 'node:cluster';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const file = process.env.BENCH_LOOP_DELAY_FILE;
 if (file) {
@@ -15,8 +16,11 @@ if (file) {
   const ms = (ns) => Math.max(0, ns / 1e6 - RES_MS);
   h.enable();
   const role = cluster.isPrimary ? 'primary' : 'worker';
+  let elu = performance.eventLoopUtilization();
   setInterval(() => {
-    const line = { pid: process.pid, role, t: Date.now(), maxMs: ms(h.max), p99Ms: ms(h.percentile(99)), meanMs: ms(h.mean) };
+    const now = performance.eventLoopUtilization();
+    const line = { pid: process.pid, role, t: Date.now(), maxMs: ms(h.max), p99Ms: ms(h.percentile(99)), meanMs: ms(h.mean), elu: performance.eventLoopUtilization(now, elu).utilization };
+    elu = now;
     h.reset();
     try {
       appendFileSync(file, `${JSON.stringify(line)}\n`);
