@@ -197,7 +197,9 @@ function loopDelayOf(file, from, to) {
     const x = JSON.parse(line);
     // A line covers the 500 ms before its time.
     if (x.t <= from || x.t > to + 500) continue;
-    const p = (out[x.pid] ??= { role: x.role, maxMs: 0, p99Ms: 0, maxElu: 0 });
+    const p = (out[x.pid] ??= { role: x.role, maxMs: 0, p99Ms: 0, maxElu: 0, maxArrayBuffersMiB: 0, maxHeapUsedMiB: 0 });
+    p.maxArrayBuffersMiB = Math.max(p.maxArrayBuffersMiB, x.arrayBuffersMiB ?? 0);
+    p.maxHeapUsedMiB = Math.max(p.maxHeapUsedMiB, x.heapUsedMiB ?? 0);
     p.maxMs = Math.max(p.maxMs, x.maxMs);
     p.p99Ms = Math.max(p.p99Ms, x.p99Ms);
     p.maxElu = Math.max(p.maxElu, x.elu ?? 0);
@@ -387,17 +389,17 @@ function report(o, r) {
   parts.push('', `"peak with slow readers" is sampled every 50 ms from the readers' arrival to the end of the loaded wrk run; "after" is ${o.after} s after the readers closed. /usr/bin/time -v max RSS (largest process, whole life): ${r.servers.map((s) => `${s.server} ${f0(s.timeVMaxMiB)} MiB`).join(', ')}.`);
 
   if (g?.loopDelay) {
-    parts.push('', '## gomodproxy event loop (delay in ms beyond the 10 ms timer: max / worst 500 ms p99; busiest 500 ms utilization)', '');
+    parts.push('', '## gomodproxy processes from the inside (event-loop delay in ms beyond the 10 ms timer: max / worst 500 ms p99; busiest 500 ms utilization; peak MiB of Buffers V8 holds / of heap used)', '');
     const lrows = [];
     for (const p of g.pids) {
       const cell = (ph) => {
         const x = g.loopDelay[ph]?.[p.pid];
-        return x ? `${ms(x.maxMs)} / ${ms(x.p99Ms)}; ${f0(100 * x.maxElu)}%` : '- (no line)';
+        return x ? `${ms(x.maxMs)} / ${ms(x.p99Ms)}; ${f0(100 * x.maxElu)}%; ${f0(x.maxArrayBuffersMiB)} / ${f0(x.maxHeapUsedMiB)}` : '- (no line)';
       };
       lrows.push([`${p.role} ${p.pid}`, cell('alone'), cell('connect'), cell('loaded')]);
     }
     parts.push(mdTable(['process', 'alone', 'readers coming in', 'beside the slow readers'], lrows));
-    parts.push('', 'From bench/lib/loopdelay.mjs (perf_hooks.monitorEventLoopDelay and eventLoopUtilization), preloaded with node --import into the primary and every worker.');
+    parts.push('', 'From bench/lib/loopdelay.mjs (perf_hooks.monitorEventLoopDelay, eventLoopUtilization, process.memoryUsage every 500 ms), preloaded with node --import into the primary and every worker. Buffers = memoryUsage().arrayBuffers: every Buffer not yet collected, live or garbage; RSS above it and the heap is mostly memory the allocator has not given back.');
   }
   parts.push('', 'Aims (after a fix): p99 beside the slow readers ≤ 2x alone; each worker grows by < 64 MiB; no slow reader cut.');
   return parts.join('\n');

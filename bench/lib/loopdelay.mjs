@@ -4,7 +4,9 @@
 // $BENCH_LOOP_DELAY_FILE, in ms beyond the 10 ms timer itself (which the histogram includes: an
 // idle loop reads 0-2 ms here). A loop blocked for 10 s writes nothing for 10 s and then a line
 // whose maxMs says so. Each line also has the event-loop utilization of its window (elu: the
-// share of the time the loop was busy, not waiting for I/O). Nothing else in the process changes.
+// share of the time the loop was busy, not waiting for I/O) and process.memoryUsage() in MiB
+// (arrayBuffers: the Buffers V8 has not collected yet, live or garbage; heapUsed; rss). Nothing
+// else in the process changes.
 import { appendFileSync } from 'node:fs';
 import cluster from 'node:cluster';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -20,6 +22,10 @@ if (file) {
   setInterval(() => {
     const now = performance.eventLoopUtilization();
     const line = { pid: process.pid, role, t: Date.now(), maxMs: ms(h.max), p99Ms: ms(h.percentile(99)), meanMs: ms(h.mean), elu: performance.eventLoopUtilization(now, elu).utilization };
+    const mem = process.memoryUsage();
+    line.arrayBuffersMiB = mem.arrayBuffers / 2 ** 20;
+    line.heapUsedMiB = mem.heapUsed / 2 ** 20;
+    line.rssMiB = mem.rss / 2 ** 20;
     elu = now;
     h.reset();
     try {
