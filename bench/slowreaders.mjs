@@ -169,8 +169,9 @@ function startProbes(port, items, o) {
 // received, not yet read). On loopback a segment sent is at once in the peer's receive queue.
 
 async function kernelQueues(port) {
-  const r = await run('ss', 'ss', ['-Htn', 'state', 'established'], { timeoutMs: 10000 });
-  const q = { serverSockets: 0, serverSendQ: 0, clientSockets: 0, clientRecvQ: 0 };
+  const r = await run('ss', 'ss', ['-Htnp', 'state', 'established'], { timeoutMs: 10000 });
+  // byPid: the server's established connections per process (which worker holds how many).
+  const q = { serverSockets: 0, serverSendQ: 0, clientSockets: 0, clientRecvQ: 0, byPid: {} };
   for (const line of r.stdout.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length < 4) continue;
@@ -178,6 +179,8 @@ async function kernelQueues(port) {
     if (local.endsWith(`:${port}`)) {
       q.serverSockets++;
       q.serverSendQ += sendQ;
+      const pid = /pid=(\d+)/.exec(line)?.[1];
+      if (pid) q.byPid[pid] = (q.byPid[pid] ?? 0) + 1;
     } else if (peer.endsWith(`:${port}`)) {
       q.clientSockets++;
       q.clientRecvQ += recvQ;
@@ -382,11 +385,11 @@ function report(o, r) {
   parts.push('', '## Memory (RSS MiB, /proc VmRSS of each process)', '');
   const mrows = [];
   for (const s of r.servers) {
-    for (const p of s.pids) mrows.push([s.server, `${p.role} ${p.pid}`, f0(p.beforeMiB), f0(p.peakAloneMiB), f0(p.peakLoadedMiB), f0(p.afterMiB), `${p.growthMiB >= 0 ? '+' : ''}${f0(p.growthMiB)}`]);
-    mrows.push([s.server, 'largest worker growth', '', '', '', '', `+${f0(s.maxWorkerGrowthMiB)} (aim < ${AIMS.rssGrowthMiB}: ${yes(s.meets.rss)})`]);
+    for (const p of s.pids) mrows.push([s.server, `${p.role} ${p.pid}`, s.loaded.kernel.byPid[p.pid] ?? 0, f0(p.beforeMiB), f0(p.peakAloneMiB), f0(p.peakLoadedMiB), f0(p.afterMiB), `${p.growthMiB >= 0 ? '+' : ''}${f0(p.growthMiB)}`]);
+    mrows.push([s.server, 'largest worker growth', '', '', '', '', '', `+${f0(s.maxWorkerGrowthMiB)} (aim < ${AIMS.rssGrowthMiB}: ${yes(s.meets.rss)})`]);
   }
-  parts.push(mdTable(['server', 'process', 'before', 'peak alone', 'peak with slow readers', 'after', 'growth (peak with - before)'], mrows));
-  parts.push('', `"peak with slow readers" is sampled every 50 ms from the readers' arrival to the end of the loaded wrk run; "after" is ${o.after} s after the readers closed. /usr/bin/time -v max RSS (largest process, whole life): ${r.servers.map((s) => `${s.server} ${f0(s.timeVMaxMiB)} MiB`).join(', ')}.`);
+  parts.push(mdTable(['server', 'process', 'connections', 'before', 'peak alone', 'peak with slow readers', 'after', 'growth (peak with - before)'], mrows));
+  parts.push('', `"connections": the established connections each process held at mid-run (ss -p: the slow readers, wrk's and a probe or two); node:cluster's primary hands each new connection to whichever worker is free, so the split can be uneven. "peak with slow readers" is sampled every 50 ms from the readers' arrival to the end of the loaded wrk run; "after" is ${o.after} s after the readers closed. /usr/bin/time -v max RSS (largest process, whole life): ${r.servers.map((s) => `${s.server} ${f0(s.timeVMaxMiB)} MiB`).join(', ')}.`);
 
   if (g?.loopDelay) {
     parts.push('', '## gomodproxy processes from the inside (event-loop delay in ms beyond the 10 ms timer: max / worst 500 ms p99; busiest 500 ms utilization; peak MiB of Buffers V8 holds / of heap used)', '');
