@@ -45,6 +45,8 @@ const HELP = `usage: node bench/slowreaders.mjs [options]     (run "npm run buil
   --after S             wait after the readers are gone, before the "after" RSS (default 2)
   --probe-interval MS   a probe request (fresh connection, one .info) every MS (default 250)
   --probe-timeout S     a probe without an answer by then counts as timed out (default 10)
+  --no-arrival-wrk      no wrk run while the slow readers arrive (default: one, started right
+                        after them, as long as the others)
   --no-loop-delay       do not preload bench/lib/loopdelay.mjs into gomodproxy
   --server-env K=V      an environment variable for gomodproxy (repeatable), to try a setting
                         without a code change, e.g. NODE_CLUSTER_SCHED_POLICY=none, UV_THREADPOOL_SIZE=8
@@ -73,6 +75,7 @@ function parseArgs(argv) {
     probeIntervalMs: 250,
     probeTimeout: 10,
     loopDelay: true,
+    arrivalWrk: true,
     serverEnv: {},
     nodeArgs: [],
     build: false,
@@ -102,6 +105,7 @@ function parseArgs(argv) {
       case '--probe-interval': o.probeIntervalMs = int(num(), 20); break;
       case '--probe-timeout': o.probeTimeout = num(); break;
       case '--no-loop-delay': o.loopDelay = false; break;
+      case '--no-arrival-wrk': o.arrivalWrk = false; break;
       case '--server-env': {
         const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(val());
         if (!m) throw new Error('--server-env takes NAME=VALUE');
@@ -242,17 +246,22 @@ async function stopReaders(r) {
   return final;
 }
 
+/** A wrk run that completed no request has no latency (wrk says 0). */
+function noLatencyIfNone(w) {
+  if (w.requests === 0) for (const k of Object.keys(w.latencyMs)) w.latencyMs[k] = NaN;
+  return w;
+}
+
 /** One wrk run with probes, RSS sampling and the machine's other load. */
 async function measured(o, s, pathsFile, items, sampler, offset) {
   const t0 = Date.now();
   const probes = startProbes(s.port, items, o);
   const other = foreignCpu();
   const mid = sleep((o.duration * 1000) / 2).then(() => kernelQueues(s.port));
-  const w = await wrk(o, s.port, pathsFile, o.duration, offset);
+  const w = noLatencyIfNone(await wrk(o, s.port, pathsFile, o.duration, offset));
   const otherCpuPct = other.stop();
   const kernel = await mid;
   const probe = await probes.stop();
-  if (w.requests === 0) for (const k of Object.keys(w.latencyMs)) w.latencyMs[k] = NaN;
   return { ...w, probe, otherCpuPct, kernel, t0, t1: Date.now(), rssPeak: sampler.peak() };
 }
 
@@ -285,6 +294,8 @@ async function measureServer(o, runDir, name, tree, items, pathsFile, zip) {
     const tc = Date.now();
     const probes = startProbes(s.port, items, o);
     readers = await startReaders(o, runDir, name, s.port, zip.path);
+    // --arrival-wrk: fast clients whose connections come just after the slow readers'.
+    const arrivalWrk = o.arrivalWrk ? wrk(o, s.port, pathsFile, o.duration, 17) : null;
     let rs;
     for (;;) {
       rs = await readers.stats();
@@ -292,6 +303,10 @@ async function measureServer(o, runDir, name, tree, items, pathsFile, zip) {
       await sleep(250);
     }
     const inSeconds = (Date.now() - tc) / 1000;
+    if (arrivalWrk) {
+      res.arrival = noLatencyIfNone(await arrivalWrk);
+      log(`${name.padEnd(10)} readers coming ${f0(res.arrival.rps).padStart(6)} req/s  p50 ${f2(res.arrival.latencyMs.p50)} ms  p99 ${f2(res.arrival.latencyMs.p99)} ms  (${res.arrival.requests} requests${res.arrival.errors ? `; wrk ERRORS ${JSON.stringify(res.arrival.errorDetail)}` : ''})`);
+    }
     await sleep(o.settle * 1000);
     res.connect = { seconds: inSeconds, readers: rs, probe: await probes.stop(), t0: tc, t1: Date.now() };
     log(`${name.padEnd(10)} readers in     ${rs.gotHeaders}/${o.readers} got headers in ${f1(inSeconds)} s (connected ${rs.connected}, cut ${rs.cut}); probe TTFB max ${f1(res.connect.probe.ttfbMs.max)} ms, ${res.connect.probe.timeouts} timed out`);
@@ -365,12 +380,17 @@ function report(o, r) {
       rows.push([s.server, label, f0(x.rps), ms(x.latencyMs.p50), ms(x.latencyMs.p99), ms(x.latencyMs.max), x.errors ? JSON.stringify(x.errorDetail) : '0', probeText(x.probe, o), `${f0(x.otherCpuPct)}%${x.otherCpuPct > NOISY_PCT ? ' NOISY' : ''}`]);
     }
     rows.push([s.server, 'ratio (with / alone)', `${f2(s.rpsRatio)}x`, '', `${f2(s.p99Ratio)}x (aim ≤ ${AIMS.p99Ratio}x: ${yes(s.meets.p99)})`, '', '', '', '']);
+    if (s.arrival) {
+      const x = s.arrival;
+      rows.push([s.server, `readers arriving (${x.requests} requests)`, f0(x.rps), ms(x.latencyMs.p50), ms(x.latencyMs.p99), ms(x.latencyMs.max), x.errors ? JSON.stringify(x.errorDetail) : '0', probeText(s.connect.probe, o), '']);
+      rows.push([s.server, 'ratio (arriving / alone)', `${f2(x.rps / s.alone.rps)}x`, '', `${f2(x.latencyMs.p99 / s.alone.latencyMs.p99)}x`, '', '', '', '']);
+    }
   }
   parts.push(mdTable(['server', 'run', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'wrk errors', 'probe TTFB p50 / max ms', 'other CPU'], rows));
   const n = r.servers.find((s) => s.server === 'nginx');
   const g = r.servers.find((s) => s.server === 'gomodproxy');
   if (n && g) parts.push('', `gomodproxy / nginx req/s: alone ${f2(g.alone.rps / n.alone.rps)}x, beside the slow readers ${f2(g.loaded.rps / n.loaded.rps)}x; p99: alone ${f2(g.alone.latencyMs.p99 / n.alone.latencyMs.p99)}x, beside ${f2(g.loaded.latencyMs.p99 / n.loaded.latencyMs.p99)}x.`);
-  parts.push('', 'wrk latency is per request, from sending to the last byte; a request over 5 s counts as a timeout (wrk errors), not in the percentiles. The probes open a new connection each, as a new client would (accept, the cluster primary handing the connection to a worker, the request); their TTFB is the time to the response headers.');
+  parts.push('', `"readers arriving": a wrk run of the same length started right after the slow readers, whose connections queue behind theirs (off with --no-arrival-wrk); its probe column is that of the whole arrival phase. wrk latency is per request, from sending to the last byte; a request over 5 s counts as a timeout (wrk errors), not in the percentiles. The probes open a new connection each, as a new client would (accept, the cluster primary handing the connection to a worker, the request); their TTFB is the time to the response headers.`);
 
   parts.push('', '## Slow readers', '');
   const rrows = r.servers.map((s) => {
