@@ -7,23 +7,18 @@
 //
 // Everything runs on 127.0.0.1, every run is bounded in time, and every process started here
 // is stopped at the end, on an error, and on Ctrl-C.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, copyFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, copyFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fillBig, fillMain, urlPath } from './lib/fill.mjs';
-import { getJson, pool, stats, timedGet } from './lib/http.mjs';
+import { f0, f1, f2, mdTable, pct } from './lib/format.mjs';
+import { getJson, stats, timedGet } from './lib/http.mjs';
 import { formatSummary, summarize } from './lib/cpuprofile.mjs';
-import { setNiceness, foreignCpu, loadAvg, treeCpuSeconds, freePort, installCleanupHandlers, parseTimeV, rssSampler, run, start, stopAll, stopProc, treePids, procName, waitHttp } from './lib/procs.mjs';
+import { setNiceness, foreignCpu, loadAvg, treeCpuSeconds, freePort, installCleanupHandlers, rssSampler, start, stopAll, stopProc, treePids, waitHttp } from './lib/procs.mjs';
+import { BENCH, OUT, REPO, haveTime, serverPid, startGomodproxy, startNginx, stopServer, warmAll, withTime, wrk } from './lib/servers.mjs';
+import { NOISY_PCT, buildDist, checkTools, gitState, log, machineInfo, newRunDir, options, waitQuiet } from './lib/session.mjs';
 
-const BENCH = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.dirname(BENCH);
-const OUT = path.join(BENCH, '.out');
-const CLI = path.join(REPO, 'dist', 'cli', 'main.js');
-const LUA = path.join(BENCH, 'wrk', 'rotate.lua');
-const TIME = '/usr/bin/time';
-const NOISY_PCT = 20;
 const AIMS = { info: 0.8, mod: 0.8, zip: 0.7, zip3m: 0.7, coldOverheadPct: 10 };
 
 // ---------------------------------------------------------------------------------------------
@@ -79,18 +74,7 @@ function parseArgs(argv) {
     kinds: ['info', 'mod', 'zip'],
     floor: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const num = () => {
-      const v = Number(val());
-      if (!Number.isFinite(v) || v < 0) throw new Error(`${a} needs a number`);
-      return v;
-    };
+  for (const { a, val, num } of options(argv)) {
     switch (a) {
       case '--quick': o.quick = true; break;
       case '--workers': o.workers = Math.max(1, Math.floor(num())); break;
@@ -152,106 +136,10 @@ function parseMs(v) {
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
-const log = (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-const haveTime = existsSync(TIME);
-
-function withTime(timeFile, cmd, args) {
-  return haveTime ? [TIME, ['-v', '-o', timeFile, cmd, ...args]] : [cmd, args];
-}
-
-/** The pid of the real server: the child of /usr/bin/time, or the process itself. */
-async function serverPid(h) {
-  if (!haveTime) return h.pid;
-  for (let i = 0; i < 100; i++) {
-    const kids = treePids(h.pid).filter((p) => p !== h.pid && procName(p) !== 'time');
-    if (kids.length) return kids[0];
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return h.pid;
-}
-
-/**
- * The environment of gomodproxy: the synthetic modules exist nowhere else, so no checksum
- * database (GOSUMDB=off, and GONOSUMDB for good measure: nothing may leave the machine), no
- * private patterns (they would forbid the upstream), no egress proxy for loopback.
- */
-function serverEnv() {
-  const env = { ...process.env, GOSUMDB: 'off', GONOSUMDB: 'bench.example', NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
-  for (const k of ['GOPRIVATE', 'GONOPROXY', 'GOPROXY', 'GOFLAGS', 'HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) delete env[k];
-  for (const k of Object.keys(env)) if (k.startsWith('GOMODPROXY_')) delete env[k];
-  return env;
-}
-
-async function startGomodproxy(o, runDir, name, { data, upstream = 'off', accessLog = true, workers = o.workers, nodeArgs = [] }) {
-  const port = await freePort();
-  const timeFile = path.join(runDir, `${name}.time`);
-  const args = [...nodeArgs, CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--upstream', upstream, '--workers', String(workers), '--log-level', 'info'];
-  if (!accessLog) args.push('--no-access-log');
-  const [cmd, argv] = withTime(timeFile, process.execPath, args);
-  const h = start(name, cmd, argv, { cwd: REPO, env: serverEnv(), stdout: path.join(runDir, `${name}.log`), stderr: path.join(runDir, `${name}.err`) });
-  await waitHttp(port, '/healthz', { proc: h, timeoutMs: 30000 });
-  const pid = await serverPid(h);
-  // With workers, wait until every worker listens (the primary answers nothing itself).
-  if (workers > 1) {
-    for (let i = 0; i < 200 && treePids(pid).length < workers + 1; i++) await new Promise((r) => setTimeout(r, 25));
-    await waitHttp(port, '/healthz', { proc: h });
-  }
-  return { name, kind: 'gomodproxy', port, h, pid, timeFile, logFile: path.join(runDir, `${name}.log`), only: /^node/ };
-}
-
-function nginxConf(o, runDir, name, root, port, accessLog) {
-  const tmp = path.join(runDir, `${name}-tmp`);
-  mkdirSync(tmp, { recursive: true });
-  const user = os.userInfo().username;
-  return `# generated by bench/run.mjs
-daemon off;
-master_process on;
-${process.getuid?.() === 0 ? `user ${user};` : ''}
-worker_processes ${o.workers};
-pid ${path.join(runDir, `${name}.pid`)};
-error_log ${path.join(runDir, `${name}-error.log`)} warn;
-events { worker_connections 4096; }
-http {
-  types { application/json info; text/plain mod; application/zip zip; }
-  default_type text/plain;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_timeout 65;
-  # gomodproxy (node:http) never closes a keep-alive connection after N requests; nginx's
-  # default is 1000. Raised so both hold their connections for the whole run.
-  keepalive_requests 1000000;
-  ${accessLog ? `access_log ${path.join(runDir, `${name}-access.log`)} combined;` : 'access_log off;'}
-  client_body_temp_path ${tmp}/body;
-  proxy_temp_path ${tmp}/proxy;
-  fastcgi_temp_path ${tmp}/fastcgi;
-  uwsgi_temp_path ${tmp}/uwsgi;
-  scgi_temp_path ${tmp}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    location / { }
-  }
-}
-`;
-}
-
-async function startNginx(o, runDir, name, root, accessLog, probePath) {
-  const port = await freePort();
-  const conf = path.join(runDir, `${name}.conf`);
-  writeFileSync(conf, nginxConf(o, runDir, name, root, port, accessLog));
-  const timeFile = path.join(runDir, `${name}.time`);
-  const [cmd, argv] = withTime(timeFile, 'nginx', ['-c', conf, '-p', runDir, '-e', path.join(runDir, `${name}-error.log`)]);
-  const h = start(name, cmd, argv, { cwd: runDir, stdout: path.join(runDir, `${name}.out`), stderr: path.join(runDir, `${name}.err`) });
-  await waitHttp(port, probePath, { proc: h, timeoutMs: 15000 });
-  const pid = await serverPid(h);
-  for (let i = 0; i < 200 && treePids(pid).length < o.workers + 1; i++) await new Promise((r) => setTimeout(r, 25));
-  return { name, kind: 'nginx', port, h, pid, timeFile, only: /^nginx/ };
-}
 
 async function startFloor(o, runDir, name, root, pathsFile) {
   const port = await freePort();
@@ -267,48 +155,6 @@ async function startFloor(o, runDir, name, root, pathsFile) {
   return { name, kind: 'floor', port, h, pid, timeFile, only: /^node/ };
 }
 
-/** Graceful stop (SIGTERM to the server itself, so /usr/bin/time survives to report), then its peak RSS. */
-async function stopServer(s) {
-  const exit = await stopProc(s.h, { target: s.pid, signal: 'SIGTERM', graceMs: 15000 });
-  const tv = parseTimeV(s.timeFile);
-  return { exit, timeV: tv };
-}
-
-// ---------------------------------------------------------------------------------------------
-// wrk
-
-async function wrk(o, port, pathsFile, seconds, offset = 0) {
-  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '5s', '--latency', '-s', LUA, `http://127.0.0.1:${port}`, '--', pathsFile, String(offset)];
-  const r = await run('wrk', 'wrk', args, { timeoutMs: (seconds + 30) * 1000 });
-  const m = /^WRKJSON (.*)$/m.exec(r.stdout);
-  if (r.code !== 0 || !m) throw new Error(`wrk failed (exit ${r.code}): ${r.stderr || r.stdout}`);
-  const j = JSON.parse(m[1]);
-  const secs = j.duration_us / 1e6;
-  const errors = Object.values(j.errors).reduce((a, b) => a + b, 0);
-  return {
-    requests: j.requests,
-    seconds: secs,
-    rps: j.requests / secs,
-    mbps: j.bytes / secs / 2 ** 20,
-    bytesPerReq: j.requests ? j.bytes / j.requests : 0,
-    errors,
-    errorDetail: j.errors,
-    latencyMs: { mean: j.latency_us.mean / 1000, p50: j.latency_us.p50 / 1000, p90: j.latency_us.p90 / 1000, p99: j.latency_us.p99 / 1000, max: j.latency_us.max / 1000 },
-  };
-}
-
-/** Every URL once per worker, each on a new connection (the cluster hands connections round-robin), checking the bytes. */
-async function warmAll(port, items, times) {
-  const bad = [];
-  const list = [];
-  for (const it of items) for (let t = 0; t < times; t++) list.push(it);
-  await pool(list, 4, async (it) => {
-    const r = await timedGet(port, it.path);
-    if (r.status !== 200 || r.bytes !== it.bytes) bad.push(`${it.path}: status ${r.status}, ${r.bytes} bytes (want ${it.bytes})`);
-  });
-  if (bad.length) throw new Error(`warm-up on port ${port} got wrong answers:\n  ${bad.slice(0, 5).join('\n  ')}${bad.length > 5 ? `\n  ... ${bad.length - 5} more` : ''}`);
-  return list.length;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Phases
@@ -606,18 +452,9 @@ async function memoryPhase(o, runDir, bigTree, bigManifest, results) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const f0 = (n) => (n == null || !Number.isFinite(n) ? '-' : n.toFixed(0));
-const f1 = (n) => (n == null || !Number.isFinite(n) ? '-' : n.toFixed(1));
-const f2 = (n) => (n == null || !Number.isFinite(n) ? '-' : n.toFixed(2));
-const pct = (n) => (n == null || !Number.isFinite(n) ? '-' : `${n >= 0 ? '+' : ''}${n.toFixed(1)}%`);
 
 const kindLabel = (k) => ({ info: '.info', mod: '.mod', zip: '.zip 1MiB', zip3m: '.zip 3MiB' })[k] ?? k;
 
-function mdTable(head, rows) {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
-  return [line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n');
-}
 
 function report(o, results) {
   const parts = [];
@@ -764,20 +601,6 @@ async function profileMode(o, runDir, tree, manifest) {
 
 // ---------------------------------------------------------------------------------------------
 
-async function checkTools(o) {
-  const missing = [];
-  for (const [tool, pkg] of [['wrk', 'wrk'], ['nginx', 'nginx']]) {
-    const r = await run(tool, 'sh', ['-c', `command -v ${tool}`]);
-    if (r.code !== 0) missing.push(`${tool} (Debian package ${pkg})`);
-  }
-  if (missing.length) throw new Error(`missing: ${missing.join(', ')}; install with apt-get install -y wrk nginx time`);
-  if (!haveTime) log('note: /usr/bin/time is missing (Debian package "time"): peak RSS comes from /proc samples only');
-  const ver = async (cmd, args) => {
-    const r = await run(cmd, cmd, args);
-    return `${r.stdout}${r.stderr}`.split('\n')[0].trim();
-  };
-  return { nginx: await ver('nginx', ['-v']), wrk: await ver('wrk', ['-v']) };
-}
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
@@ -793,43 +616,11 @@ async function main() {
     setNiceness(o.nice);
   }
   const started = Date.now();
-  mkdirSync(OUT, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  const runDir = path.join(OUT, `run-${stamp}`);
-  mkdirSync(runDir, { recursive: true });
-  // Keep only the last few run folders (logs and configs).
-  const old = readdirSync(OUT).filter((d) => d.startsWith('run-')).sort();
-  for (const d of old.slice(0, Math.max(0, old.length - 3))) rmSync(path.join(OUT, d), { recursive: true, force: true });
+  const { runDir, stamp } = newRunDir('run');
 
-  const versions = await checkTools(o);
-  let buildWarning;
-  if (o.build) {
-    log('npm run build');
-    const r = await run('build', 'npm', ['run', 'build'], { cwd: REPO, timeoutMs: 300000 });
-    if (r.code !== 0) {
-      // tsc still emits on type errors; what runs is dist/ as emitted. Say so, and go on if there is one.
-      const errs = `${r.stdout}${r.stderr}`.split('\n').filter((l) => /error TS/.test(l));
-      buildWarning = `npm run build exited ${r.code} (${errs.length} type errors, e.g. ${errs[0] ?? '?'}); benchmarking dist/ as emitted`;
-      log(`warning: ${buildWarning}`);
-      if (!existsSync(CLI)) throw new Error(`npm run build failed:\n${r.stdout}${r.stderr}`);
-    }
-  }
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build`);
-
-  // Other work on the machine (test suites of other sessions) skews every number: measure it first.
-  const deadline = Date.now() + o.waitQuiet * 1000;
-  for (;;) {
-    const other = foreignCpu();
-    await new Promise((r) => setTimeout(r, 1000));
-    const pctNow = other.stop();
-    if (pctNow <= NOISY_PCT) break;
-    if (Date.now() >= deadline) {
-      log(`warning: other processes are using ${pctNow.toFixed(0)}% CPU (of one core; ${os.availableParallelism()} cores): the figures will be noisy; see the "other CPU" columns${o.waitQuiet ? '' : ' (--wait-quiet S waits for a quieter machine)'}`);
-      break;
-    }
-    log(`other processes use ${pctNow.toFixed(0)}% CPU; waiting for a quieter machine...`);
-    await new Promise((r) => setTimeout(r, 4000));
-  }
+  const versions = await checkTools();
+  const buildWarning = await buildDist(o.build);
+  await waitQuiet(o.waitQuiet);
   const tree = path.join(OUT, o.quick ? 'tree-quick' : 'tree');
   log(`filling ${tree} (${o.tree.modules * o.tree.versionsPer} versions)`);
   const manifest = await fillMain(tree, o.tree);
@@ -839,18 +630,10 @@ async function main() {
   const results = {
     startedAt: new Date(started).toISOString(),
     options: { ...o, only: [...o.only] },
-    machine: {
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model ?? '?',
-      memGiB: Math.round(os.totalmem() / 2 ** 30),
-      os: `${os.type()} ${os.release()}`,
-      node: process.version,
-      ...versions,
-    },
+    machine: machineInfo(versions),
     loadStart: loadAvg(),
     buildWarning,
-    gitHead: (await run('git', 'git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO })).stdout.trim(),
-    gitDirty: (await run('git', 'git', ['status', '--porcelain', '--', 'src'], { cwd: REPO })).stdout.trim() !== '',
+    ...(await gitState()),
     tree: { versions: manifest.versions.length, zipMiB, classes: countBy(manifest.versions, (v) => v.zipClass) },
   };
 

@@ -92,38 +92,76 @@ const CLASSES = [
  * exercise !-escaping. Reuses the tree when bench/.out already has one of the same shape.
  */
 export async function fillMain(root, { modules, versionsPer }) {
-  const spec = { format: FILL_FORMAT, kind: 'main', modules, versionsPer };
-  const manifestFile = path.join(root, '.bench-manifest.json');
-  if (existsSync(manifestFile)) {
-    const m = JSON.parse(readFileSync(manifestFile, 'utf8'));
-    if (JSON.stringify(m.spec) === JSON.stringify(spec)) return { ...m, reused: true };
-  }
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  const versions = [];
-  let seq = 0;
-  for (let i = 0; i < modules; i++) {
-    const org = i % 3 === 0 ? 'Acme' : i % 3 === 1 ? 'example' : 'BigCorp';
-    const modPath = `bench.example/${org}/mod${String(i).padStart(3, '0')}`;
-    const list = [];
-    for (let j = 0; j < versionsPer; j++) {
-      const version = j === versionsPer - 1 && versionsPer > 2 ? `v1.${j}.0-rc.1` : `v1.${j}.${i % 5}`;
-      const cls = CLASSES[seq % CLASSES.length];
-      const size = await writeVersion(root, modPath, version, cls.bytes, seq);
-      versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: cls.name, zipBytes: size });
-      list.push(version);
-      seq++;
+  return reuseOrFill(root, { format: FILL_FORMAT, kind: 'main', modules, versionsPer }, async () => {
+    const versions = [];
+    let seq = 0;
+    for (let i = 0; i < modules; i++) {
+      const org = i % 3 === 0 ? 'Acme' : i % 3 === 1 ? 'example' : 'BigCorp';
+      const modPath = `bench.example/${org}/mod${String(i).padStart(3, '0')}`;
+      const list = [];
+      for (let j = 0; j < versionsPer; j++) {
+        const version = j === versionsPer - 1 && versionsPer > 2 ? `v1.${j}.0-rc.1` : `v1.${j}.${i % 5}`;
+        const cls = CLASSES[seq % CLASSES.length];
+        const size = await writeVersion(root, modPath, version, cls.bytes, seq);
+        versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: cls.name, zipBytes: size });
+        list.push(version);
+        seq++;
+      }
+      writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${list.join('\n')}\n`);
     }
-    writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${list.join('\n')}\n`);
-  }
-  const manifest = { spec, versions, createdAt: new Date().toISOString() };
-  writeFileSync(manifestFile, JSON.stringify(manifest));
-  return { ...manifest, reused: false };
+    return versions;
+  });
 }
 
 /** The big tree for the memory run: `count` versions with zips of 20..50 MiB (spread evenly). */
 export async function fillBig(root, { count, minMiB = 20, maxMiB = 50 }) {
-  const spec = { format: FILL_FORMAT, kind: 'big', count, minMiB, maxMiB };
+  return reuseOrFill(root, { format: FILL_FORMAT, kind: 'big', count, minMiB, maxMiB }, async () => {
+    const versions = [];
+    for (let i = 0; i < count; i++) {
+      const modPath = `bench.example/Big/zip${String(i).padStart(2, '0')}`;
+      const mib = count === 1 ? minMiB : Math.round(minMiB + ((maxMiB - minMiB) * i) / (count - 1));
+      const version = 'v1.0.0';
+      const size = await writeVersion(root, modPath, version, mib * MiB, 10_000 + i);
+      versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: `${mib}m`, zipBytes: size });
+      writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${version}\n`);
+    }
+    return versions;
+  });
+}
+
+/**
+ * The slow-reader tree: one version with a `zipMiB` MiB zip (bench.example/Slow/big v1.0.0,
+ * listed first in the manifest) and `smallVersions` versions with 2 KiB zips whose .info and
+ * .mod are the warm hits measured beside the slow readers.
+ */
+export async function fillSlow(root, { zipMiB, smallVersions }) {
+  return reuseOrFill(root, { format: FILL_FORMAT, kind: 'slow', zipMiB, smallVersions }, async () => {
+    const versions = [];
+    const big = { module: 'bench.example/Slow/big', version: 'v1.0.0' };
+    const size = await writeVersion(root, big.module, big.version, zipMiB * MiB, 20_000);
+    versions.push({ ...big, escaped: escapePath(big.module), zipClass: `${zipMiB}m`, zipBytes: size });
+    writeFileSync(path.join(root, escapePath(big.module), '@v', 'list'), `${big.version}\n`);
+    const perModule = 8;
+    for (let i = 0; i * perModule < smallVersions; i++) {
+      const modPath = `bench.example/Slow/small${String(i).padStart(2, '0')}`;
+      const list = [];
+      for (let j = 0; j < perModule && i * perModule + j < smallVersions; j++) {
+        const version = `v1.${j}.0`;
+        const zipBytes = await writeVersion(root, modPath, version, 2 * 1024, 20_001 + i * perModule + j);
+        versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: '2k', zipBytes });
+        list.push(version);
+      }
+      writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${list.join('\n')}\n`);
+    }
+    return versions;
+  });
+}
+
+/**
+ * The tree under `root` as `spec` describes it: reused when its manifest has the same spec,
+ * else written afresh by `fill()` (which returns the versions it wrote).
+ */
+async function reuseOrFill(root, spec, fill) {
   const manifestFile = path.join(root, '.bench-manifest.json');
   if (existsSync(manifestFile)) {
     const m = JSON.parse(readFileSync(manifestFile, 'utf8'));
@@ -131,16 +169,7 @@ export async function fillBig(root, { count, minMiB = 20, maxMiB = 50 }) {
   }
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
-  const versions = [];
-  for (let i = 0; i < count; i++) {
-    const modPath = `bench.example/Big/zip${String(i).padStart(2, '0')}`;
-    const mib = count === 1 ? minMiB : Math.round(minMiB + ((maxMiB - minMiB) * i) / (count - 1));
-    const version = 'v1.0.0';
-    const size = await writeVersion(root, modPath, version, mib * MiB, 10_000 + i);
-    versions.push({ module: modPath, escaped: escapePath(modPath), version, zipClass: `${mib}m`, zipBytes: size });
-    writeFileSync(path.join(root, escapePath(modPath), '@v', 'list'), `${version}\n`);
-  }
-  const manifest = { spec, versions, createdAt: new Date().toISOString() };
+  const manifest = { spec, versions: await fill(), createdAt: new Date().toISOString() };
   writeFileSync(manifestFile, JSON.stringify(manifest));
   return { ...manifest, reused: false };
 }

@@ -1,15 +1,19 @@
 // Minimal HTTP client helpers for the benchmark (node:http, loopback only).
 import http from 'node:http';
 
-/** GET `path` on 127.0.0.1:port; resolves with status, body bytes and wall time in ms. */
-export function timedGet(port, path, agent) {
+/**
+ * GET `path` on 127.0.0.1:port; resolves with status, body bytes, wall time in ms and the time
+ * to the response headers (ttfbMs). Rejects after `timeoutMs` without an answer (default 120 s).
+ */
+export function timedGet(port, path, agent, { timeoutMs = 120_000 } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const startNs = process.hrtime.bigint();
-    const req = http.get({ host: '127.0.0.1', port, path, agent: agent ?? false, timeout: 120_000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: agent ?? false, timeout: timeoutMs }, (res) => {
+      const ttfbMs = performance.now() - t0;
       let bytes = 0;
       res.on('data', (c) => (bytes += c.length));
-      res.on('end', () => resolve({ status: res.statusCode, bytes, ms: performance.now() - t0, headers: res.headers, startNs, endNs: process.hrtime.bigint() }));
+      res.on('end', () => resolve({ status: res.statusCode, bytes, ms: performance.now() - t0, ttfbMs, headers: res.headers, startNs, endNs: process.hrtime.bigint() }));
       res.on('error', reject);
     });
     req.on('error', reject);

@@ -243,16 +243,27 @@ export function procName(pid) {
   }
 }
 
+/** The RSS of each process in the tree of `rootPid` whose name matches `only`, in MiB, by pid. */
+export function rssByPid(rootPid, only) {
+  const out = {};
+  for (const p of treePids(rootPid)) {
+    if (only && !only.test(procName(p))) continue;
+    out[p] = rssKiB(p) / 1024;
+  }
+  return out;
+}
+
 /**
  * Samples the RSS of the processes in the tree of `rootPid` whose name matches `only`
- * (e.g. /^node/ to leave out /usr/bin/time). `peak()` returns the largest sum seen and the
- * largest single process seen, in MiB.
+ * (e.g. /^node/ to leave out /usr/bin/time). `peak()` returns the largest sum seen, the
+ * largest single process seen and the largest of each process (byPid), in MiB.
  */
 export function rssSampler(rootPid, { intervalMs = 50, only } = {}) {
   let peakSum = 0;
   let peakOne = 0;
   let samples = 0;
   let lastSum = 0;
+  let peakByPid = new Map();
   const tick = () => {
     let sum = 0;
     for (const p of treePids(rootPid)) {
@@ -260,6 +271,7 @@ export function rssSampler(rootPid, { intervalMs = 50, only } = {}) {
       const r = rssKiB(p);
       sum += r;
       if (r > peakOne) peakOne = r;
+      if (r > (peakByPid.get(p) ?? 0)) peakByPid.set(p, r);
     }
     lastSum = sum;
     if (sum > peakSum) peakSum = sum;
@@ -275,9 +287,10 @@ export function rssSampler(rootPid, { intervalMs = 50, only } = {}) {
     reset: () => {
       peakSum = 0;
       peakOne = 0;
+      peakByPid = new Map();
       tick();
     },
-    peak: () => ({ sumMiB: peakSum / 1024, oneMiB: peakOne / 1024, samples }),
+    peak: () => ({ sumMiB: peakSum / 1024, oneMiB: peakOne / 1024, samples, byPid: Object.fromEntries([...peakByPid].map(([p, k]) => [p, k / 1024])) }),
     stop: () => clearInterval(timer),
   };
 }
