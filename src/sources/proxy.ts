@@ -167,7 +167,7 @@ export class ProxySource implements ModuleSource {
       case 'UND_ERR_BODY_TIMEOUT':
         return new ProxyError(
           'timeout',
-          `upstream ${this.id} went silent for longer than timeouts.idle (${formatDuration(t.idle)}) while sending ${about}; retry later, or raise timeouts.idle (upstreams[].timeouts.idle for one upstream)`,
+          `upstream ${this.id} stalled: silent for longer than timeouts.idle (${formatDuration(t.idle)}) while sending ${about}; retry later, or raise timeouts.idle (upstreams[].timeouts.idle for one upstream)`,
           { cause: err },
         );
       default:

@@ -94,6 +94,10 @@ describe('a folder that cannot be imported', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`gomodproxy import: ${missing} does not exist; give a GOPROXY-layout folder such as $(go env GOMODCACHE)/cache/download\n`);
     expect(r.stdout).toBe('');
+    const file = path.join(await makeTempDir('import-file'), 'cache.zip');
+    await writeFile(file, 'not a folder');
+    const f = await gomodproxy(['import', file, '--data', await makeTempDir('import-data')]);
+    expect({ code: f.code, stderr: f.stderr }).toEqual({ code: 2, stderr: `gomodproxy import: ${file} is not a folder; give a GOPROXY-layout folder such as $(go env GOMODCACHE)/cache/download\n` });
   });
 
   test('a GOMODCACHE instead of its cache/download: no versions, and where they are', async () => {

@@ -179,7 +179,7 @@ describe('an upstream that cannot be reached', () => {
     const err = await failure(new ProxySource(spec(`${base}/stall`, { timeouts: { connect: 5_000, firstByte: 10_000, idle: 300 } })), 'list');
     expectOneLine(err);
     expect(err.kind).toBe('timeout');
-    expect(err.message).toContain('went silent for longer than timeouts.idle (300ms) while sending the version list of github.com/Corp/lib');
+    expect(err.message).toContain('stalled: silent for longer than timeouts.idle (300ms) while sending the version list of github.com/Corp/lib');
   });
 
   test('an untrusted certificate: the host and NODE_EXTRA_CA_CERTS', async () => {
