@@ -50,13 +50,19 @@ program
 
 program
   .command('import')
-  .description('Copy modules from a GOPROXY-layout folder (e.g. $(go env GOMODCACHE)/cache/download) into the data folder, checking each one')
+  .description('Copy modules from a GOPROXY-layout folder (e.g. $(go env GOMODCACHE)/cache/download) into the data folder, checking each one; a missing .info is derived (pseudo-versions) or fetched through the upstreams, else the version is reported and not imported. Exit status: 0 all imported, 1 some not, 2 the folder cannot be read')
   .argument('<dir>', 'folder to import from')
-  .option('-c, --config <file>', 'YAML config file')
-  .option('-d, --data <dir>', 'data folder to import into (default ./data)')
-  .action(async (dir: string, opts: { config?: string; data?: string }) => {
-    const code = await runImport(dir, { file: opts.config, flags: { data: opts.data } });
-    process.exitCode = code;
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('-d, --data <dir>', 'data folder to import into (default ./data; env GOMODPROXY_DATA)')
+  .option('-u, --upstream <list>', 'upstreams in GOPROXY syntax that a missing .info or .mod is fetched through, as serve would; off: nothing is fetched (default: $GOPROXY; env GOMODPROXY_UPSTREAM)')
+  .option('--sumdb <setting>', 'checksum database public modules are checked against, in GOSUMDB syntax (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)')
+  .option('--no-progress', 'no progress bar, even on a terminal')
+  .action(async (dir: string, opts: { config?: string; data?: string; upstream?: string; sumdb?: string; progress?: boolean }) => {
+    process.exitCode = await runImport(dir, {
+      file: opts.config,
+      flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
+      progress: opts.progress === false ? false : undefined,
+    });
   });
 
 program.addCommand(tokenCommand());

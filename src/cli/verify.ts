@@ -28,6 +28,7 @@ import { recordedHashes, type SumdbService } from '../server/sumdb.js';
 import { createRouting } from '../server/wiring.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type ModuleRef } from '../sources/index.js';
 import { SumdbError, SumdbForkError } from '../sumdb/index.js';
+import { progressPrinter } from './progress.js';
 
 export interface VerifyOptions extends LoadOptions {
   /** Check only against what is on disk; never reach the database. */
@@ -61,6 +62,8 @@ export interface VersionReport {
   /** How its hashes were checked. */
   checkedBy: 'database' | 'cached-record' | 'local' | 'private';
   purged: boolean;
+  /** Bytes of the files read to check it (for the progress rate). */
+  bytes?: number;
 }
 
 export interface VerifySummary {
@@ -87,7 +90,7 @@ export interface VerifyCacheOptions {
   concurrency: number;
   /** Rewrites a module's list after a purge (the disk store shares a lock with running servers). */
   rewriteList?: (mod: ModuleRef) => Promise<void>;
-  onProgress?: (done: number, total: number, bad: number) => void;
+  onProgress?: (done: number, total: number, bad: number, bytes: number) => void;
   onReport?: (r: VersionReport) => void;
   /** Something the operator should know that is about no version in particular. */
   onWarning?: (msg: string) => void;
@@ -166,9 +169,10 @@ async function moduleVersions(store: BlobStore, escapedPath: string): Promise<Ca
 }
 
 /** A local file holding the zip: the store's own file on disk, else a temporary copy. */
-async function localZip(store: BlobStore, key: string): Promise<{ file: string; done: () => Promise<void> } | null> {
+async function localZip(store: BlobStore, key: string): Promise<{ file: string; size: number; done: () => Promise<void> } | null> {
   if (store instanceof FsBlobStore) {
-    return (await store.head(key)) ? { file: store.localPath(key), done: async () => undefined } : null;
+    const stat = await store.head(key);
+    return stat ? { file: store.localPath(key), size: stat.size, done: async () => undefined } : null;
   }
   const blob = await store.get(key);
   if (!blob) return null;
@@ -180,7 +184,7 @@ async function localZip(store: BlobStore, key: string): Promise<{ file: string; 
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  return { file, done: () => rm(dir, { recursive: true, force: true }) };
+  return { file, size: blob.size, done: () => rm(dir, { recursive: true, force: true }) };
 }
 
 function message(err: unknown): string {
@@ -195,12 +199,14 @@ async function checkVersion(v: CachedVersion, o: VerifyCacheOptions): Promise<Ve
   const unverified: string[] = [];
   let zipH1: string | undefined;
   let modH1: string | undefined;
+  let bytes = 0;
 
   if (v.files.has('zip')) {
     const key = artifactKey(v.mod.escaped, v.escapedVersion, 'zip');
     try {
       const local = await localZip(store, key);
       if (local) {
+        bytes += local.size;
         try {
           zipH1 = (await checkModuleZip(local.file, v.mod.path, v.version)).h1;
         } finally {
@@ -229,6 +235,7 @@ async function checkVersion(v: CachedVersion, o: VerifyCacheOptions): Promise<Ve
     try {
       const got = await store.getBuffer(artifactKey(v.mod.escaped, v.escapedVersion, 'mod'), MAX_GOMOD_BYTES);
       if (got) {
+        bytes += got.data.length;
         modH1 = hashGoMod(got.data);
         try {
           parseGoMod(got.data, `${label}/go.mod`);
@@ -285,7 +292,7 @@ async function checkVersion(v: CachedVersion, o: VerifyCacheOptions): Promise<Ve
   }
 
   const status = problems.length > 0 ? 'bad' : unverified.length > 0 ? 'unverified' : 'ok';
-  return { module: v.mod.path, version: v.version, status, problems: status === 'bad' ? problems : unverified, checkedBy, purged: false };
+  return { module: v.mod.path, version: v.version, status, problems: status === 'bad' ? problems : unverified, checkedBy, purged: false, bytes };
 }
 
 /** Removes a version: .info first (it is what marks a version present), then the rest. */
@@ -323,7 +330,8 @@ export async function verifyCache(o: VerifyCacheOptions): Promise<VerifySummary>
   const folders = await moduleFolders(o.store);
   let total = [...folders.values()].reduce((a, b) => a + b, 0);
   const touched = new Map<string, ModuleRef>();
-  o.onProgress?.(0, total, 0);
+  let bytes = 0;
+  o.onProgress?.(0, total, 0, 0);
 
   async function* versions(): AsyncGenerator<CachedVersion> {
     for (const [dir, estimate] of folders) {
@@ -365,10 +373,11 @@ export async function verifyCache(o: VerifyCacheOptions): Promise<VerifySummary>
       }
       summary.versions++;
       summary[r.status]++;
+      bytes += r.bytes ?? 0;
       if (r.checkedBy === 'database' || r.checkedBy === 'cached-record') summary.againstDatabase++;
       if (r.checkedBy === 'private') summary.private++;
       o.onReport?.(r);
-      o.onProgress?.(summary.versions, Math.max(total, summary.versions), summary.bad);
+      o.onProgress?.(summary.versions, Math.max(total, summary.versions), summary.bad, bytes);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
@@ -377,35 +386,6 @@ export async function verifyCache(o: VerifyCacheOptions): Promise<VerifySummary>
   if (stop) summary.fork = stop;
   summary.ms = Date.now() - t0;
   return summary;
-}
-
-/** Progress on stderr: a redrawn bar on a terminal, a line now and then otherwise. */
-function progressPrinter(bar: boolean): { update: (done: number, total: number, bad: number) => void; end: () => void } {
-  const err = process.stderr;
-  let lastLine = 0;
-  let drawn = false;
-  return {
-    update(done, total, bad) {
-      const now = Date.now();
-      if (bar) {
-        if (now - lastLine < 100 && done < total) return;
-        lastLine = now;
-        const width = 30;
-        const frac = total > 0 ? Math.min(1, done / total) : 1;
-        const fill = Math.round(frac * width);
-        const line = `[${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${done}/${total} versions${bad > 0 ? `, ${bad} bad` : ''}`;
-        err.write(`\r${line}\x1b[K`);
-        drawn = true;
-        return;
-      }
-      if (done === 0 || (now - lastLine < 5_000 && done < total)) return;
-      lastLine = now;
-      err.write(`verify: ${done}/${total} versions checked${bad > 0 ? `, ${bad} bad` : ''}\n`);
-    },
-    end() {
-      if (drawn) err.write('\r\x1b[K');
-    },
-  };
 }
 
 async function instanceId(store: FsBlobStore): Promise<string> {
@@ -438,7 +418,7 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
   }
   const sumdb = db.sumdb;
   const out = process.stdout;
-  const progress = progressPrinter(opts.progress ?? Boolean(process.stderr.isTTY));
+  const progress = progressPrinter({ command: 'verify', verb: 'checked', bar: opts.progress ?? Boolean(process.stderr.isTTY) });
   const coordination = new HostCoordination(config.data);
   let summary: VerifySummary;
   try {
@@ -449,7 +429,7 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
       purge: opts.purge ?? false,
       concurrency: opts.concurrency ?? 4,
       rewriteList: (mod) => writeLocalList(store, coordination, mod),
-      onProgress: progress.update,
+      onProgress: (done, total, bad, bytes) => progress.update({ done, total, bad, bytes }),
       onWarning: (msg) => {
         progress.end();
         process.stderr.write(`gomodproxy verify: warning: ${msg}\n`);

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { GO_SUMDB_NAME, parseGosumdb, type GosumdbSetting } from '../sumdb/index.js';
-import { GoProxyListError, parseGoProxyList, type Fallthrough, type GoProxyEntry } from './goproxy.js';
+import { readGoEnv, type GoEnv, type GoEnvOptions, type GoEnvOrigin } from './goenv.js';
+import { GoProxyListError, formatGoProxyList, parseGoProxyList, type Fallthrough, type GoProxyEntry } from './goproxy.js';
 import { configSchema, parseListen, type Balance, type ParsedConfig, type Timeouts, type UpstreamInput } from './schema.js';
 
 export const ENV_PREFIX = 'GOMODPROXY_';
@@ -39,6 +40,21 @@ export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'w
   upstreams: UpstreamSpec[];
   /** Where the file settings came from, if any. */
   configFile?: string;
+  /** Where the settings that decide what is fetched from where, and what is checked, came from. */
+  origins: SettingOrigins;
+  /** Things the operator should know that do not stop the server (an upstream entry dropped...). */
+  warnings: string[];
+}
+
+/** Where one setting's value came from. */
+export type SettingOrigin = { from: 'default' } | { from: 'file'; file: string } | { from: 'env'; name: string } | { from: 'flag'; key: string } | GoEnvOrigin;
+
+export interface SettingOrigins {
+  upstream: SettingOrigin;
+  sumdb: SettingOrigin;
+  noSumdb: SettingOrigin;
+  private: SettingOrigin;
+  insecure: SettingOrigin;
 }
 
 export class ConfigError extends Error {
@@ -55,9 +71,11 @@ export interface LoadOptions {
   /** Settings from the command line, keyed by their YAML path ("listen", "cache.ttl"). */
   flags?: Record<string, unknown>;
   cwd?: string;
+  /** How the go env file is found and read (tests); the environment decides which file, as for the go command. */
+  goEnv?: GoEnvOptions;
 }
 
-type Source = { from: 'file'; file: string } | { from: 'env'; name: string } | { from: 'flag' };
+type Source = SettingOrigin;
 
 /** A setting the schema knows, as an environment variable maps to it. */
 interface Leaf {
@@ -109,7 +127,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (value === undefined) continue;
     const p = key.split('.');
     setPath(raw, p, value);
-    sources.set(key, { from: 'flag' });
+    sources.set(key, { from: 'flag', key });
   }
 
   const result = configSchema.safeParse(raw);
@@ -123,11 +141,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     );
   }
   const listen = parseListen(parsed.listen) as { host: string; port: number };
+  // The go command's own settings: the environment, else the go env file (`go env -w`).
+  const goEnv = readGoEnv(env, opts.goEnv);
+  const warnings: string[] = [...goEnv.warnings];
+  const setting = (key: string): SettingOrigin => sources.get(key) ?? { from: 'default' };
   let upstreams: UpstreamSpec[];
+  let upstreamOrigin: SettingOrigin;
   try {
-    if (parsed.upstreams) upstreams = fromStructured(parsed.upstreams, parsed);
-    else if (parsed.upstream !== undefined) upstreams = fromGoProxy(parsed.upstream, parsed, []);
-    else upstreams = defaultUpstreams(env, parsed, listen);
+    if (parsed.upstreams) {
+      upstreams = fromStructured(parsed.upstreams, parsed);
+      upstreamOrigin = setting('upstreams');
+    } else if (parsed.upstream !== undefined) {
+      upstreams = fromGoProxy(parsed.upstream, parsed);
+      upstreamOrigin = setting('upstream');
+    } else {
+      ({ upstreams, origin: upstreamOrigin } = defaultUpstreams(goEnv, parsed, listen, warnings));
+    }
   } catch (err) {
     if (err instanceof GoProxyListError || err instanceof ConfigError) {
       const key = parsed.upstreams ? 'upstreams' : 'upstream';
@@ -141,18 +170,28 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
 
   let sumdb: GosumdbSetting | 'off';
-  const sumdbSetting = parsed.sumdb ?? env.GOSUMDB ?? GO_SUMDB_NAME;
+  const goSumdb = parsed.sumdb === undefined ? goEnv.get('GOSUMDB') : undefined;
+  const sumdbOrigin: SettingOrigin = parsed.sumdb !== undefined ? setting('sumdb') : (goSumdb?.origin ?? { from: 'default' });
+  const sumdbSetting = parsed.sumdb ?? goSumdb?.value ?? GO_SUMDB_NAME;
   try {
     sumdb = parseGosumdb(sumdbSetting === '' ? GO_SUMDB_NAME : sumdbSetting);
   } catch (err) {
-    const src = sources.get('sumdb') ?? (parsed.sumdb === undefined ? ({ from: 'env', name: 'GOSUMDB' } as const) : undefined);
-    throw new ConfigError(`invalid setting sumdb${src ? ` from ${describe(src)}` : ''}: ${(err as Error).message}`);
+    throw new ConfigError(`invalid setting sumdb from ${describe(sumdbOrigin)}: ${(err as Error).message}`);
   }
-  // As the go command: GONOSUMDB defaults to GOPRIVATE when unset or empty.
-  const noSumdb = parsed.noSumdb ?? (env.GONOSUMDB || env.GOPRIVATE || '');
-
-  // As the go command: GONOPROXY defaults to GOPRIVATE.
-  const privatePatterns = parsed.private ?? (env.GONOPROXY || env.GOPRIVATE || '');
+  // As the go command: GONOSUMDB and GONOPROXY default to GOPRIVATE when unset or empty.
+  const goPrivate = goEnv.get('GOPRIVATE');
+  const noSumdbFrom = parsed.noSumdb === undefined ? (goEnv.get('GONOSUMDB') ?? goPrivate) : undefined;
+  const noSumdb = parsed.noSumdb ?? noSumdbFrom?.value ?? '';
+  const privateFrom = parsed.private === undefined ? (goEnv.get('GONOPROXY') ?? goPrivate) : undefined;
+  const privatePatterns = parsed.private ?? privateFrom?.value ?? '';
+  const insecureFrom = parsed.git.insecure === undefined ? goEnv.get('GOINSECURE') : undefined;
+  const origins: SettingOrigins = {
+    upstream: upstreamOrigin,
+    sumdb: sumdbOrigin,
+    noSumdb: parsed.noSumdb !== undefined ? setting('noSumdb') : (noSumdbFrom?.origin ?? { from: 'default' }),
+    private: parsed.private !== undefined ? setting('private') : (privateFrom?.origin ?? { from: 'default' }),
+    insecure: parsed.git.insecure !== undefined ? setting('git.insecure') : (insecureFrom?.origin ?? { from: 'default' }),
+  };
 
   const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, private: _p, ...rest } = parsed;
   const config: Config = {
@@ -161,8 +200,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     sumdb,
     noSumdb,
     data: path.resolve(cwd, parsed.data),
+    git: { ...rest.git, insecure: parsed.git.insecure ?? insecureFrom?.value },
     workers: workers ?? Math.max(1, os.availableParallelism()),
     upstreams,
+    origins,
+    warnings,
   };
   if (configFile) config.configFile = configFile;
   return config;
@@ -231,10 +273,25 @@ function markSources(sources: Map<string, Source>, p: string[], value: unknown, 
 }
 
 function describe(src: Source | undefined): string {
-  if (!src) return 'the defaults';
-  if (src.from === 'env') return `environment variable ${src.name}`;
-  if (src.from === 'file') return `config file ${src.file}`;
-  return 'the command line';
+  return src ? describeOrigin(src) : 'the defaults';
+}
+
+/** Where a setting came from, as a log line or an error message says it. */
+export function describeOrigin(src: SettingOrigin): string {
+  switch (src.from) {
+    case 'default':
+      return 'the defaults';
+    case 'env':
+      return `environment variable ${src.name}`;
+    case 'file':
+      return `config file ${src.file}`;
+    case 'flag':
+      return `the command line (--${src.key === 'log.access' ? 'no-access-log' : src.key.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)})`;
+    case 'go-env':
+      return `${src.name} in the environment`;
+    case 'go-env-file':
+      return `${src.name} in the go env file ${src.file}`;
+  }
 }
 
 type ZodNode = z.ZodType & { def: { type: string; innerType?: ZodNode; in?: ZodNode; shape?: Record<string, ZodNode> } };
@@ -322,14 +379,8 @@ function nearestSource(sources: Map<string, Source>, p: string[]): Source | unde
   return undefined;
 }
 
-function fromGoProxy(value: string, cfg: ParsedConfig, dropSelf: ((url: string) => boolean)[]): UpstreamSpec[] {
-  const entries = parseGoProxyList(value);
-  const out: UpstreamSpec[] = [];
-  for (const e of entries) {
-    if (e.kind === 'proxy' && dropSelf.some((f) => f(e.url))) continue;
-    out.push(toSpec(e, out.length, cfg.balance, cfg.timeouts));
-  }
-  return out;
+function fromGoProxy(value: string, cfg: ParsedConfig): UpstreamSpec[] {
+  return parseGoProxyList(value).map((e, i) => toSpec(e, i, cfg.balance, cfg.timeouts));
 }
 
 function toSpec(e: GoProxyEntry, priority: number, balance: Balance, timeouts: Timeouts): UpstreamSpec {
@@ -390,9 +441,18 @@ function fromStructured(list: UpstreamInput[], cfg: ParsedConfig): UpstreamSpec[
   return specs.sort((a, b) => a.priority - b.priority);
 }
 
-/** With no upstream configured: the GOPROXY of our environment, minus `off` and anything that points at ourselves. */
-function defaultUpstreams(env: NodeJS.ProcessEnv, cfg: ParsedConfig, listen: { host: string; port: number }): UpstreamSpec[] {
-  const fromEnv = env.GOPROXY?.trim();
+/**
+ * With no upstream configured: GOPROXY as the go command sees it (environment, else go env file),
+ * minus `off` and anything that points at this server, each dropped entry named in a warning;
+ * else Go's default.
+ */
+function defaultUpstreams(
+  goEnv: GoEnv,
+  cfg: ParsedConfig,
+  listen: { host: string; port: number },
+  warnings: string[],
+): { upstreams: UpstreamSpec[]; origin: SettingOrigin } {
+  const goproxy = goEnv.get('GOPROXY');
   const isSelf = (url: string): boolean => {
     try {
       const u = new URL(url);
@@ -406,21 +466,44 @@ function defaultUpstreams(env: NodeJS.ProcessEnv, cfg: ParsedConfig, listen: { h
       return false;
     }
   };
-  if (fromEnv) {
-    const cleaned = fromEnv
-      .split(/([,|])/)
-      .reduce<string[]>((acc, part) => {
-        // Drop `off` with its separator: it would end the list before anything useful.
-        if (part.trim() === 'off') {
-          acc.pop();
-          return acc;
-        }
-        acc.push(part);
-        return acc;
-      }, [])
-      .join('');
-    const specs = fromGoProxy(cleaned, cfg, [isSelf]);
-    if (specs.length > 0) return specs;
+  const fallback = (): { upstreams: UpstreamSpec[]; origin: SettingOrigin } => ({ upstreams: fromGoProxy(DEFAULT_GOPROXY, cfg), origin: { from: 'default' } });
+  const value = goproxy?.value.trim();
+  if (!goproxy || !value) return fallback();
+  const where = describeOrigin(goproxy.origin);
+  // `off` would end the list before anything useful (the go command stops there): it is dropped
+  // with its separator wherever it stands, and a server asked for `off` says so with upstream: off.
+  let offs = 0;
+  const withoutOff = value
+    .split(/([,|])/)
+    .reduce<string[]>((acc, part) => {
+      if (part.trim() !== 'off') acc.push(part);
+      else {
+        offs++;
+        acc.pop();
+      }
+      return acc;
+    }, [])
+    .join('');
+  if (offs > 0) {
+    warnings.push(`GOPROXY entry off (from ${where}) is not used: it would leave gomodproxy nothing to fetch from; set upstream: off (GOMODPROXY_UPSTREAM=off) to serve only the cache`);
   }
-  return fromGoProxy(DEFAULT_GOPROXY, cfg, []);
+  let entries: GoProxyEntry[];
+  try {
+    entries = parseGoProxyList(withoutOff);
+  } catch (err) {
+    throw new ConfigError(`GOPROXY (from ${where}) is not a valid list: ${(err as Error).message}; fix it, or set upstream (GOMODPROXY_UPSTREAM)`);
+  }
+  const kept: GoProxyEntry[] = [];
+  for (const e of entries) {
+    if (e.kind === 'proxy' && isSelf(e.url)) {
+      warnings.push(`GOPROXY entry ${formatGoProxyList([{ ...e, fallthrough: 'not-found' }])} (from ${where}) points at this gomodproxy (${cfg.listen}) and is dropped from its upstreams; it would ask itself`);
+      continue;
+    }
+    kept.push(e);
+  }
+  if (kept.length === 0) {
+    warnings.push(`GOPROXY (from ${where}) names no upstream gomodproxy can use; using Go's default ${DEFAULT_GOPROXY}`);
+    return fallback();
+  }
+  return { upstreams: kept.map((e, i) => toSpec(e, i, cfg.balance, cfg.timeouts)), origin: goproxy.origin };
 }

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { FsBlobStore } from '../cache/fs.js';
 import { HostCoordination } from '../cluster/coordination.js';
 import { STATE_PREFIX } from '../cache/keys.js';
-import { ConfigError, formatGoProxyList, parseListen, type Config } from '../config/index.js';
+import { ConfigError, describeOrigin, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
 import { AccessConfigError, createAccess, type Access } from '../access/index.js';
 import { ProxyApp } from './app.js';
@@ -109,8 +109,21 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const url = `${config.tls ? 'https' : 'http'}://${shownHost}:${boundPort}${config.pathPrefix}`;
+  for (const warning of config.warnings) log.warn(warning);
+  // What is fetched from where and what is checked, and which setting said so: an operator whose
+  // `go env -w GOPROXY=...` or GOPRIVATE was (or was not) taken sees it here.
+  const o = config.origins;
   log.info(
-    { url, data: config.data, upstream: formatGoProxyList(config.upstreams), sumdb: sumdbName, instanceId },
+    {
+      url,
+      data: config.data,
+      upstream: formatGoProxyList(config.upstreams),
+      sumdb: sumdbName,
+      private: config.private,
+      noSumdb: config.noSumdb,
+      from: { upstream: describeOrigin(o.upstream), sumdb: describeOrigin(o.sumdb), private: describeOrigin(o.private), noSumdb: describeOrigin(o.noSumdb) },
+      instanceId,
+    },
     'listening',
   );
   // Whoever started us (a supervisor, a test) may be waiting for that line.

@@ -307,7 +307,7 @@ function streamError(err: unknown, sourceId: string, what: string, written: numb
   const code = (err as { code?: string }).code;
   const of = size !== undefined ? ` of ${size}` : '';
   if (code === 'UND_ERR_BODY_TIMEOUT') {
-    return new ProxyError('timeout', `upstream ${sourceId} stalled after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, { cause: err });
+    return new ProxyError('timeout', `upstream ${sourceId} stalled: silent for longer than timeouts.idle after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later, or raise timeouts.idle if the upstream is just slow`, { cause: err });
   }
   return new ProxyError('upstream', `upstream ${sourceId} broke off after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, { cause: err });
 }

@@ -37,6 +37,11 @@ export class Health {
     return true;
   }
 
+  /** How long until a resting replica takes its probe (0 when it is not resting). */
+  restingFor(now: number): number {
+    return this.consecutiveFailures < this.policy.failures ? 0 : Math.max(0, this.downUntil - now);
+  }
+
   get healthy(): boolean {
     return this.consecutiveFailures < this.policy.failures || Date.now() >= this.downUntil;
   }
@@ -64,6 +69,8 @@ export class Health {
 export interface ChainMember {
   source: ModuleSource;
   health: Health;
+  /** Why its last request failed: repeated when it is skipped, so the go user still learns the cause. */
+  lastFailure?: string;
 }
 
 interface Group {
@@ -169,15 +176,19 @@ export class SourceChain {
     }
     if (lastError) return { error: lastError };
     const ids = group.members.map((m) => m.source.id).join(', ');
+    const now = Date.now();
+    const wait = Math.ceil(Math.min(...group.members.map((m) => m.health.restingFor(now))) / 1000);
+    const last = group.members.find((m) => m.lastFailure)?.lastFailure;
     return {
       error: new ProxyError(
         'upstream',
-        `every upstream of priority ${group.priority} (${ids}) is failing and in its cool-down; retry later, or ask the gomodproxy operator to check them`,
+        `every upstream of priority ${group.priority} (${ids}) failed health.failures times in a row and is in its cool-down (health.cooldown)${last ? ` (last failure: ${last})` : ''}; it is tried again in ${Math.max(1, wait)}s: retry then, or ask the gomodproxy operator to check them`,
       ),
     };
   }
 
   private recordFailure(member: ChainMember, kind: RequestKind, err: ProxyError, ms: number): void {
+    member.lastFailure = err.message;
     if (!err.isOutage) member.health.succeed();
     else if (member.health.fail(Date.now())) this.hooks.onHealthChange?.(member.source.id, false);
     this.hooks.onUpstream?.(member.source.id, kind, 'error', ms, err);
