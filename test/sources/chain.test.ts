@@ -336,7 +336,7 @@ describe('health: a breaker per replica', () => {
     const resting = await answer(b.chain);
     expect(resting).toMatchObject({ kind: 'upstream', status: 502 });
     expect((resting as { message: string }).message).toBe(
-      'every upstream of priority 0 (r1, r2) is failing and in its cool-down; retry later, or ask the gomodproxy operator to check them',
+      'every upstream of priority 0 (r1, r2) failed health.failures times in a row and is in its cool-down (health.cooldown) (last failure: r1: 500); it is tried again in 30s: retry then, or ask the gomodproxy operator to check them',
     );
     expect(calls(b)).toEqual({ r1: 2, r2: 2 });
     later(30_000);
