@@ -220,7 +220,7 @@ describe('structured upstreams', () => {
     });
     for (const [ext, why] of [
       ['info', /did not start answering within timeouts.firstByte/],
-      ['mod', /stalled while sending/],
+      ['mod', /stalled: silent for longer than timeouts.idle .* while sending/],
     ] as const) {
       const r = await get(`${proxy.url}/${M}/@v/v1.0.0.${ext}`, undefined, { timeoutMs: 600_000 });
       const line = expectOneLineError(r, 504);
