@@ -201,6 +201,10 @@ export class ZipFetches {
       }
       flight.source = res.source.id;
       const body = res.value;
+      // Nothing reads the body until the checks below are done and the staging file is open; a
+      // stream error meanwhile must not be an unheard 'error' event (an uncaught exception). The
+      // read loop still sees it: iterating an errored stream throws its error.
+      body.stream.on('error', () => undefined);
       const lookupError = await recorded;
       if (lookupError) {
         discard(body.stream);
