@@ -318,7 +318,7 @@ describe('Artifacts: zip misses', () => {
   ])('serves a stored zip from $from with its ETag, 304 and HEAD', async ({ flags }) => {
     const zip = await smallZip;
     const core = await startCore({ flags });
-    core.source.on('zip', V, () => Promise.resolve({ stream: PassThroughOf(zip.data), size: zip.data.length }));
+    core.source.on('zip', V, () => Promise.resolve({ stream: streamOf(zip.data), size: zip.data.length }));
     expect((await core.get(at('zip'))).body.equals(zip.data)).toBe(true);
     await core.drain();
 
@@ -355,7 +355,7 @@ describe('Artifacts: zip misses', () => {
     async ({ make, line, known }) => {
       const bad = await make();
       const core = await startCore();
-      core.source.on('zip', V, () => Promise.resolve({ stream: PassThroughOf(bad), size: known ? bad.length : undefined }));
+      core.source.on('zip', V, () => Promise.resolve({ stream: streamOf(bad), size: known ? bad.length : undefined }));
 
       const first = await core.get(at('zip'));
       expect(first.status).toBe(502);
@@ -558,7 +558,7 @@ describe('Artifacts: immutability', () => {
     core.source
       .on('info', V, info(V))
       .on('mod', V, GOMOD)
-      .on('zip', V, () => Promise.resolve({ stream: PassThroughOf(zip.data), size: zip.data.length }));
+      .on('zip', V, () => Promise.resolve({ stream: streamOf(zip.data), size: zip.data.length }));
     const first: Record<string, { body: Buffer; etag: string | undefined }> = {};
     for (const kind of ['info', 'mod', 'zip'] as const) {
       const r = await core.get(at(kind));
@@ -573,7 +573,7 @@ describe('Artifacts: immutability', () => {
     later
       .on('info', V, info(V, '2030-01-01T00:00:00Z'))
       .on('mod', V, Buffer.from('module example.com/m\n\ngo 1.22\n'))
-      .on('zip', V, () => Promise.resolve({ stream: PassThroughOf(retagged.data), size: retagged.data.length }));
+      .on('zip', V, () => Promise.resolve({ stream: streamOf(retagged.data), size: retagged.data.length }));
     core.source.on('info', V, info(V, '2030-01-01T00:00:00Z'));
     // A restarted process over the same data folder, whose upstream now says otherwise.
     const restarted = await startCore({ data: core.config.data, sources: [later] });
@@ -592,7 +592,8 @@ describe('Artifacts: immutability', () => {
   });
 });
 
-function PassThroughOf(data: Buffer): Feed['stream'] {
+/** A zip body that has all its bytes already. */
+function streamOf(data: Buffer): Feed['stream'] {
   const f = new Feed(data.length);
   f.write(data);
   f.end();
