@@ -46,6 +46,11 @@ export class MutableAnswers {
 
   constructor(private readonly d: MutableDeps) {}
 
+  /** Settles when every refresh in flight now (background revalidations included) has settled. */
+  drain(): Promise<void> {
+    return this.flights.drain();
+  }
+
   async serve(ex: Exchange, r: MutableRequest, ctx: FetchContext): Promise<void> {
     const key = keyOf(r);
     let cached = this.memory.get(key);

@@ -33,8 +33,11 @@ export interface ZipFetchDeps {
 }
 
 interface ZipFlight {
+  /** Resolves when readers can start (long before the fetch ends), or rejects if it fails first. */
   view: Promise<StagingView>;
   source: string | undefined;
+  /** Settles when the fetch has ended: committed or given up, staging file removed, lock released. */
+  done: Promise<void>;
 }
 
 const OTHER_PROCESS = 'another gomodproxy process';
@@ -84,9 +87,9 @@ export class ZipFetches {
     }
   }
 
-  /** Settles when every fetch in flight has. */
+  /** Settles when every fetch in flight has ended (not merely started streaming to its readers). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.flights.values()].map((f) => f.view));
+    await Promise.allSettled([...this.flights.values()].map((f) => f.done));
   }
 
   private start(r: ArtifactRequest, key: string, ctx: FetchContext): ZipFlight {
@@ -97,10 +100,10 @@ export class ZipFetches {
       reject = rej;
     });
     view.catch(() => undefined);
-    const flight: ZipFlight = { view, source: undefined };
+    const flight: ZipFlight = { view, source: undefined, done: Promise.resolve() };
     this.flights.set(key, flight);
     this.d.metrics.inflightFetches.inc();
-    this.fetch(r, key, ctx, flight, resolve)
+    flight.done = this.fetch(r, key, ctx, flight, resolve)
       .catch((err: unknown) => reject(err))
       .finally(() => {
         this.flights.delete(key);
@@ -199,6 +202,10 @@ export class ZipFetches {
       }
       flight.source = res.source.id;
       const body = res.value;
+      // Nothing reads the body until the checks below are done and the staging file is open; a
+      // stream error meanwhile must not be an unheard 'error' event (an uncaught exception). The
+      // read loop still sees it: iterating an errored stream throws its error.
+      body.stream.on('error', () => undefined);
       const lookupError = await recorded;
       if (lookupError) {
         discard(body.stream);
