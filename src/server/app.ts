@@ -381,7 +381,7 @@ export class ProxyApp {
     await closed;
     clearInterval(sweep);
     clearTimeout(timer);
-    await Promise.race([this.artifacts.drain(), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
+    await Promise.race([Promise.all([this.artifacts.drain(), this.mutable.drain()]), new Promise((r) => setTimeout(r, Math.min(timeoutMs, 5000)).unref())]);
     await this.close();
   }
 
