@@ -41,7 +41,9 @@ function cleanup() {
   for (const c of children) {
     try {
       process.kill(-c.pid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -51,7 +51,7 @@ export class AccessConfigError extends Error {
 
 export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions): Promise<Access> {
   // The authenticator is made last but must hear of reloads: reach it through this cell.
-  let authenticator: Authenticator | undefined;
+  const made: { authenticator?: Authenticator } = {};
   const pollMs = opts.pollMs ?? 2000;
 
   let htpasswd: HtpasswdFile | undefined;
@@ -59,7 +59,7 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     try {
       htpasswd = await HtpasswdFile.load(auth.htpasswd, {
         pollMs,
-        onReload: () => authenticator?.clearCache('htpasswd'),
+        onReload: () => made.authenticator?.clearCache('htpasswd'),
         onError: (err) => opts.onReloadError?.('htpasswd', err),
       });
     } catch (err) {
@@ -72,7 +72,7 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     try {
       tokens = await TokenStore.open(tokensFile(opts.dataDir), {
         pollMs,
-        onReload: () => authenticator?.clearCache('token'),
+        onReload: () => made.authenticator?.clearCache('token'),
         onError: (err) => opts.onReloadError?.('tokens', err),
       });
     } catch (err) {
@@ -90,7 +90,7 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     throw new AccessConfigError(`invalid setting ${errorMessage(err)}`);
   }
 
-  authenticator = new Authenticator({
+  const authenticator = new Authenticator({
     htpasswd,
     ldap,
     tokens,
@@ -101,6 +101,7 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     failureTtlMs: auth.cache.failureTtl,
     maxEntries: auth.cache.maxEntries,
   });
+  made.authenticator = authenticator;
   const audit = new AuditLog({ enabled: auth.audit.enabled, file: auth.audit.file, sync: opts.auditSync });
   const a = authenticator;
   return {

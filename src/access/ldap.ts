@@ -80,7 +80,7 @@ export class LdapAuthenticator {
       try {
         ca = readFileSync(cfg.caFile);
       } catch (err) {
-        throw new Error(`auth.ldap.caFile ${cfg.caFile} cannot be read: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+        throw new Error(`auth.ldap.caFile ${cfg.caFile} cannot be read: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, { cause: err });
       }
       this.tlsOptions = { ca, minVersion: 'TLSv1.2' };
     } else {

@@ -13,6 +13,7 @@ export class ZipError extends Error {
 
 /** Replaces every line break (including the Unicode ones) and other control characters by a space. */
 export function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is replaced
   return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
 }
 

@@ -49,6 +49,7 @@ export function splitPath(p: string): [dir: string, base: string] {
 
 /** strings.EqualFold(s, "go.mod"): no non-ASCII rune folds to g, o, m or d, so ASCII suffices. */
 export function isGoModFold(base: string): boolean {
+  // eslint-disable-next-line no-control-regex -- the whole ASCII range, controls included
   return base.length === 6 && base.toLowerCase() === 'go.mod' && /^[\x00-\x7f]*$/.test(base);
 }
 
@@ -103,9 +104,11 @@ export function foldOrbitMin(cp: number): number {
 
 /** strToFold from x/mod/zip: strings.EqualFold(s, t) iff strToFold(s) === strToFold(t). */
 export function strToFold(s: string): string {
+  // eslint-disable-next-line no-control-regex -- ASCII without upper-case letters, controls included
   if (/^[\x00-\x40\x5b-\x7f]*$/.test(s)) return s;
   // Every ASCII letter's orbit has its upper-case form as smallest member (the Kelvin sign and
   // the long s sort above), which then maps to lower case: plain ASCII needs no table.
+  // eslint-disable-next-line no-control-regex -- the whole ASCII range, controls included
   if (/^[\x00-\x7f]*$/.test(s)) return s.toLowerCase();
   let out = '';
   for (const ch of s) {

@@ -59,14 +59,11 @@ export class Metrics {
     this.bugs = new Counter({ name: 'gomodproxy_bugs_total', help: 'Errors no code path handled (unhandled rejections, uncaught exceptions), by kind: each is a bug to report.', labelNames: ['kind'], registers });
     this.storageErrors = new Counter({ name: 'gomodproxy_storage_errors_total', help: 'Reads and writes of the store that failed (or were refused for lack of space), by operation and reason: no-space, permission, io.', labelNames: ['op', 'reason'], registers });
     this.storageFree = new Gauge({ name: 'gomodproxy_storage_free_bytes', help: 'Free bytes of the store at its last check (disk store only).', registers });
-    const self = this;
-    new Gauge({
+    const remembered: Gauge = new Gauge({
       name: 'gomodproxy_remembered_answers',
       help: 'Not-found and refused upstream answers this process remembers (summed over workers: each keeps its own copy).',
       registers,
-      collect() {
-        this.set(self.rememberedAnswers());
-      },
+      collect: () => remembered.set(this.rememberedAnswers()),
     });
     this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
   }

@@ -195,7 +195,7 @@ export class SourceChain {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.members.map((m) => m.source.close?.()));
+    await Promise.all(this.members.map(async (m) => m.source.close?.()));
   }
 }
 

@@ -238,7 +238,7 @@ function escapeSegment(seg: string): string {
 /** The first line of a text/plain error body, as the go command would print it. */
 async function errorLine(res: Dispatcher.ResponseData): Promise<string> {
   const type = String(res.headers['content-type'] ?? '');
-  let text = '';
+  let text: string;
   try {
     let total = 0;
     const chunks: Buffer[] = [];

@@ -117,9 +117,7 @@ describe('reloading', () => {
     const f = await file([`alice:${bcrypt.hashSync(ALICE_PW, 4)}`]);
     const sizes: number[] = [];
     const errors: unknown[] = [];
-    // eslint-disable-next-line prefer-const
-    let h: HtpasswdFile;
-    h = await HtpasswdFile.load(f, { pollMs: 20, onReload: () => sizes.push(h.size), onError: (e) => errors.push(e) });
+    const h: HtpasswdFile = await HtpasswdFile.load(f, { pollMs: 20, onReload: () => sizes.push(h.size), onError: (e) => errors.push(e) });
     const alice = `alice:${bcrypt.hashSync(ALICE_PW, 4)}`;
     // Each rewrite truncates the file and writes it again while the 20 ms poller runs.
     await writeFile(f, `${alice}\nbob:${bcrypt.hashSync(BOB_PW, 4)}\n`);

@@ -125,9 +125,10 @@ describe('the token command', () => {
 
 describe('a running server sharing the data folder', () => {
   it('accepts a token the CLI just made (Bearer, Basic password with any user, token as user) and refuses it once revoked', async () => {
-    let auth!: Authenticator;
-    const store = await TokenStore.open(tokensFile(data), { pollMs: 25, onReload: () => auth.clearCache('token') });
-    auth = new Authenticator({ tokens: store, cacheTtlMs: 60_000 });
+    const made: { auth?: Authenticator } = {};
+    const store = await TokenStore.open(tokensFile(data), { pollMs: 25, onReload: () => made.auth?.clearCache('token') });
+    const auth = new Authenticator({ tokens: store, cacheTtlMs: 60_000 });
+    made.auth = auth;
     try {
       const { token, id } = await create('--user', 'ci-bot', '--scope', 'private');
       // Unknown ids are looked up in the file again at once: no wait for the poll.

@@ -86,7 +86,7 @@ async function goJson(env: GoEnv, args: string[]): Promise<Record<string, unknow
   try {
     return parseJsonStream(r.stdout) as Record<string, unknown>[];
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n${r.stderr}`);
+    throw new Error(`${(err as Error).message}\n${r.stderr}`, { cause: err });
   }
 }
 

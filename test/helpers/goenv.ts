@@ -175,7 +175,7 @@ export async function createGoEnv(opts: GoEnvOptions = {}): Promise<GoEnv> {
       try {
         parsed = parseJsonStream(r.stdout) as GoModDownload[];
       } catch (err) {
-        throw new Error(`${(err as Error).message}\n${describeRun('go', args, r)}`);
+        throw new Error(`${(err as Error).message}\n${describeRun('go', args, r)}`, { cause: err });
       }
       if (!mo.allowErrors) {
         const errors = parsed.filter((o) => o.Error).map((o) => `${o.Path}@${o.Version || o.Query}: ${o.Error}`);

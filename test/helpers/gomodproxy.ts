@@ -221,7 +221,7 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     await kill();
     // The whole group is dead, so its pipes close; the bound is only against a surprise.
     await Promise.race([outputDone, new Promise((r) => setTimeout(r, 10_000).unref())]);
-    throw new Error(`${(err as Error).message.split('\n')[0]}\n${describe()}`);
+    throw new Error(`${(err as Error).message.split('\n')[0]}\n${describe()}`, { cause: err });
   }
 
   return {

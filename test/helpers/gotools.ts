@@ -37,7 +37,7 @@ async function build(name: string): Promise<string> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const st = await stat(lock).catch(() => null);
       if (st && Date.now() - st.mtimeMs > 300_000) await rm(lock, { force: true });
-      if (i > 3000) throw new Error(`timed out waiting for ${lock}`);
+      if (i > 3000) throw new Error(`timed out waiting for ${lock}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -49,7 +49,7 @@ function ourAnswer(c: Case): Answer {
     return { ok: true, value: v === undefined ? undefined : JSON.parse(JSON.stringify(v)) };
   } catch (err) {
     if (err instanceof mod.ModuleError) return { ok: false, err: err.message };
-    throw new Error(`${c.op}(${JSON.stringify(c.args)}) threw a non-ModuleError: ${String(err)}`);
+    throw new Error(`${c.op}(${JSON.stringify(c.args)}) threw a non-ModuleError: ${String(err)}`, { cause: err });
   }
 }
 

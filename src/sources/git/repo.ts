@@ -13,7 +13,7 @@ import type { FileLocks, HeldLock } from '../../cluster/filelock.js';
 import { GitSourceError, notExist } from './errors.js';
 import { run, runChecked, RunError, type RunResult } from './exec.js';
 import { CatFileBatch } from './catfile.js';
-import { Mutex, Semaphore, sleep } from './sync.js';
+import { Mutex, sleep, type Semaphore } from './sync.js';
 
 export interface RepoContext {
   /** Base environment for git (process env, credentials, prompts off). */
@@ -140,7 +140,7 @@ export class BareRepo {
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
     const lockFile = `${this.dir}.lock`;
     const deadline = Date.now() + this.ctx.timeoutMs;
-    let lock: HeldLock | null = null;
+    let lock: HeldLock | null;
     for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
       lock = await this.ctx.locks.tryAcquire(lockFile);
       if (lock) break;

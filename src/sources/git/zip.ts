@@ -86,14 +86,16 @@ export async function moduleZip(repo: CodeRepo, version: string, opts: ZipOption
     }
     const out = new PassThrough();
     handedOff = true;
-    writeModuleZip(files, zipOpts, out)
+    // The zip is written behind the stream its reader consumes; how it ended reaches the reader
+    // through the stream, and the listing is released whatever happened.
+    void writeModuleZip(files, zipOpts, out)
       .then(
         () => undefined,
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       )
       .then(async (err) => {
         if (err) out.destroy(err);
-        await listing.release();
+        await listing.release().catch(() => undefined);
         opts.onDone?.(err);
       });
     return { stream: out, size: undefined };
