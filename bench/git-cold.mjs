@@ -226,7 +226,10 @@ try {
   const lines = [
     `median of ${RUNS} runs; gomodproxy built from dist/, one worker, upstream direct, warmed up on another module`,
     `${''.padEnd(34)}${'go mod download'.padEnd(18)}${'gomodproxy .zip'.padEnd(18)}${'ratio'.padEnd(8)}${'.info+.mod+.zip'.padEnd(18)}ratio`,
-    ...rows.map(([name, go, zip, seq]) => `${name.padEnd(34)}${ms(go).padEnd(18)}${ms(zip).padEnd(18)}${(zip / go).toFixed(2).padEnd(8)}${ms(seq).padEnd(18)}${(seq / go).toFixed(2)}`),
+    ...rows.map(
+      ([name, go, zip, seq]) =>
+        `${name.padEnd(34)}${ms(go).padEnd(18)}${ms(zip).padEnd(18)}${(zip / go).toFixed(2).padEnd(8)}${ms(seq).padEnd(18)}${(seq / go).toFixed(2)}`,
+    ),
     spread,
     `aim: gomodproxy <= 0.5x the go command`,
   ];

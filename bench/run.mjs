@@ -15,7 +15,20 @@ import { fillBig, fillMain, urlPath } from './lib/fill.mjs';
 import { f0, f1, f2, mdTable, pct } from './lib/format.mjs';
 import { getJson, stats, timedGet } from './lib/http.mjs';
 import { formatSummary, summarize } from './lib/cpuprofile.mjs';
-import { setNiceness, foreignCpu, loadAvg, treeCpuSeconds, freePort, installCleanupHandlers, rssSampler, start, stopAll, stopProc, treePids, waitHttp } from './lib/procs.mjs';
+import {
+  setNiceness,
+  foreignCpu,
+  loadAvg,
+  treeCpuSeconds,
+  freePort,
+  installCleanupHandlers,
+  rssSampler,
+  start,
+  stopAll,
+  stopProc,
+  treePids,
+  waitHttp,
+} from './lib/procs.mjs';
 import { BENCH, OUT, REPO, haveTime, serverPid, startGomodproxy, startNginx, stopServer, warmAll, withTime, wrk } from './lib/servers.mjs';
 import { NOISY_PCT, buildDist, checkTools, gitState, log, machineInfo, newRunDir, options, waitQuiet } from './lib/session.mjs';
 
@@ -76,38 +89,78 @@ function parseArgs(argv) {
   };
   for (const { a, val, num } of options(argv)) {
     switch (a) {
-      case '--quick': o.quick = true; break;
-      case '--workers': o.workers = Math.max(1, Math.floor(num())); break;
-      case '--duration': o.duration = num(); break;
-      case '--warmup': o.warmup = num(); break;
-      case '--rounds': o.rounds = Math.max(1, Math.floor(num())); break;
-      case '--connections': o.connections = Math.max(1, Math.floor(num())); break;
-      case '--threads': o.threads = Math.max(1, Math.floor(num())); break;
-      case '--upstream-latency': o.latencyMs = parseMs(val()); break;
-      case '--cold-versions': o.coldVersions = Math.max(1, Math.floor(num())); break;
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--workers':
+        o.workers = Math.max(1, Math.floor(num()));
+        break;
+      case '--duration':
+        o.duration = num();
+        break;
+      case '--warmup':
+        o.warmup = num();
+        break;
+      case '--rounds':
+        o.rounds = Math.max(1, Math.floor(num()));
+        break;
+      case '--connections':
+        o.connections = Math.max(1, Math.floor(num()));
+        break;
+      case '--threads':
+        o.threads = Math.max(1, Math.floor(num()));
+        break;
+      case '--upstream-latency':
+        o.latencyMs = parseMs(val());
+        break;
+      case '--cold-versions':
+        o.coldVersions = Math.max(1, Math.floor(num()));
+        break;
       case '--logs': {
         const v = val();
         if (!['on', 'off', 'both'].includes(v)) throw new Error('--logs takes on, off or both');
         o.logs = v;
         break;
       }
-      case '--only': o.only = new Set(val().split(',').map((s) => s.trim())); break;
+      case '--only':
+        o.only = new Set(
+          val()
+            .split(',')
+            .map((s) => s.trim()),
+        );
+        break;
       case '--kinds': {
-        o.kinds = val().split(',').map((k) => k.trim());
+        o.kinds = val()
+          .split(',')
+          .map((k) => k.trim());
         for (const k of o.kinds) if (!['info', 'mod', 'zip', 'zip3m'].includes(k)) throw new Error(`--kinds: unknown kind ${k}`);
         break;
       }
-      case '--no-build': o.build = false; break;
-      case '--floor': o.floor = true; break;
-      case '--nice': o.nice = Number(val()); if (!Number.isInteger(o.nice) || o.nice < -20 || o.nice > 19) throw new Error('--nice takes -20..19'); break;
-      case '--wait-quiet': o.waitQuiet = num(); break;
+      case '--no-build':
+        o.build = false;
+        break;
+      case '--floor':
+        o.floor = true;
+        break;
+      case '--nice':
+        o.nice = Number(val());
+        if (!Number.isInteger(o.nice) || o.nice < -20 || o.nice > 19) throw new Error('--nice takes -20..19');
+        break;
+      case '--wait-quiet':
+        o.waitQuiet = num();
+        break;
       case '--profile': {
         o.profile = val();
         if (!['info', 'mod', 'zip', 'zip3m'].includes(o.profile)) throw new Error('--profile takes info, mod, zip or zip3m');
         break;
       }
-      case '--help': case '-h': process.stdout.write(HELP); process.exit(0); break;
-      default: throw new Error(`unknown option ${a}\n\n${HELP}`);
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n\n${HELP}`);
     }
   }
   o.duration ??= o.quick ? 3 : 8;
@@ -119,7 +172,10 @@ function parseArgs(argv) {
   o.tree = o.quick ? { modules: 20, versionsPer: 8 } : { modules: 40, versionsPer: 8 }; // 160 / 320 versions
   o.big = { count: 16, minMiB: 20, maxMiB: 50 }; // quick uses 8 of them
   o.memLevels = o.quick
-    ? [{ label: '1 x 20 MiB', pick: 'smallest', n: 1 }, { label: '8 x 20-50 MiB', pick: 'spread', n: 8 }]
+    ? [
+        { label: '1 x 20 MiB', pick: 'smallest', n: 1 },
+        { label: '8 x 20-50 MiB', pick: 'spread', n: 8 },
+      ]
     : [
         { label: '1 x 20 MiB', pick: 'smallest', n: 1 },
         { label: '1 x 50 MiB', pick: 'largest', n: 1 },
@@ -136,15 +192,23 @@ function parseMs(v) {
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Servers
-
 
 async function startFloor(o, runDir, name, root, pathsFile) {
   const port = await freePort();
   const timeFile = path.join(runDir, `${name}.time`);
-  const [cmd, argv] = withTime(timeFile, process.execPath, [path.join(BENCH, 'lib', 'floor.mjs'), '--root', root, '--paths', pathsFile, '--port', String(port), '--workers', String(o.workers)]);
+  const [cmd, argv] = withTime(timeFile, process.execPath, [
+    path.join(BENCH, 'lib', 'floor.mjs'),
+    '--root',
+    root,
+    '--paths',
+    pathsFile,
+    '--port',
+    String(port),
+    '--workers',
+    String(o.workers),
+  ]);
   const h = start(name, cmd, argv, { cwd: runDir, stdout: path.join(runDir, `${name}.out`), stderr: path.join(runDir, `${name}.err`) });
   await waitHttp(port, '/healthz', { proc: h });
   const pid = await serverPid(h);
@@ -155,13 +219,17 @@ async function startFloor(o, runDir, name, root, pathsFile) {
   return { name, kind: 'floor', port, h, pid, timeFile, only: /^node/ };
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Phases
 
 /** The URLs of one benchmark kind: .info/.mod of every version, .zip of the 1 MiB ones; zip3m: the 3 MiB zips (streamed from disk by gomodproxy: over its 2 MiB memory-cache item limit). */
 function kindItems(tree, manifest, kind) {
-  const vs = kind === 'zip' ? manifest.versions.filter((v) => v.zipClass === '1m') : kind === 'zip3m' ? manifest.versions.filter((v) => v.zipClass === '3m') : manifest.versions;
+  const vs =
+    kind === 'zip'
+      ? manifest.versions.filter((v) => v.zipClass === '1m')
+      : kind === 'zip3m'
+        ? manifest.versions.filter((v) => v.zipClass === '3m')
+        : manifest.versions;
   return vs.map((v) => {
     const p = urlPath(v, kind === 'zip3m' ? 'zip' : kind);
     return { path: p, bytes: statSync(path.join(tree, p)).size };
@@ -184,7 +252,15 @@ async function measure(o, s, pathsFile, seconds, offset) {
   sampler.stop();
   const pk = sampler.peak();
   // CPU time per request: much less sensitive to other load on the machine than req/s.
-  return { ...w, otherCpuPct, serverCpuSec, cpuUsPerReq: (1e6 * serverCpuSec) / w.requests, cpuUserUsPerReq, cpuSysUsPerReq, rss: { beforeMiB, peakSumMiB: pk.sumMiB, peakOneMiB: pk.oneMiB } };
+  return {
+    ...w,
+    otherCpuPct,
+    serverCpuSec,
+    cpuUsPerReq: (1e6 * serverCpuSec) / w.requests,
+    cpuUserUsPerReq,
+    cpuSysUsPerReq,
+    rss: { beforeMiB, peakSumMiB: pk.sumMiB, peakOneMiB: pk.oneMiB },
+  };
 }
 
 /** The best round (highest req/s: interference from other processes only ever slows a run down). */
@@ -204,7 +280,13 @@ async function warmPhase(o, runDir, tree, manifest, results) {
       const pathsFile = path.join(runDir, `paths-${kind}.txt`);
       writeFileSync(pathsFile, `${items.map((i) => i.path).join('\n')}\n`);
       const names = o.floor ? ['nginx', 'gomodproxy', 'floor'] : ['nginx', 'gomodproxy'];
-      const row = { kind, accessLog, urls: items.length, meanBytes: Math.round(items.reduce((a, i) => a + i.bytes, 0) / items.length), rounds: Object.fromEntries(names.map((n) => [n, []])) };
+      const row = {
+        kind,
+        accessLog,
+        urls: items.length,
+        meanBytes: Math.round(items.reduce((a, i) => a + i.bytes, 0) / items.length),
+        rounds: Object.fromEntries(names.map((n) => [n, []])),
+      };
       const tag = `warm-${kind}-${accessLog ? 'log' : 'nolog'}`;
       const servers = {};
       try {
@@ -221,7 +303,9 @@ async function warmPhase(o, runDir, tree, manifest, results) {
           for (const name of order) {
             const m = await measure(o, servers[name], pathsFile, o.duration, r * 31);
             row.rounds[name].push(m);
-            log(`warm ${kindLabel(kind).padEnd(9)} logs ${accessLog ? 'on ' : 'off'} ${name.padEnd(10)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.latencyMs.p99.toFixed(2).padStart(6)} ms  CPU ${m.cpuUsPerReq.toFixed(1)} µs/req (user ${m.cpuUserUsPerReq.toFixed(1)})  peak RSS ${m.rss.peakSumMiB.toFixed(0)} MiB  other CPU ${m.otherCpuPct.toFixed(0)}%${m.errors ? `  ERRORS ${JSON.stringify(m.errorDetail)}` : ''}`);
+            log(
+              `warm ${kindLabel(kind).padEnd(9)} logs ${accessLog ? 'on ' : 'off'} ${name.padEnd(10)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.latencyMs.p99.toFixed(2).padStart(6)} ms  CPU ${m.cpuUsPerReq.toFixed(1)} µs/req (user ${m.cpuUserUsPerReq.toFixed(1)})  peak RSS ${m.rss.peakSumMiB.toFixed(0)} MiB  other CPU ${m.otherCpuPct.toFixed(0)}%${m.errors ? `  ERRORS ${JSON.stringify(m.errorDetail)}` : ''}`,
+            );
           }
         }
       } finally {
@@ -255,10 +339,15 @@ async function warmPhase(o, runDir, tree, manifest, results) {
 
 async function startUpstream(runDir, name, root, latencyMs) {
   const port = await freePort();
-  const h = start(name, process.execPath, [path.join(BENCH, 'lib', 'upstream.mjs'), '--root', root, '--port', String(port), '--upstream-latency', `${latencyMs}ms`], {
-    stdout: path.join(runDir, `${name}.out`),
-    stderr: path.join(runDir, `${name}.err`),
-  });
+  const h = start(
+    name,
+    process.execPath,
+    [path.join(BENCH, 'lib', 'upstream.mjs'), '--root', root, '--port', String(port), '--upstream-latency', `${latencyMs}ms`],
+    {
+      stdout: path.join(runDir, `${name}.out`),
+      stderr: path.join(runDir, `${name}.err`),
+    },
+  );
   await waitHttp(port, '/-/stats', { proc: h });
   return { port, h };
 }
@@ -308,7 +397,8 @@ async function coldPhase(o, runDir, tree, manifest, results) {
           const x = await timedGet(gm.port, p, proxyAgent).catch(failed);
           if (d.status !== 200 || d.bytes !== want) bad.push(`direct ${p}: ${d.status}, ${d.bytes} bytes`);
           if (x.status !== 200 || x.bytes !== want) bad.push(`proxy ${p}: ${x.status}, ${x.bytes} bytes (want ${want})`);
-          if (x.headers['x-gomodproxy-cache'] && x.headers['x-gomodproxy-cache'] !== 'miss') bad.push(`proxy ${p}: X-Gomodproxy-Cache ${x.headers['x-gomodproxy-cache']}, expected miss`);
+          if (x.headers['x-gomodproxy-cache'] && x.headers['x-gomodproxy-cache'] !== 'miss')
+            bad.push(`proxy ${p}: X-Gomodproxy-Cache ${x.headers['x-gomodproxy-cache']}, expected miss`);
           if (!Number.isFinite(d.ms) || !Number.isFinite(x.ms)) continue;
           proxied.push({ kind, path: decodeURIComponent(p), startNs: x.startNs, endNs: x.endNs, direct: { startNs: d.startNs, endNs: d.endNs } });
           t.direct[kind].push(d.ms);
@@ -339,7 +429,9 @@ async function coldPhase(o, runDir, tree, manifest, results) {
       row.meetsAim = row.kinds.version.overheadPctMean <= AIMS.coldOverheadPct;
       row.split = splitOverhead(proxied, await getJson(up.port, '/-/trace'));
       results.cold.push(row);
-      log(`cold upstream latency ${latencyMs} ms: per version direct ${row.kinds.version.direct.mean.toFixed(2)} ms, via gomodproxy ${row.kinds.version.proxy.mean.toFixed(2)} ms (+${row.kinds.version.overheadPctMean.toFixed(1)}%)${bad.length ? `; ${bad.length} PROBLEMS, e.g. ${bad[0]}` : ''}`);
+      log(
+        `cold upstream latency ${latencyMs} ms: per version direct ${row.kinds.version.direct.mean.toFixed(2)} ms, via gomodproxy ${row.kinds.version.proxy.mean.toFixed(2)} ms (+${row.kinds.version.overheadPctMean.toFixed(1)}%)${bad.length ? `; ${bad.length} PROBLEMS, e.g. ${bad[0]}` : ''}`,
+      );
     } finally {
       directAgent.destroy();
       proxyAgent.destroy();
@@ -412,7 +504,9 @@ async function memoryPhase(o, runDir, bigTree, bigManifest, results) {
       const otherCpuPct = other.stop();
       sampler.stop();
       const bytes = got.reduce((a, g) => a + g.bytes, 0);
-      const bad = got.map((g, i) => (g.status !== 200 || g.bytes !== targets[i].zipBytes ? `${targets[i].module}: ${g.status}, ${g.bytes}/${targets[i].zipBytes}` : null)).filter(Boolean);
+      const bad = got
+        .map((g, i) => (g.status !== 200 || g.bytes !== targets[i].zipBytes ? `${targets[i].module}: ${g.status}, ${g.bytes}/${targets[i].zipBytes}` : null))
+        .filter(Boolean);
       const stop = await stopServer(gm);
       const pk = sampler.peak();
       const row = {
@@ -430,7 +524,9 @@ async function memoryPhase(o, runDir, bigTree, bigManifest, results) {
         problems: bad,
       };
       results.memory.levels.push(row);
-      log(`memory ${level.label.padEnd(15)} ${row.totalMiB.toFixed(0)} MiB in ${secs.toFixed(1)} s; RSS idle ${idle.toFixed(0)} MiB -> peak ${pk.sumMiB.toFixed(0)} MiB (all processes), largest process ${pk.oneMiB.toFixed(0)} MiB${bad.length ? `; PROBLEMS ${bad.join('; ')}` : ''}`);
+      log(
+        `memory ${level.label.padEnd(15)} ${row.totalMiB.toFixed(0)} MiB in ${secs.toFixed(1)} s; RSS idle ${idle.toFixed(0)} MiB -> peak ${pk.sumMiB.toFixed(0)} MiB (all processes), largest process ${pk.oneMiB.toFixed(0)} MiB${bad.length ? `; PROBLEMS ${bad.join('; ')}` : ''}`,
+      );
     } finally {
       if (!gm.h.done) await stopServer(gm);
       await stopProc(up.h);
@@ -452,9 +548,7 @@ async function memoryPhase(o, runDir, bigTree, bigManifest, results) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-
 const kindLabel = (k) => ({ info: '.info', mod: '.mod', zip: '.zip 1MiB', zip3m: '.zip 3MiB' })[k] ?? k;
-
 
 function report(o, results) {
   const parts = [];
@@ -462,9 +556,13 @@ function report(o, results) {
   parts.push(`# gomodproxy benchmark ${results.startedAt}${o.quick ? ' (quick)' : ''}`);
   parts.push('');
   parts.push(`Machine: ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB, ${m.os}; node ${m.node}, ${m.nginx}, ${m.wrk}.`);
-  parts.push(`gomodproxy: dist/ built from ${results.gitHead}${results.gitDirty ? ' with uncommitted changes in src/' : ''}.${results.buildWarning ? ` Warning: ${results.buildWarning}.` : ''}`);
+  parts.push(
+    `gomodproxy: dist/ built from ${results.gitHead}${results.gitDirty ? ' with uncommitted changes in src/' : ''}.${results.buildWarning ? ` Warning: ${results.buildWarning}.` : ''}`,
+  );
   parts.push(`Load average at start ${results.loadStart?.join(' ') ?? '?'}, at end ${results.loadEnd?.join(' ') ?? '?'} (${m.cpus} cores).`);
-  parts.push(`Settings: workers ${o.workers} (gomodproxy --workers and nginx worker_processes), wrk -t${o.threads} -c${o.connections}, ${o.duration} s per measured run after ${o.warmup} s of unmeasured wrk warm-up; loopback; wrk shares the ${m.cpus} cores with the server.`);
+  parts.push(
+    `Settings: workers ${o.workers} (gomodproxy --workers and nginx worker_processes), wrk -t${o.threads} -c${o.connections}, ${o.duration} s per measured run after ${o.warmup} s of unmeasured wrk warm-up; loopback; wrk shares the ${m.cpus} cores with the server.`,
+  );
   if (results.warm) {
     parts.push('', '## Warm hits: gomodproxy vs nginx serving the same folder', '');
     const rows = results.warm.map((r) => [
@@ -485,11 +583,49 @@ function report(o, results) {
       `${f2(r.cpuRatio)}x`,
       `${f0(r.maxOtherCpuPct)}%${r.maxOtherCpuPct > NOISY_PCT ? ' NOISY' : ''}`,
     ]);
-    parts.push(mdTable(['kind', 'access log', 'URLs', 'bytes', 'nginx req/s', 'gmp req/s', 'rps ratio', 'aim', 'nginx p99 ms', 'gmp p99 ms', 'p99 ratio', 'errors n/g', 'peak RSS MiB n/g', 'CPU µs/req n/g', 'CPU ratio', 'other CPU'], rows));
-    parts.push('', `req/s and p99 are those of the best of ${o.rounds} alternating runs per server with access logs on (1 with them off). rps ratio = gomodproxy req/s ÷ nginx req/s (higher is better); p99 ratio = gomodproxy p99 ÷ nginx p99 (lower is better). Peak RSS = sum over the server's processes (master/primary + workers), sampled from /proc during the measured run. CPU µs/req = the server's CPU time (user + system, all its processes, from /proc) per request, lowest of the rounds; CPU ratio = nginx's ÷ gomodproxy's, the req/s ratio to expect when both are CPU-bound on the same cores: it barely moves with other load on the machine, so it is the figure to trust on a busy machine. Other CPU = CPU used meanwhile by processes this benchmark did not start, in % of one core (worst run of the row); above ${NOISY_PCT}% the row is marked NOISY: the machine was busy with something else.`);
+    parts.push(
+      mdTable(
+        [
+          'kind',
+          'access log',
+          'URLs',
+          'bytes',
+          'nginx req/s',
+          'gmp req/s',
+          'rps ratio',
+          'aim',
+          'nginx p99 ms',
+          'gmp p99 ms',
+          'p99 ratio',
+          'errors n/g',
+          'peak RSS MiB n/g',
+          'CPU µs/req n/g',
+          'CPU ratio',
+          'other CPU',
+        ],
+        rows,
+      ),
+    );
+    parts.push(
+      '',
+      `req/s and p99 are those of the best of ${o.rounds} alternating runs per server with access logs on (1 with them off). rps ratio = gomodproxy req/s ÷ nginx req/s (higher is better); p99 ratio = gomodproxy p99 ÷ nginx p99 (lower is better). Peak RSS = sum over the server's processes (master/primary + workers), sampled from /proc during the measured run. CPU µs/req = the server's CPU time (user + system, all its processes, from /proc) per request, lowest of the rounds; CPU ratio = nginx's ÷ gomodproxy's, the req/s ratio to expect when both are CPU-bound on the same cores: it barely moves with other load on the machine, so it is the figure to trust on a busy machine. Other CPU = CPU used meanwhile by processes this benchmark did not start, in % of one core (worst run of the row); above ${NOISY_PCT}% the row is marked NOISY: the machine was busy with something else.`,
+    );
     if (o.floor) {
       parts.push('', 'The node:http floor (bench/lib/floor.mjs: the same files from a Map, no logging, no checks), for scale:', '');
-      parts.push(mdTable(['kind', 'access log', 'floor req/s', 'floor/nginx req/s', 'floor CPU µs/req', 'nginx/floor CPU ratio', 'gomodproxy/floor req/s'], results.warm.map((r) => [kindLabel(r.kind), r.accessLog ? 'on' : 'off', f0(r.floor.rps), `${f2(r.floorRpsRatio)}x`, f1(r.floor.minCpuUsPerReq), `${f2(r.floorCpuRatio)}x`, `${f2(r.gomodproxy.rps / r.floor.rps)}x`])));
+      parts.push(
+        mdTable(
+          ['kind', 'access log', 'floor req/s', 'floor/nginx req/s', 'floor CPU µs/req', 'nginx/floor CPU ratio', 'gomodproxy/floor req/s'],
+          results.warm.map((r) => [
+            kindLabel(r.kind),
+            r.accessLog ? 'on' : 'off',
+            f0(r.floor.rps),
+            `${f2(r.floorRpsRatio)}x`,
+            f1(r.floor.minCpuUsPerReq),
+            `${f2(r.floorCpuRatio)}x`,
+            `${f2(r.gomodproxy.rps / r.floor.rps)}x`,
+          ]),
+        ),
+      );
     }
     parts.push('', 'Every run, in order:', '');
     const all = [];
@@ -498,14 +634,33 @@ function report(o, results) {
       for (let i = 0; i < n; i++) {
         for (const name of Object.keys(r.rounds)) {
           const x = r.rounds[name][i];
-          if (x) all.push([kindLabel(r.kind), r.accessLog ? 'on' : 'off', i + 1, name, f0(x.rps), f2(x.latencyMs.p50), f2(x.latencyMs.p99), f0(x.mbps), x.errors, `${f1(x.cpuUsPerReq)} (${f1(x.cpuUserUsPerReq)}+${f1(x.cpuSysUsPerReq)})`, f0(x.rss.peakSumMiB), `${f0(x.otherCpuPct)}%`]);
+          if (x)
+            all.push([
+              kindLabel(r.kind),
+              r.accessLog ? 'on' : 'off',
+              i + 1,
+              name,
+              f0(x.rps),
+              f2(x.latencyMs.p50),
+              f2(x.latencyMs.p99),
+              f0(x.mbps),
+              x.errors,
+              `${f1(x.cpuUsPerReq)} (${f1(x.cpuUserUsPerReq)}+${f1(x.cpuSysUsPerReq)})`,
+              f0(x.rss.peakSumMiB),
+              `${f0(x.otherCpuPct)}%`,
+            ]);
         }
       }
     }
-    parts.push(mdTable(['kind', 'log', 'round', 'server', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'errors', 'CPU µs/req (user+sys)', 'peak RSS MiB', 'other CPU'], all));
+    parts.push(
+      mdTable(['kind', 'log', 'round', 'server', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'errors', 'CPU µs/req (user+sys)', 'peak RSS MiB', 'other CPU'], all),
+    );
     const z = results.warm.filter((r) => r.kind.startsWith('zip'));
     for (const r of z) {
-      parts.push('', `${r.kind === 'zip' ? '.zip (1 MiB)' : '.zip (3 MiB)'} (access log ${r.accessLog ? 'on' : 'off'}): throughput nginx ${f0(r.nginx.mbps)} MiB/s, gomodproxy ${f0(r.gomodproxy.mbps)} MiB/s; /usr/bin/time -v max RSS (largest single process, whole life of the server) nginx ${f0(r.nginx.timeVMaxMiB)} MiB, gomodproxy ${f0(r.gomodproxy.timeVMaxMiB)} MiB.`);
+      parts.push(
+        '',
+        `${r.kind === 'zip' ? '.zip (1 MiB)' : '.zip (3 MiB)'} (access log ${r.accessLog ? 'on' : 'off'}): throughput nginx ${f0(r.nginx.mbps)} MiB/s, gomodproxy ${f0(r.gomodproxy.mbps)} MiB/s; /usr/bin/time -v max RSS (largest single process, whole life of the server) nginx ${f0(r.nginx.timeVMaxMiB)} MiB, gomodproxy ${f0(r.gomodproxy.timeVMaxMiB)} MiB.`,
+      );
     }
   }
   if (results.cold) {
@@ -526,29 +681,76 @@ function report(o, results) {
         ]);
       }
     }
-    parts.push(mdTable(['upstream latency', 'kind', 'direct mean/p50/p99 ms', 'via gomodproxy mean/p50/p99 ms', 'added ms (mean)', 'overhead (mean)', 'overhead (p50)', 'upstream req per request / aim'], rows));
-    parts.push('', 'Where gomodproxy adds its time on a miss (ms; mean / p50), from the upstream\'s own trace on the same clock: "before" = from the client sending its request to the request reaching the upstream; "after" = from the upstream handing over its last byte to the client having the last byte. The direct request\'s before/after is the bare HTTP cost.', '');
+    parts.push(
+      mdTable(
+        [
+          'upstream latency',
+          'kind',
+          'direct mean/p50/p99 ms',
+          'via gomodproxy mean/p50/p99 ms',
+          'added ms (mean)',
+          'overhead (mean)',
+          'overhead (p50)',
+          'upstream req per request / aim',
+        ],
+        rows,
+      ),
+    );
+    parts.push(
+      '',
+      'Where gomodproxy adds its time on a miss (ms; mean / p50), from the upstream\'s own trace on the same clock: "before" = from the client sending its request to the request reaching the upstream; "after" = from the upstream handing over its last byte to the client having the last byte. The direct request\'s before/after is the bare HTTP cost.',
+      '',
+    );
     const srows = [];
     for (const r of results.cold) {
       for (const kind of ['info', 'mod', 'zip']) {
         const sp = r.split?.[kind];
         if (!sp || !sp.n) continue;
-        srows.push([`${r.latencyMs} ms`, `.${kind}`, `${f2(sp.directBefore.mean)} / ${f2(sp.directBefore.p50)}`, `${f2(sp.proxyBefore.mean)} / ${f2(sp.proxyBefore.p50)}`, `${f2(sp.directAfter.mean)} / ${f2(sp.directAfter.p50)}`, `${f2(sp.proxyAfter.mean)} / ${f2(sp.proxyAfter.p50)}`]);
+        srows.push([
+          `${r.latencyMs} ms`,
+          `.${kind}`,
+          `${f2(sp.directBefore.mean)} / ${f2(sp.directBefore.p50)}`,
+          `${f2(sp.proxyBefore.mean)} / ${f2(sp.proxyBefore.p50)}`,
+          `${f2(sp.directAfter.mean)} / ${f2(sp.directAfter.p50)}`,
+          `${f2(sp.proxyAfter.mean)} / ${f2(sp.proxyAfter.p50)}`,
+        ]);
       }
     }
     parts.push(mdTable(['upstream latency', 'kind', 'before: direct', 'before: via gomodproxy', 'after: direct', 'after: via gomodproxy'], srows));
     const r0 = results.cold[0];
-    parts.push('', `Other CPU during the runs: ${results.cold.map((r) => `${r.latencyMs} ms: ${f0(r.otherCpuPct)}%${r.otherCpuPct > NOISY_PCT ? ' NOISY' : ''}`).join(', ')}.`);
-    parts.push('', `${r0.versions} distinct versions per run, fetched one after another (.info, .mod, .zip each), each artifact first straight from the upstream and then through gomodproxy, on one keep-alive connection each. The zips are the tree's mix of sizes (2 KiB to 3 MiB).`);
+    parts.push(
+      '',
+      `Other CPU during the runs: ${results.cold.map((r) => `${r.latencyMs} ms: ${f0(r.otherCpuPct)}%${r.otherCpuPct > NOISY_PCT ? ' NOISY' : ''}`).join(', ')}.`,
+    );
+    parts.push(
+      '',
+      `${r0.versions} distinct versions per run, fetched one after another (.info, .mod, .zip each), each artifact first straight from the upstream and then through gomodproxy, on one keep-alive connection each. The zips are the tree's mix of sizes (2 KiB to 3 MiB).`,
+    );
     for (const r of results.cold) if (r.problems.length) parts.push(`Problems at ${r.latencyMs} ms: ${r.problems.join('; ')}`);
   }
   if (results.memory) {
     const lv = results.memory.levels;
     parts.push('', '## Memory: concurrent cold 20-50 MiB zip downloads through a fresh gomodproxy', '');
-    const rows = results.memory.levels.map((l) => [l.label, f0(l.totalMiB), f1(l.seconds), f0(l.mibPerSec), f0(l.idleMiB), f0(l.peakSumMiB), f0(l.peakOneMiB), f0(l.timeVMaxMiB), `${f0(l.otherCpuPct)}%`, l.problems.length ? l.problems.join('; ') : 'ok']);
-    parts.push(mdTable(['downloads', 'MiB', 's', 'MiB/s', 'idle RSS', 'peak RSS (all procs)', 'peak RSS (largest proc)', 'time -v max RSS', 'other CPU', 'check'], rows));
+    const rows = results.memory.levels.map((l) => [
+      l.label,
+      f0(l.totalMiB),
+      f1(l.seconds),
+      f0(l.mibPerSec),
+      f0(l.idleMiB),
+      f0(l.peakSumMiB),
+      f0(l.peakOneMiB),
+      f0(l.timeVMaxMiB),
+      `${f0(l.otherCpuPct)}%`,
+      l.problems.length ? l.problems.join('; ') : 'ok',
+    ]);
+    parts.push(
+      mdTable(['downloads', 'MiB', 's', 'MiB/s', 'idle RSS', 'peak RSS (all procs)', 'peak RSS (largest proc)', 'time -v max RSS', 'other CPU', 'check'], rows),
+    );
     const mm = results.memory;
-    parts.push('', `RSS in MiB; "all procs" sums the primary and the ${o.workers} worker(s). Growth of the peak over the first row: largest process +${f0(mm.growthOneMiB)} MiB, all processes +${f0(mm.growthMiB)} MiB, which is ${f1(mm.growthPctOfInFlight)}% of the ${f0(lv[lv.length - 1].totalMiB)} MiB sent in the last row (a server that held whole zips would add ~100%). Verdict: ${mm.flat ? 'flat' : 'NOT flat'} (flat = the largest process grows by at most 64 MiB from one download to the most concurrent ones; some growth is expected: V8's young generation and not yet collected Buffers grow with throughput).`);
+    parts.push(
+      '',
+      `RSS in MiB; "all procs" sums the primary and the ${o.workers} worker(s). Growth of the peak over the first row: largest process +${f0(mm.growthOneMiB)} MiB, all processes +${f0(mm.growthMiB)} MiB, which is ${f1(mm.growthPctOfInFlight)}% of the ${f0(lv[lv.length - 1].totalMiB)} MiB sent in the last row (a server that held whole zips would add ~100%). Verdict: ${mm.flat ? 'flat' : 'NOT flat'} (flat = the largest process grows by at most 64 MiB from one download to the most concurrent ones; some growth is expected: V8's young generation and not yet collected Buffers grow with throughput).`,
+    );
   }
   if (!haveTime) parts.push('', 'Note: /usr/bin/time is not installed (Debian package "time"); the time -v columns are empty, the /proc samples stand.');
   return parts.join('\n');
@@ -557,15 +759,21 @@ function report(o, results) {
 function ratioSummary(results) {
   const lines = ['', 'Ratios (gomodproxy / nginx; cold-miss overhead):'];
   for (const r of results.warm ?? []) {
-    lines.push(`  ${kindLabel(r.kind).padEnd(9)} logs ${r.accessLog ? 'on ' : 'off'}  rps ${f2(r.rpsRatio)}x (aim ≥ ${r.aim}x: ${r.meetsAim ? 'ok' : 'MISSED'})   p99 ${f2(r.p99Ratio)}x   CPU/request ${f2(r.cpuRatio)}x${r.maxOtherCpuPct > NOISY_PCT ? `   (NOISY: other processes used ${f0(r.maxOtherCpuPct)}% CPU)` : ''}`);
+    lines.push(
+      `  ${kindLabel(r.kind).padEnd(9)} logs ${r.accessLog ? 'on ' : 'off'}  rps ${f2(r.rpsRatio)}x (aim ≥ ${r.aim}x: ${r.meetsAim ? 'ok' : 'MISSED'})   p99 ${f2(r.p99Ratio)}x   CPU/request ${f2(r.cpuRatio)}x${r.maxOtherCpuPct > NOISY_PCT ? `   (NOISY: other processes used ${f0(r.maxOtherCpuPct)}% CPU)` : ''}`,
+    );
   }
   for (const r of results.cold ?? []) {
     const k = r.kinds;
-    lines.push(`  cold, upstream ${String(r.latencyMs).padStart(3)} ms: .info ${pct(k.info.overheadPctMean)}  .mod ${pct(k.mod.overheadPctMean)}  .zip ${pct(k.zip.overheadPctMean)}  per version ${pct(k.version.overheadPctMean)} (aim ≤ ${AIMS.coldOverheadPct}%: ${r.meetsAim ? 'ok' : 'MISSED'})`);
+    lines.push(
+      `  cold, upstream ${String(r.latencyMs).padStart(3)} ms: .info ${pct(k.info.overheadPctMean)}  .mod ${pct(k.mod.overheadPctMean)}  .zip ${pct(k.zip.overheadPctMean)}  per version ${pct(k.version.overheadPctMean)} (aim ≤ ${AIMS.coldOverheadPct}%: ${r.meetsAim ? 'ok' : 'MISSED'})`,
+    );
   }
   if (results.memory) {
     const lv = results.memory.levels;
-    lines.push(`  memory: peak RSS (all processes / largest) ${lv.map((l) => `${l.label} ${f0(l.peakSumMiB)}/${f0(l.peakOneMiB)} MiB`).join(', ')} -> ${results.memory.flat ? 'flat' : 'NOT flat'} (largest process +${f0(results.memory.growthOneMiB)} MiB)`);
+    lines.push(
+      `  memory: peak RSS (all processes / largest) ${lv.map((l) => `${l.label} ${f0(l.peakSumMiB)}/${f0(l.peakOneMiB)} MiB`).join(', ')} -> ${results.memory.flat ? 'flat' : 'NOT flat'} (largest process +${f0(results.memory.growthOneMiB)} MiB)`,
+    );
   }
   return lines.join('\n');
 }
@@ -585,14 +793,19 @@ async function profileMode(o, runDir, tree, manifest) {
   try {
     await warmAll(s.port, items, 1);
     const w = await wrk(o, s.port, pathsFile, o.duration);
-    log(`profile ${kind} (access log ${accessLog ? 'on' : 'off'}): ${w.rps.toFixed(0)} req/s, p99 ${w.latencyMs.p99.toFixed(2)} ms under the profiler (workers 1)`);
+    log(
+      `profile ${kind} (access log ${accessLog ? 'on' : 'off'}): ${w.rps.toFixed(0)} req/s, p99 ${w.latencyMs.p99.toFixed(2)} ms under the profiler (workers 1)`,
+    );
   } finally {
     await stopServer(s);
   }
   const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
   if (!files.length) throw new Error(`no .cpuprofile was written under ${profDir}`);
   const file = path.join(profDir, files[0]);
-  const text = formatSummary(summarize(JSON.parse(readFileSync(file, 'utf8')), 30), `gomodproxy CPU profile, warm .${kind} under wrk, access log ${accessLog ? 'on' : 'off'}`);
+  const text = formatSummary(
+    summarize(JSON.parse(readFileSync(file, 'utf8')), 30),
+    `gomodproxy CPU profile, warm .${kind} under wrk, access log ${accessLog ? 'on' : 'off'}`,
+  );
   const pname = `profile-${kind}${accessLog ? '' : '-nolog'}`;
   writeFileSync(path.join(OUT, `${pname}.txt`), `${text}\n`);
   copyFileSync(file, path.join(OUT, `${pname}.cpuprofile`));
@@ -600,7 +813,6 @@ async function profileMode(o, runDir, tree, manifest) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
@@ -629,6 +841,9 @@ async function main() {
 
   const results = {
     startedAt: new Date(started).toISOString(),
+    // Filled in at the end.
+    seconds: 0,
+    loadEnd: /** @type {number[] | null} */ (null),
     options: { ...o, only: [...o.only] },
     machine: machineInfo(versions),
     loadStart: loadAvg(),
@@ -657,7 +872,9 @@ async function main() {
   writeFileSync(path.join(OUT, `${base}.md`), md);
   writeFileSync(path.join(OUT, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(path.join(OUT, 'latest.md'), md);
-  process.stdout.write(`\n${md}${ratioSummary(results)}\n\nwritten: ${path.relative(REPO, path.join(OUT, `${base}.md`))} and .json (also bench/.out/latest.md)\n`);
+  process.stdout.write(
+    `\n${md}${ratioSummary(results)}\n\nwritten: ${path.relative(REPO, path.join(OUT, `${base}.md`))} and .json (also bench/.out/latest.md)\n`,
+  );
 }
 
 function countBy(xs, key) {

@@ -84,39 +84,87 @@ function parseArgs(argv) {
   const int = (v, min = 1) => Math.max(min, Math.floor(v));
   for (const { a, val, num } of options(argv)) {
     switch (a) {
-      case '--readers': o.readers = int(num()); break;
-      case '--rate': o.rate = num(); if (!(o.rate > 0)) throw new Error('--rate must be > 0'); break;
-      case '--chunk': o.chunk = int(num()); break;
-      case '--zip-mib': o.zipMiB = int(num()); break;
-      case '--duration': o.duration = int(num()); break;
-      case '--workers': o.workers = int(num()); break;
-      case '--connections': o.connections = int(num()); break;
-      case '--threads': o.threads = int(num()); break;
-      case '--warmup': o.warmup = int(num(), 0); break;
-      case '--info-versions': o.infoVersions = int(num()); break;
+      case '--readers':
+        o.readers = int(num());
+        break;
+      case '--rate':
+        o.rate = num();
+        if (!(o.rate > 0)) throw new Error('--rate must be > 0');
+        break;
+      case '--chunk':
+        o.chunk = int(num());
+        break;
+      case '--zip-mib':
+        o.zipMiB = int(num());
+        break;
+      case '--duration':
+        o.duration = int(num());
+        break;
+      case '--workers':
+        o.workers = int(num());
+        break;
+      case '--connections':
+        o.connections = int(num());
+        break;
+      case '--threads':
+        o.threads = int(num());
+        break;
+      case '--warmup':
+        o.warmup = int(num(), 0);
+        break;
+      case '--info-versions':
+        o.infoVersions = int(num());
+        break;
       case '--servers': {
-        o.servers = val().split(',').map((s) => s.trim());
+        o.servers = val()
+          .split(',')
+          .map((s) => s.trim());
         for (const s of o.servers) if (!['nginx', 'gomodproxy'].includes(s)) throw new Error(`--servers: unknown server ${s}`);
         break;
       }
-      case '--connect-timeout': o.connectTimeout = num(); break;
-      case '--settle': o.settle = num(); break;
-      case '--after': o.after = num(); break;
-      case '--probe-interval': o.probeIntervalMs = int(num(), 20); break;
-      case '--probe-timeout': o.probeTimeout = num(); break;
-      case '--no-loop-delay': o.loopDelay = false; break;
-      case '--no-arrival-wrk': o.arrivalWrk = false; break;
+      case '--connect-timeout':
+        o.connectTimeout = num();
+        break;
+      case '--settle':
+        o.settle = num();
+        break;
+      case '--after':
+        o.after = num();
+        break;
+      case '--probe-interval':
+        o.probeIntervalMs = int(num(), 20);
+        break;
+      case '--probe-timeout':
+        o.probeTimeout = num();
+        break;
+      case '--no-loop-delay':
+        o.loopDelay = false;
+        break;
+      case '--no-arrival-wrk':
+        o.arrivalWrk = false;
+        break;
       case '--server-env': {
         const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(val());
         if (!m) throw new Error('--server-env takes NAME=VALUE');
         o.serverEnv[m[1]] = m[2];
         break;
       }
-      case '--node-arg': o.nodeArgs.push(val()); break;
-      case '--build': o.build = true; break;
-      case '--wait-quiet': o.waitQuiet = num(); break;
-      case '--help': case '-h': process.stdout.write(HELP); process.exit(0); break;
-      default: throw new Error(`unknown option ${a}\n\n${HELP}`);
+      case '--node-arg':
+        o.nodeArgs.push(val());
+        break;
+      case '--build':
+        o.build = true;
+        break;
+      case '--wait-quiet':
+        o.waitQuiet = num();
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n\n${HELP}`);
     }
   }
   return o;
@@ -227,10 +275,29 @@ async function startServer(o, runDir, name, tree, items, eldFile) {
 
 async function startReaders(o, runDir, name, port, zipPath) {
   const statsPort = await freePort();
-  const h = start(`${name}-readers`, process.execPath, [READER, '--port', String(port), '--path', zipPath, '--stats-port', String(statsPort), '--count', String(o.readers), '--rate', String(o.rate), '--chunk', String(o.chunk)], {
-    stdout: path.join(runDir, `${name}-readers.out`),
-    stderr: path.join(runDir, `${name}-readers.err`),
-  });
+  const h = start(
+    `${name}-readers`,
+    process.execPath,
+    [
+      READER,
+      '--port',
+      String(port),
+      '--path',
+      zipPath,
+      '--stats-port',
+      String(statsPort),
+      '--count',
+      String(o.readers),
+      '--rate',
+      String(o.rate),
+      '--chunk',
+      String(o.chunk),
+    ],
+    {
+      stdout: path.join(runDir, `${name}-readers.out`),
+      stderr: path.join(runDir, `${name}-readers.err`),
+    },
+  );
   await waitHttp(statsPort, '/stats', { proc: h, timeoutMs: 10000 });
   return { h, statsPort, stats: () => getJson(statsPort, '/stats') };
 }
@@ -278,7 +345,9 @@ async function measureServer(o, runDir, name, tree, items, pathsFile, zip) {
       if (z.status !== 200 || z.bytes !== zip.bytes) throw new Error(`${name}: GET ${zip.path} gave ${z.status}, ${z.bytes} bytes (want ${zip.bytes})`);
     }
     if (o.warmup > 0) await wrk(o, s.port, pathsFile, o.warmup, 7);
-    const pids = Object.keys(rssByPid(s.pid, s.only)).map(Number).sort((a, b) => (a === s.pid ? -1 : b === s.pid ? 1 : a - b));
+    const pids = Object.keys(rssByPid(s.pid, s.only))
+      .map(Number)
+      .sort((a, b) => (a === s.pid ? -1 : b === s.pid ? 1 : a - b));
     res.pids = pids.map((p) => ({ pid: p, role: p === s.pid ? (name === 'nginx' ? 'master' : 'primary') : 'worker' }));
     await sleep(500);
     const before = rssByPid(s.pid, s.only);
@@ -287,7 +356,9 @@ async function measureServer(o, runDir, name, tree, items, pathsFile, zip) {
     let sampler = rssSampler(s.pid, { only: s.only });
     res.alone = await measured(o, s, pathsFile, items, sampler, 0);
     sampler.stop();
-    log(`${name.padEnd(10)} alone          ${f0(res.alone.rps).padStart(6)} req/s  p50 ${f2(res.alone.latencyMs.p50)} ms  p99 ${f2(res.alone.latencyMs.p99)} ms  probe TTFB max ${f1(res.alone.probe.ttfbMs.max)} ms`);
+    log(
+      `${name.padEnd(10)} alone          ${f0(res.alone.rps).padStart(6)} req/s  p50 ${f2(res.alone.latencyMs.p50)} ms  p99 ${f2(res.alone.latencyMs.p99)} ms  probe TTFB max ${f1(res.alone.probe.ttfbMs.max)} ms`,
+    );
 
     // 2. The slow readers come in (all at once).
     sampler = rssSampler(s.pid, { only: s.only });
@@ -305,17 +376,23 @@ async function measureServer(o, runDir, name, tree, items, pathsFile, zip) {
     const inSeconds = (Date.now() - tc) / 1000;
     if (arrivalWrk) {
       res.arrival = noLatencyIfNone(await arrivalWrk);
-      log(`${name.padEnd(10)} readers coming ${f0(res.arrival.rps).padStart(6)} req/s  p50 ${f2(res.arrival.latencyMs.p50)} ms  p99 ${f2(res.arrival.latencyMs.p99)} ms  (${res.arrival.requests} requests${res.arrival.errors ? `; wrk ERRORS ${JSON.stringify(res.arrival.errorDetail)}` : ''})`);
+      log(
+        `${name.padEnd(10)} readers coming ${f0(res.arrival.rps).padStart(6)} req/s  p50 ${f2(res.arrival.latencyMs.p50)} ms  p99 ${f2(res.arrival.latencyMs.p99)} ms  (${res.arrival.requests} requests${res.arrival.errors ? `; wrk ERRORS ${JSON.stringify(res.arrival.errorDetail)}` : ''})`,
+      );
     }
     await sleep(o.settle * 1000);
     res.connect = { seconds: inSeconds, readers: rs, probe: await probes.stop(), t0: tc, t1: Date.now() };
-    log(`${name.padEnd(10)} readers in     ${rs.gotHeaders}/${o.readers} got headers in ${f1(inSeconds)} s (connected ${rs.connected}, cut ${rs.cut}); probe TTFB max ${f1(res.connect.probe.ttfbMs.max)} ms, ${res.connect.probe.timeouts} timed out`);
+    log(
+      `${name.padEnd(10)} readers in     ${rs.gotHeaders}/${o.readers} got headers in ${f1(inSeconds)} s (connected ${rs.connected}, cut ${rs.cut}); probe TTFB max ${f1(res.connect.probe.ttfbMs.max)} ms, ${res.connect.probe.timeouts} timed out`,
+    );
 
     // 3. Hits beside the slow readers.
     res.loaded = await measured(o, s, pathsFile, items, sampler, 31);
     sampler.stop();
     res.readersAtEnd = await readers.stats();
-    log(`${name.padEnd(10)} slow readers   ${f0(res.loaded.rps).padStart(6)} req/s  p50 ${f2(res.loaded.latencyMs.p50)} ms  p99 ${f2(res.loaded.latencyMs.p99)} ms  probe TTFB max ${f1(res.loaded.probe.ttfbMs.max)} ms (${res.loaded.probe.timeouts} timed out); readers open ${res.readersAtEnd.open}, cut ${res.readersAtEnd.cut}${res.loaded.errors ? `; wrk ERRORS ${JSON.stringify(res.loaded.errorDetail)}` : ''}`);
+    log(
+      `${name.padEnd(10)} slow readers   ${f0(res.loaded.rps).padStart(6)} req/s  p50 ${f2(res.loaded.latencyMs.p50)} ms  p99 ${f2(res.loaded.latencyMs.p99)} ms  probe TTFB max ${f1(res.loaded.probe.ttfbMs.max)} ms (${res.loaded.probe.timeouts} timed out); readers open ${res.readersAtEnd.open}, cut ${res.readersAtEnd.cut}${res.loaded.errors ? `; wrk ERRORS ${JSON.stringify(res.loaded.errorDetail)}` : ''}`,
+    );
 
     // 4. Readers gone.
     res.readersFinal = await stopReaders(readers);
@@ -361,7 +438,8 @@ async function measureServer(o, runDir, name, tree, items, pathsFile, zip) {
 // Report
 
 const ms = (n) => (n == null || !Number.isFinite(n) ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
-const probeText = (p, o) => `${ms(p.ttfbMs.p50)} / ${ms(p.ttfbMs.max)}${p.timeouts ? ` + ${p.timeouts} timed out (> ${o.probeTimeout * 1000})` : ''} (n ${p.n})`;
+const probeText = (p, o) =>
+  `${ms(p.ttfbMs.p50)} / ${ms(p.ttfbMs.max)}${p.timeouts ? ` + ${p.timeouts} timed out (> ${o.probeTimeout * 1000})` : ''} (n ${p.n})`;
 const yes = (b) => (b ? 'ok' : 'MISSED');
 const mib = (b) => b / 2 ** 20;
 
@@ -370,49 +448,146 @@ function report(o, r) {
   const m = r.machine;
   parts.push(`# gomodproxy slow readers ${r.startedAt}`, '');
   parts.push(`Machine: ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB, ${m.os}; node ${m.node}, ${m.nginx}, ${m.wrk}.`);
-  parts.push(`gomodproxy: dist/ built from ${r.gitHead}${r.gitDirty ? ' with uncommitted changes in src/' : ''}.${r.buildWarning ? ` Warning: ${r.buildWarning}.` : ''}`);
-  parts.push(`Load average at start ${r.loadStart?.join(' ') ?? '?'}, at end ${r.loadEnd?.join(' ') ?? '?'}; other processes used ${f0(r.otherCpuAtStart)}% CPU (of one core) just before.`);
-  parts.push(`Settings: ${o.readers} slow readers at ${o.rate} B/s (${o.chunk} B per read) on a ${f1(mib(r.zip.bytes))} MiB cached zip; warm hits: wrk -t${o.threads} -c${o.connections} for ${o.duration} s over ${r.infoUrls} .info URLs (rotating); workers ${o.workers} (gomodproxy --workers, nginx worker_processes)${Object.keys(o.serverEnv).length ? `; gomodproxy environment ${Object.entries(o.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}${o.nodeArgs.length ? `; gomodproxy node options ${o.nodeArgs.join(' ')}` : ''}; access logs on; loopback; probes: one .info on a fresh connection every ${o.probeIntervalMs} ms.`);
+  parts.push(
+    `gomodproxy: dist/ built from ${r.gitHead}${r.gitDirty ? ' with uncommitted changes in src/' : ''}.${r.buildWarning ? ` Warning: ${r.buildWarning}.` : ''}`,
+  );
+  parts.push(
+    `Load average at start ${r.loadStart?.join(' ') ?? '?'}, at end ${r.loadEnd?.join(' ') ?? '?'}; other processes used ${f0(r.otherCpuAtStart)}% CPU (of one core) just before.`,
+  );
+  parts.push(
+    `Settings: ${o.readers} slow readers at ${o.rate} B/s (${o.chunk} B per read) on a ${f1(mib(r.zip.bytes))} MiB cached zip; warm hits: wrk -t${o.threads} -c${o.connections} for ${o.duration} s over ${r.infoUrls} .info URLs (rotating); workers ${o.workers} (gomodproxy --workers, nginx worker_processes)${
+      Object.keys(o.serverEnv).length
+        ? `; gomodproxy environment ${Object.entries(o.serverEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`
+        : ''
+    }${o.nodeArgs.length ? `; gomodproxy node options ${o.nodeArgs.join(' ')}` : ''}; access logs on; loopback; probes: one .info on a fresh connection every ${o.probeIntervalMs} ms.`,
+  );
   parts.push('', '## Warm .info hits, alone and beside the slow readers', '');
   const rows = [];
   for (const s of r.servers) {
-    for (const [label, x] of [['alone', s.alone], [`${o.readers} slow readers`, s.loaded]]) {
-      rows.push([s.server, label, f0(x.rps), ms(x.latencyMs.p50), ms(x.latencyMs.p99), ms(x.latencyMs.max), x.errors ? JSON.stringify(x.errorDetail) : '0', probeText(x.probe, o), `${f0(x.otherCpuPct)}%${x.otherCpuPct > NOISY_PCT ? ' NOISY' : ''}`]);
+    for (const [label, x] of [
+      ['alone', s.alone],
+      [`${o.readers} slow readers`, s.loaded],
+    ]) {
+      rows.push([
+        s.server,
+        label,
+        f0(x.rps),
+        ms(x.latencyMs.p50),
+        ms(x.latencyMs.p99),
+        ms(x.latencyMs.max),
+        x.errors ? JSON.stringify(x.errorDetail) : '0',
+        probeText(x.probe, o),
+        `${f0(x.otherCpuPct)}%${x.otherCpuPct > NOISY_PCT ? ' NOISY' : ''}`,
+      ]);
     }
-    rows.push([s.server, 'ratio (with / alone)', `${f2(s.rpsRatio)}x`, '', `${f2(s.p99Ratio)}x (aim ≤ ${AIMS.p99Ratio}x: ${yes(s.meets.p99)})`, '', '', '', '']);
+    rows.push([
+      s.server,
+      'ratio (with / alone)',
+      `${f2(s.rpsRatio)}x`,
+      '',
+      `${f2(s.p99Ratio)}x (aim ≤ ${AIMS.p99Ratio}x: ${yes(s.meets.p99)})`,
+      '',
+      '',
+      '',
+      '',
+    ]);
     if (s.arrival) {
       const x = s.arrival;
-      rows.push([s.server, `readers arriving (${x.requests} requests)`, f0(x.rps), ms(x.latencyMs.p50), ms(x.latencyMs.p99), ms(x.latencyMs.max), x.errors ? JSON.stringify(x.errorDetail) : '0', probeText(s.connect.probe, o), '']);
+      rows.push([
+        s.server,
+        `readers arriving (${x.requests} requests)`,
+        f0(x.rps),
+        ms(x.latencyMs.p50),
+        ms(x.latencyMs.p99),
+        ms(x.latencyMs.max),
+        x.errors ? JSON.stringify(x.errorDetail) : '0',
+        probeText(s.connect.probe, o),
+        '',
+      ]);
       rows.push([s.server, 'ratio (arriving / alone)', `${f2(x.rps / s.alone.rps)}x`, '', `${f2(x.latencyMs.p99 / s.alone.latencyMs.p99)}x`, '', '', '', '']);
     }
   }
   parts.push(mdTable(['server', 'run', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'wrk errors', 'probe TTFB p50 / max ms', 'other CPU'], rows));
   const n = r.servers.find((s) => s.server === 'nginx');
   const g = r.servers.find((s) => s.server === 'gomodproxy');
-  if (n && g) parts.push('', `gomodproxy / nginx req/s: alone ${f2(g.alone.rps / n.alone.rps)}x, beside the slow readers ${f2(g.loaded.rps / n.loaded.rps)}x; p99: alone ${f2(g.alone.latencyMs.p99 / n.alone.latencyMs.p99)}x, beside ${f2(g.loaded.latencyMs.p99 / n.loaded.latencyMs.p99)}x.`);
-  parts.push('', `"readers arriving": a wrk run of the same length started right after the slow readers, whose connections queue behind theirs (off with --no-arrival-wrk); its probe column is that of the whole arrival phase. wrk latency is per request, from sending to the last byte; a request over 5 s counts as a timeout (wrk errors), not in the percentiles. The probes open a new connection each, as a new client would (accept, the cluster primary handing the connection to a worker, the request); their TTFB is the time to the response headers.`);
+  if (n && g)
+    parts.push(
+      '',
+      `gomodproxy / nginx req/s: alone ${f2(g.alone.rps / n.alone.rps)}x, beside the slow readers ${f2(g.loaded.rps / n.loaded.rps)}x; p99: alone ${f2(g.alone.latencyMs.p99 / n.alone.latencyMs.p99)}x, beside ${f2(g.loaded.latencyMs.p99 / n.loaded.latencyMs.p99)}x.`,
+    );
+  parts.push(
+    '',
+    `"readers arriving": a wrk run of the same length started right after the slow readers, whose connections queue behind theirs (off with --no-arrival-wrk); its probe column is that of the whole arrival phase. wrk latency is per request, from sending to the last byte; a request over 5 s counts as a timeout (wrk errors), not in the percentiles. The probes open a new connection each, as a new client would (accept, the cluster primary handing the connection to a worker, the request); their TTFB is the time to the response headers.`,
+  );
 
   parts.push('', '## Slow readers', '');
   const rrows = r.servers.map((s) => {
     const c = s.connect.readers;
     const e = s.readersAtEnd;
     const k = s.loaded.kernel;
-    return [s.server, `${c.gotHeaders}/${o.readers} in ${f1(s.connect.seconds)} s`, `${ms(c.headersMs.p50)} / ${ms(c.headersMs.max)}`, probeText(s.connect.probe, o), `${e.open}/${o.readers}`, `${e.cut}${e.cut ? ` ${JSON.stringify(e.cutSamples)}` : ''}`, f0(e.bodyBytes.mean / 1024), `${f1(mib(k.serverSendQ))} + ${f1(mib(k.clientRecvQ))}`, `${yes(s.meets.noneCut)}`];
+    return [
+      s.server,
+      `${c.gotHeaders}/${o.readers} in ${f1(s.connect.seconds)} s`,
+      `${ms(c.headersMs.p50)} / ${ms(c.headersMs.max)}`,
+      probeText(s.connect.probe, o),
+      `${e.open}/${o.readers}`,
+      `${e.cut}${e.cut ? ` ${JSON.stringify(e.cutSamples)}` : ''}`,
+      f0(e.bodyBytes.mean / 1024),
+      `${f1(mib(k.serverSendQ))} + ${f1(mib(k.clientRecvQ))}`,
+      `${yes(s.meets.noneCut)}`,
+    ];
   });
-  parts.push(mdTable(['server', 'got headers', 'headers p50 / max ms', 'probe TTFB while they come in p50 / max ms', 'open at end', 'cut', 'KiB read each (mean)', 'kernel MiB: server Send-Q + readers Recv-Q', 'none cut'], rrows));
-  parts.push('', `The readers connect all at once, then read at ${o.rate} B/s each; "open at end" counts those still connected and reading after the loaded wrk run (none may have been cut). The kernel column is what the kernel holds for all the server's established sockets at mid-run (ss): bytes the server has written that no reader has read yet, outside the server's memory.`);
+  parts.push(
+    mdTable(
+      [
+        'server',
+        'got headers',
+        'headers p50 / max ms',
+        'probe TTFB while they come in p50 / max ms',
+        'open at end',
+        'cut',
+        'KiB read each (mean)',
+        'kernel MiB: server Send-Q + readers Recv-Q',
+        'none cut',
+      ],
+      rrows,
+    ),
+  );
+  parts.push(
+    '',
+    `The readers connect all at once, then read at ${o.rate} B/s each; "open at end" counts those still connected and reading after the loaded wrk run (none may have been cut). The kernel column is what the kernel holds for all the server's established sockets at mid-run (ss): bytes the server has written that no reader has read yet, outside the server's memory.`,
+  );
 
   parts.push('', '## Memory (RSS MiB, /proc VmRSS of each process)', '');
   const mrows = [];
   for (const s of r.servers) {
-    for (const p of s.pids) mrows.push([s.server, `${p.role} ${p.pid}`, s.loaded.kernel.byPid[p.pid] ?? 0, f0(p.beforeMiB), f0(p.peakAloneMiB), f0(p.peakLoadedMiB), f0(p.afterMiB), `${p.growthMiB >= 0 ? '+' : ''}${f0(p.growthMiB)}`]);
+    for (const p of s.pids)
+      mrows.push([
+        s.server,
+        `${p.role} ${p.pid}`,
+        s.loaded.kernel.byPid[p.pid] ?? 0,
+        f0(p.beforeMiB),
+        f0(p.peakAloneMiB),
+        f0(p.peakLoadedMiB),
+        f0(p.afterMiB),
+        `${p.growthMiB >= 0 ? '+' : ''}${f0(p.growthMiB)}`,
+      ]);
     mrows.push([s.server, 'largest worker growth', '', '', '', '', '', `+${f0(s.maxWorkerGrowthMiB)} (aim < ${AIMS.rssGrowthMiB}: ${yes(s.meets.rss)})`]);
   }
   parts.push(mdTable(['server', 'process', 'connections', 'before', 'peak alone', 'peak with slow readers', 'after', 'growth (peak with - before)'], mrows));
-  parts.push('', `"connections": the established connections each process held at mid-run (ss -p: the slow readers, wrk's and a probe or two); node:cluster's primary hands each new connection to whichever worker is free, so the split can be uneven. "peak with slow readers" is sampled every 50 ms from the readers' arrival to the end of the loaded wrk run; "after" is ${o.after} s after the readers closed. /usr/bin/time -v max RSS (largest process, whole life): ${r.servers.map((s) => `${s.server} ${f0(s.timeVMaxMiB)} MiB`).join(', ')}.`);
+  parts.push(
+    '',
+    `"connections": the established connections each process held at mid-run (ss -p: the slow readers, wrk's and a probe or two); node:cluster's primary hands each new connection to whichever worker is free, so the split can be uneven. "peak with slow readers" is sampled every 50 ms from the readers' arrival to the end of the loaded wrk run; "after" is ${o.after} s after the readers closed. /usr/bin/time -v max RSS (largest process, whole life): ${r.servers.map((s) => `${s.server} ${f0(s.timeVMaxMiB)} MiB`).join(', ')}.`,
+  );
 
   if (g?.loopDelay) {
-    parts.push('', '## gomodproxy processes from the inside (event-loop delay in ms beyond the 10 ms timer: max / worst 500 ms p99; busiest 500 ms utilization; peak MiB of Buffers V8 holds / of heap used)', '');
+    parts.push(
+      '',
+      '## gomodproxy processes from the inside (event-loop delay in ms beyond the 10 ms timer: max / worst 500 ms p99; busiest 500 ms utilization; peak MiB of Buffers V8 holds / of heap used)',
+      '',
+    );
     const lrows = [];
     for (const p of g.pids) {
       const cell = (ph) => {
@@ -422,7 +597,10 @@ function report(o, r) {
       lrows.push([`${p.role} ${p.pid}`, cell('alone'), cell('connect'), cell('loaded')]);
     }
     parts.push(mdTable(['process', 'alone', 'readers coming in', 'beside the slow readers'], lrows));
-    parts.push('', 'From bench/lib/loopdelay.mjs (perf_hooks.monitorEventLoopDelay, eventLoopUtilization, process.memoryUsage every 500 ms), preloaded with node --import into the primary and every worker. Buffers = memoryUsage().arrayBuffers: every Buffer not yet collected, live or garbage; RSS above it and the heap is mostly memory the allocator has not given back.');
+    parts.push(
+      '',
+      'From bench/lib/loopdelay.mjs (perf_hooks.monitorEventLoopDelay, eventLoopUtilization, process.memoryUsage every 500 ms), preloaded with node --import into the primary and every worker. Buffers = memoryUsage().arrayBuffers: every Buffer not yet collected, live or garbage; RSS above it and the heap is mostly memory the allocator has not given back.',
+    );
   }
   parts.push('', 'Aims (after a fix): p99 beside the slow readers ≤ 2x alone; each worker grows by < 64 MiB; no slow reader cut.');
   return parts.join('\n');
@@ -449,6 +627,9 @@ async function main() {
 
   const results = {
     startedAt: new Date(started).toISOString(),
+    // Filled in at the end.
+    seconds: 0,
+    loadEnd: /** @type {number[] | null} */ (null),
     options: o,
     machine: machineInfo(versions),
     loadStart: loadAvg(),

@@ -54,13 +54,17 @@ function rng(seed) {
 
 /** Source-code-like text that deflate shrinks about as much as Go source (4 to 5 times). */
 function sourceText(rand, size) {
-  const words = 'func return if else for range err nil := = { } ( ) ; , . package import type struct interface string int byte error ctx fmt.Errorf len append // the of to and a in is'.split(' ');
+  const words =
+    'func return if else for range err nil := = { } ( ) ; , . package import type struct interface string int byte error ctx fmt.Errorf len append // the of to and a in is'.split(
+      ' ',
+    );
   const idents = Array.from({ length: 300 }, (_, i) => `${'abcdefghijklmnopqrstuvwxyz'[i % 26]}${Math.floor(rand() * 2 ** 30).toString(36)}`);
   const parts = [];
   let len = 0;
   while (len < size) {
     const line = [];
-    for (let j = 2 + Math.floor(rand() * 10); j > 0; j--) line.push(rand() < 0.6 ? words[Math.floor(rand() * words.length)] : idents[Math.floor(rand() * idents.length)]);
+    for (let j = 2 + Math.floor(rand() * 10); j > 0; j--)
+      line.push(rand() < 0.6 ? words[Math.floor(rand() * words.length)] : idents[Math.floor(rand() * idents.length)]);
     const s = `${'\t'.repeat(Math.floor(rand() * 3))}${line.join(' ')}\n`;
     parts.push(s);
     len += s.length;

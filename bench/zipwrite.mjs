@@ -118,7 +118,9 @@ async function bench(label, files, runners) {
     const m = median(res[j].ms);
     console.log(
       `${label.padEnd(6)} ${r.label.padEnd(22)} ${String(files.length).padStart(4)} files ${mb.toFixed(1).padStart(5)} MB  ` +
-        `median ${m.toFixed(1).padStart(7)} ms  min ${Math.min(...res[j].ms).toFixed(1).padStart(7)} ms  ` +
+        `median ${m.toFixed(1).padStart(7)} ms  min ${Math.min(...res[j].ms)
+          .toFixed(1)
+          .padStart(7)} ms  ` +
         `cpu ${median(res[j].cpu).toFixed(1).padStart(7)} ms  ${(mb / (m / 1000)).toFixed(0).padStart(4)} MB/s` +
         (res[j].size ? `  zip ${(res[j].size / 1e6).toFixed(2)} MB` : ''),
     );

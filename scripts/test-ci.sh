@@ -31,4 +31,7 @@ npm ci --no-audit --no-fund
 # Go test tools (they wrap golang.org/x/mod so our code is checked against Go's own answers).
 (cd test/gotools && go mod download)
 
+# The gates every change passes: types (src, tests and benchmarks), lint, formatting.
+npm run check
+
 npx vitest run

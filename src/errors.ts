@@ -82,8 +82,11 @@ export function isNotFound(err: unknown): boolean {
 
 /** Collapses whitespace runs (newlines included) so a message is always one printable line of bounded length. */
 export function oneLine(text: string, max = 600): string {
-  // eslint-disable-next-line no-control-regex
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+  const flat = text
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what is replaced
+    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
+    .replace(/ {2,}/g, ' ')
+    .trim();
   return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
 }
 

@@ -78,7 +78,9 @@ export function summarize(profile, topN = 25) {
 
 export function formatSummary(s, title = 'CPU profile') {
   const lines = [];
-  lines.push(`${title}: ${s.totalMs.toFixed(0)} ms sampled, busy ${s.busyMs.toFixed(0)} ms (idle ${s.idleMs.toFixed(0)} ms, GC ${s.gcMs.toFixed(0)} ms = ${((100 * s.gcMs) / s.busyMs).toFixed(1)}% of busy)`);
+  lines.push(
+    `${title}: ${s.totalMs.toFixed(0)} ms sampled, busy ${s.busyMs.toFixed(0)} ms (idle ${s.idleMs.toFixed(0)} ms, GC ${s.gcMs.toFixed(0)} ms = ${((100 * s.gcMs) / s.busyMs).toFixed(1)}% of busy)`,
+  );
   const table = (name, rows) => {
     lines.push('', `${name} (% of busy time):`);
     for (const r of rows) lines.push(`  ${r.pctOfBusy.toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(6)} ms  ${r.name}`);

@@ -7,10 +7,8 @@ import { createWriteStream, existsSync, readFileSync, writeFileSync, mkdirSync, 
 import { randomBytes, createHash } from 'node:crypto';
 import path from 'node:path';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const yazl = require('yazl');
+import yazl from 'yazl';
 
 const MiB = 1024 * 1024;
 const FILL_FORMAT = 3; // bump when the generated tree changes shape

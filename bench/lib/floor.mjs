@@ -37,7 +37,16 @@ if (workers > 1 && cluster.isPrimary) {
     const ext = p.slice(p.lastIndexOf('.') + 1);
     files.set(p, {
       data,
-      headers: ['Content-Type', types[ext] ?? 'application/octet-stream', 'Content-Length', String(data.length), 'ETag', `"${data.length.toString(16)}"`, 'Cache-Control', 'public, max-age=31536000, immutable'],
+      headers: [
+        'Content-Type',
+        types[ext] ?? 'application/octet-stream',
+        'Content-Length',
+        String(data.length),
+        'ETag',
+        `"${data.length.toString(16)}"`,
+        'Cache-Control',
+        'public, max-age=31536000, immutable',
+      ],
     });
   }
   files.set('/healthz', { data: Buffer.from('ok\n'), headers: ['Content-Type', 'text/plain', 'Content-Length', '3'] });

@@ -13,7 +13,9 @@ export function timedGet(port, path, agent, { timeoutMs = 120_000 } = {}) {
       const ttfbMs = performance.now() - t0;
       let bytes = 0;
       res.on('data', (c) => (bytes += c.length));
-      res.on('end', () => resolve({ status: res.statusCode, bytes, ms: performance.now() - t0, ttfbMs, headers: res.headers, startNs, endNs: process.hrtime.bigint() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, bytes, ms: performance.now() - t0, ttfbMs, headers: res.headers, startNs, endNs: process.hrtime.bigint() }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);

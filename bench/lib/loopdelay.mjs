@@ -21,7 +21,15 @@ if (file) {
   let elu = performance.eventLoopUtilization();
   setInterval(() => {
     const now = performance.eventLoopUtilization();
-    const line = { pid: process.pid, role, t: Date.now(), maxMs: ms(h.max), p99Ms: ms(h.percentile(99)), meanMs: ms(h.mean), elu: performance.eventLoopUtilization(now, elu).utilization };
+    const line = {
+      pid: process.pid,
+      role,
+      t: Date.now(),
+      maxMs: ms(h.max),
+      p99Ms: ms(h.percentile(99)),
+      meanMs: ms(h.mean),
+      elu: performance.eventLoopUtilization(now, elu).utilization,
+    };
     const mem = process.memoryUsage();
     line.arrayBuffersMiB = mem.arrayBuffers / 2 ** 20;
     line.heapUsedMiB = mem.heapUsed / 2 ** 20;

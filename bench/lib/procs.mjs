@@ -37,13 +37,14 @@ function applyNiceness(pid) {
  * Starts `cmd args` in a new process group. stdout/stderr go to files (or are ignored).
  * Returns a handle with `pid`, `exited` (a promise of {code, signal}) and `stop()`.
  */
+/** @param {string} name @param {string} cmd @param {string[]} args @param {{ cwd?: string, env?: NodeJS.ProcessEnv, stdout?: string, stderr?: string, stdin?: string }} [opts] */
 export function start(name, cmd, args, { cwd, env, stdout, stderr, stdin } = {}) {
   const out = stdout ? openSync(stdout, 'a') : 'ignore';
   const err = stderr ? openSync(stderr, 'a') : 'ignore';
   const child = spawn(cmd, args, {
     cwd,
     env: env ?? process.env,
-    stdio: [stdin ?? 'ignore', out, err],
+    stdio: /** @type {import('node:child_process').StdioOptions} */ ([stdin ?? 'ignore', out, err]),
     detached: true,
   });
   applyNiceness(child.pid);
@@ -79,8 +80,10 @@ export function start(name, cmd, args, { cwd, env, stdout, stderr, stdin } = {})
 /**
  * Stops one started process: `signal` (default SIGTERM) to `target` (a pid inside its group,
  * default the process itself), then SIGKILL to the whole group after `graceMs`.
+ * @param {{ signal?: NodeJS.Signals, target?: number, graceMs?: number }} [opts]
  */
-export async function stopProc(h, { signal = 'SIGTERM', target, graceMs = 8000 } = {}) {
+export async function stopProc(h, opts = {}) {
+  const { signal = 'SIGTERM', target, graceMs = 8000 } = opts;
   if (h.done) {
     killGroup(h.pid, 'SIGKILL'); // leftovers of the group, if any
     return h.exitInfo;
@@ -141,14 +144,20 @@ export function freePort() {
     s.unref();
     s.once('error', reject);
     s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
       s.close(() => resolve(port));
     });
   });
 }
 
-/** Polls `http://127.0.0.1:port/path` until it answers `status` (default 200). */
-export async function waitHttp(port, path, { timeoutMs = 20000, status = 200, proc } = {}) {
+/**
+ * Polls `http://127.0.0.1:port/path` until it answers `status` (default 200).
+ * @param {number} port
+ * @param {string} path
+ * @param {{ timeoutMs?: number, status?: number, proc?: { done?: boolean, name?: string, exitInfo?: unknown } }} [opts]
+ */
+export async function waitHttp(port, path, opts = {}) {
+  const { timeoutMs = 20000, status = 200, proc } = opts;
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -173,17 +182,20 @@ export async function waitHttp(port, path, { timeoutMs = 20000, status = 200, pr
 }
 
 /** Runs a command to completion, collecting stdout/stderr; registered like any other process. */
+/** @param {string} name @param {string} cmd @param {string[]} args @param {{ cwd?: string, env?: NodeJS.ProcessEnv, timeoutMs?: number }} [opts] */
 export function run(name, cmd, args, { cwd, env, timeoutMs = 120000 } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     applyNiceness(child.pid);
     const h = { name, child, pid: child.pid, done: false, exitInfo: null };
-    h.exited = new Promise((r) => child.once('close', (code, signal) => {
-      h.done = true;
-      h.exitInfo = { code, signal };
-      live.delete(h);
-      r(h.exitInfo);
-    }));
+    h.exited = new Promise((r) =>
+      child.once('close', (code, signal) => {
+        h.done = true;
+        h.exitInfo = { code, signal };
+        live.delete(h);
+        r(h.exitInfo);
+      }),
+    );
     live.add(h);
     let out = '';
     let err = '';
@@ -258,6 +270,7 @@ export function rssByPid(rootPid, only) {
  * (e.g. /^node/ to leave out /usr/bin/time). `peak()` returns the largest sum seen, the
  * largest single process seen and the largest of each process (byPid), in MiB.
  */
+/** @param {number} rootPid @param {{ intervalMs?: number, only?: RegExp }} [opts] */
 export function rssSampler(rootPid, { intervalMs = 50, only } = {}) {
   let peakSum = 0;
   let peakOne = 0;

@@ -48,10 +48,29 @@ export function serverEnv() {
 export async function startGomodproxy(o, runDir, name, { data, upstream = 'off', accessLog = true, workers = o.workers, nodeArgs = [], env = {} }) {
   const port = await freePort();
   const timeFile = path.join(runDir, `${name}.time`);
-  const args = [...nodeArgs, CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--upstream', upstream, '--workers', String(workers), '--log-level', 'info'];
+  const args = [
+    ...nodeArgs,
+    CLI,
+    'serve',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--data',
+    data,
+    '--upstream',
+    upstream,
+    '--workers',
+    String(workers),
+    '--log-level',
+    'info',
+  ];
   if (!accessLog) args.push('--no-access-log');
   const [cmd, argv] = withTime(timeFile, process.execPath, args);
-  const h = start(name, cmd, argv, { cwd: REPO, env: { ...serverEnv(), ...env }, stdout: path.join(runDir, `${name}.log`), stderr: path.join(runDir, `${name}.err`) });
+  const h = start(name, cmd, argv, {
+    cwd: REPO,
+    env: { ...serverEnv(), ...env },
+    stdout: path.join(runDir, `${name}.log`),
+    stderr: path.join(runDir, `${name}.err`),
+  });
   await waitHttp(port, '/healthz', { proc: h, timeoutMs: 30000 });
   const pid = await serverPid(h);
   // With workers, wait until every worker listens (the primary answers nothing itself).
@@ -123,7 +142,20 @@ export async function stopServer(s) {
 // wrk
 
 export async function wrk(o, port, pathsFile, seconds, offset = 0) {
-  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', `${o.wrkTimeout ?? 5}s`, '--latency', '-s', LUA, `http://127.0.0.1:${port}`, '--', pathsFile, String(offset)];
+  const args = [
+    `-t${o.threads}`,
+    `-c${o.connections}`,
+    `-d${Math.max(1, Math.round(seconds))}s`,
+    '--timeout',
+    `${o.wrkTimeout ?? 5}s`,
+    '--latency',
+    '-s',
+    LUA,
+    `http://127.0.0.1:${port}`,
+    '--',
+    pathsFile,
+    String(offset),
+  ];
   const r = await run('wrk', 'wrk', args, { timeoutMs: (seconds + 30) * 1000 });
   const m = /^WRKJSON (.*)$/m.exec(r.stdout);
   if (r.code !== 0 || !m) throw new Error(`wrk failed (exit ${r.code}): ${r.stderr || r.stdout}`);
@@ -138,7 +170,13 @@ export async function wrk(o, port, pathsFile, seconds, offset = 0) {
     bytesPerReq: j.requests ? j.bytes / j.requests : 0,
     errors,
     errorDetail: j.errors,
-    latencyMs: { mean: j.latency_us.mean / 1000, p50: j.latency_us.p50 / 1000, p90: j.latency_us.p90 / 1000, p99: j.latency_us.p99 / 1000, max: j.latency_us.max / 1000 },
+    latencyMs: {
+      mean: j.latency_us.mean / 1000,
+      p50: j.latency_us.p50 / 1000,
+      p90: j.latency_us.p90 / 1000,
+      p99: j.latency_us.p99 / 1000,
+      max: j.latency_us.max / 1000,
+    },
   };
 }
 
@@ -151,6 +189,7 @@ export async function warmAll(port, items, times) {
     const r = await timedGet(port, it.path);
     if (r.status !== 200 || r.bytes !== it.bytes) bad.push(`${it.path}: status ${r.status}, ${r.bytes} bytes (want ${it.bytes})`);
   });
-  if (bad.length) throw new Error(`warm-up on port ${port} got wrong answers:\n  ${bad.slice(0, 5).join('\n  ')}${bad.length > 5 ? `\n  ... ${bad.length - 5} more` : ''}`);
+  if (bad.length)
+    throw new Error(`warm-up on port ${port} got wrong answers:\n  ${bad.slice(0, 5).join('\n  ')}${bad.length > 5 ? `\n  ... ${bad.length - 5} more` : ''}`);
   return list.length;
 }

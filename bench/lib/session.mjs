@@ -39,14 +39,19 @@ export function newRunDir(prefix = 'run', keep = 3) {
   const runDir = path.join(OUT, `${prefix}-${stamp}`);
   mkdirSync(runDir, { recursive: true });
   // Keep only the last few run folders (logs and configs).
-  const old = readdirSync(OUT).filter((d) => d.startsWith(`${prefix}-`)).sort();
+  const old = readdirSync(OUT)
+    .filter((d) => d.startsWith(`${prefix}-`))
+    .sort();
   for (const d of old.slice(0, Math.max(0, old.length - keep))) rmSync(path.join(OUT, d), { recursive: true, force: true });
   return { runDir, stamp };
 }
 
 export async function checkTools() {
   const missing = [];
-  for (const [tool, pkg] of [['wrk', 'wrk'], ['nginx', 'nginx']]) {
+  for (const [tool, pkg] of [
+    ['wrk', 'wrk'],
+    ['nginx', 'nginx'],
+  ]) {
     const r = await run(tool, 'sh', ['-c', `command -v ${tool}`]);
     if (r.code !== 0) missing.push(`${tool} (Debian package ${pkg})`);
   }
@@ -86,7 +91,9 @@ export async function waitQuiet(seconds) {
     const pctNow = other.stop();
     if (pctNow <= NOISY_PCT) return pctNow;
     if (Date.now() >= deadline) {
-      log(`warning: other processes are using ${pctNow.toFixed(0)}% CPU (of one core; ${os.availableParallelism()} cores): the figures will be noisy; see the "other CPU" columns${seconds ? '' : ' (--wait-quiet S waits for a quieter machine)'}`);
+      log(
+        `warning: other processes are using ${pctNow.toFixed(0)}% CPU (of one core; ${os.availableParallelism()} cores): the figures will be noisy; see the "other CPU" columns${seconds ? '' : ' (--wait-quiet S waits for a quieter machine)'}`,
+      );
       return pctNow;
     }
     log(`other processes use ${pctNow.toFixed(0)}% CPU; waiting for a quieter machine...`);

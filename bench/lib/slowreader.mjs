@@ -42,7 +42,20 @@ let stopping = false;
 const readers = [];
 
 function startReader(i) {
-  const r = { i, state: 'connecting', connectMs: null, headersMs: null, endMs: null, status: null, length: null, received: 0, body: 0, error: null, sock: null, tStart: performance.now() };
+  const r = {
+    i,
+    state: 'connecting',
+    connectMs: null,
+    headersMs: null,
+    endMs: null,
+    status: null,
+    length: null,
+    received: 0,
+    body: 0,
+    error: null,
+    sock: null,
+    tStart: performance.now(),
+  };
   let head = '';
   const onread = (n, buf) => {
     r.received += n;
@@ -82,7 +95,7 @@ function startReader(i) {
     r.connectMs = performance.now() - r.tStart;
     sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: gomodproxy-bench-slowreader\r\nConnection: close\r\n\r\n`);
   });
-  sock.on('error', (e) => {
+  sock.on('error', (/** @type {NodeJS.ErrnoException} */ e) => {
     r.error = e.code ?? e.message;
   });
   sock.on('close', () => {

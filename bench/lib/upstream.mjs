@@ -98,7 +98,7 @@ const server = http.createServer({ keepAlive: true }, (req, res) => {
 });
 server.keepAliveTimeout = 60_000;
 server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`listening ${server.address().port}\n`);
+  process.stdout.write(`listening ${/** @type {import('node:net').AddressInfo} */ (server.address()).port}\n`);
 });
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {

@@ -46,7 +46,12 @@ export interface Gate {
  * Throws (or rejects with) a ProxyError 503 when a backend cannot answer: that is an outage,
  * not a refusal.
  */
-export function decide(g: Gate, creds: RequestCredentials, rules: CompiledRules | readonly string[], opts: GateOptions = {}): AccessDecision | Promise<AccessDecision> {
+export function decide(
+  g: Gate,
+  creds: RequestCredentials,
+  rules: CompiledRules | readonly string[],
+  opts: GateOptions = {},
+): AccessDecision | Promise<AccessDecision> {
   let outcome: Principal | Promise<Principal>;
   try {
     outcome = g.authenticator.authenticate(creds);
@@ -75,7 +80,15 @@ function judge(g: Gate, creds: RequestCredentials, rules: CompiledRules | readon
     return { allowed: false, status: 404, message: opts.notFoundMessage ?? 'not found', headers: {}, principal, client, reason: 'denied-hidden' };
   }
   const what = opts.subject ? ` to ${opts.subject}` : '';
-  return { allowed: false, status: 403, message: `access${what} is denied for user ${principal.name} (${principal.method}); ask an administrator to grant it`, headers: {}, principal, client, reason: 'denied' };
+  return {
+    allowed: false,
+    status: 403,
+    message: `access${what} is denied for user ${principal.name} (${principal.method}); ask an administrator to grant it`,
+    headers: {},
+    principal,
+    client,
+    reason: 'denied',
+  };
 }
 
 function refused(g: Gate, creds: RequestCredentials, err: unknown): AccessDecision {
@@ -85,7 +98,15 @@ function refused(g: Gate, creds: RequestCredentials, err: unknown): AccessDecisi
   const client = clientKey(ANONYMOUS, creds.remoteAddress);
   const limited = limit(g, client, ANONYMOUS);
   if (limited) return limited;
-  return { allowed: false, status: 401, message: err.message, headers: { 'WWW-Authenticate': err.challenge }, principal: ANONYMOUS, client, reason: err.reason };
+  return {
+    allowed: false,
+    status: 401,
+    message: err.message,
+    headers: { 'WWW-Authenticate': err.challenge },
+    principal: ANONYMOUS,
+    client,
+    reason: err.reason,
+  };
 }
 
 function limit(g: Gate, client: string, principal: Principal): AccessDecision | null {

@@ -7,7 +7,11 @@ import { ProxyError, errorMessage } from '../errors.js';
 
 export type JwtVerdict =
   | { ok: true; name: string; groups: string[]; scopes: string[]; expiresAt: number | null }
-  | { ok: false; reason: 'expired' | 'bad-signature' | 'unknown-key' | 'wrong-issuer' | 'wrong-audience' | 'malformed' | 'no-user' | 'rejected'; detail: string };
+  | {
+      ok: false;
+      reason: 'expired' | 'bad-signature' | 'unknown-key' | 'wrong-issuer' | 'wrong-audience' | 'malformed' | 'no-user' | 'rejected';
+      detail: string;
+    };
 
 const JWT_SHAPE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -92,7 +96,8 @@ export class JwtVerifier {
       if (err.claim === 'aud') return { ok: false, reason: 'wrong-audience', detail: 'the token is meant for another audience' };
       return { ok: false, reason: 'rejected', detail: `claim ${err.claim}: ${err.reason}` };
     }
-    if (err instanceof errors.JWKSNoMatchingKey) return { ok: false, reason: 'unknown-key', detail: 'the token is signed with a key the issuer does not publish' };
+    if (err instanceof errors.JWKSNoMatchingKey)
+      return { ok: false, reason: 'unknown-key', detail: 'the token is signed with a key the issuer does not publish' };
     if (err instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: 'bad-signature', detail: 'the token signature does not verify' };
     if (err instanceof errors.JOSEAlgNotAllowed) return { ok: false, reason: 'rejected', detail: 'the token uses a signature algorithm that is not allowed' };
     if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) {
@@ -124,7 +129,11 @@ export class JwtVerifier {
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         doc = (await res.json()) as typeof doc;
       } catch (err) {
-        throw new ProxyError('unavailable', `cannot check the token: OIDC discovery at ${url} failed (${errorCode(err)}); set auth.oidc.jwksUrl or check the issuer`, { cause: err });
+        throw new ProxyError(
+          'unavailable',
+          `cannot check the token: OIDC discovery at ${url} failed (${errorCode(err)}); set auth.oidc.jwksUrl or check the issuer`,
+          { cause: err },
+        );
       }
       if (typeof doc.jwks_uri !== 'string') {
         throw new ProxyError('unavailable', `cannot check the token: ${url} names no jwks_uri; set auth.oidc.jwksUrl`);

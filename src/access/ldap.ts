@@ -136,7 +136,10 @@ export class LdapAuthenticator {
         await client.bind(s.bindDn, s.bindPassword);
       } catch (err) {
         if (err instanceof InvalidCredentialsError) {
-          throw new ProxyError('unavailable', `LDAP server ${this.cfg.url} refused the service account ${s.bindDn}: check auth.ldap.search.bindDn and bindPassword`);
+          throw new ProxyError(
+            'unavailable',
+            `LDAP server ${this.cfg.url} refused the service account ${s.bindDn}: check auth.ldap.search.bindDn and bindPassword`,
+          );
         }
         throw err;
       }
@@ -162,7 +165,15 @@ export class LdapAuthenticator {
     if (g.from === 'memberOf') {
       const { searchEntries } = await client.search(dn, { scope: 'base', attributes: ['memberOf'], timeLimit });
       const entry = searchEntries[0];
-      return entry ? [...new Set(values(entry, 'memberOf').map(firstRdnValue).filter((n) => n !== ''))] : [];
+      return entry
+        ? [
+            ...new Set(
+              values(entry, 'memberOf')
+                .map(firstRdnValue)
+                .filter((n) => n !== ''),
+            ),
+          ]
+        : [];
     }
     const { searchEntries } = await client.search(g.baseDn as string, {
       scope: 'sub',
@@ -195,15 +206,15 @@ export class LdapAuthenticator {
     if (err instanceof ProxyError) return err;
     const code = (err as NodeJS.ErrnoException).code;
     const what =
-      err instanceof ResultCodeError ? `${err.name} (LDAP result ${err.code})` : code && code !== errorMessage(err) ? `${code} (${errorMessage(err)})` : errorMessage(err);
+      err instanceof ResultCodeError
+        ? `${err.name} (LDAP result ${err.code})`
+        : code && code !== errorMessage(err)
+          ? `${code} (${errorMessage(err)})`
+          : errorMessage(err);
     const tls = typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|HOSTNAME/.test(code);
     const hint = tls
       ? "the directory's TLS certificate is not trusted: set auth.ldap.caFile to the CA that signed it"
       : 'the directory may be down or auth.ldap is misconfigured';
-    return new ProxyError(
-      'unavailable',
-      `cannot check credentials: LDAP server ${this.cfg.url} failed: ${what}; ${hint}`,
-      { cause: err },
-    );
+    return new ProxyError('unavailable', `cannot check credentials: LDAP server ${this.cfg.url} failed: ${what}; ${hint}`, { cause: err });
   }
 }

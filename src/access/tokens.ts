@@ -285,7 +285,10 @@ export class TokenStore {
     for (;;) {
       const held = await this.locks.tryAcquire(lockFile);
       if (held) return held;
-      if (Date.now() > deadline) throw new TokenStoreError(`token file ${this.file} is locked by another process (${lockFile}); retry, or remove the lock file if no gomodproxy is running`);
+      if (Date.now() > deadline)
+        throw new TokenStoreError(
+          `token file ${this.file} is locked by another process (${lockFile}); retry, or remove the lock file if no gomodproxy is running`,
+        );
       await new Promise((r) => setTimeout(r, 20 + randomInt(30)));
     }
   }

@@ -258,10 +258,16 @@ export function storageError(err: unknown, op: 'read' | 'write'): ProxyError {
   if (err instanceof ProxyError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new ProxyError('insufficient-storage', 'gomodproxy cannot store module data: its disk is full; nothing was cached; its operator must free space in the data folder, then retry', { cause: err });
+    return new ProxyError(
+      'insufficient-storage',
+      'gomodproxy cannot store module data: its disk is full; nothing was cached; its operator must free space in the data folder, then retry',
+      { cause: err },
+    );
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new ProxyError('unavailable', `gomodproxy cannot ${op} its data folder (${code}); its operator must fix the folder's permissions`, { cause: err });
   }
-  return new ProxyError('unavailable', `gomodproxy storage ${op} failed (${code ?? (err as Error).message}); retry, and tell its operator if it persists`, { cause: err });
+  return new ProxyError('unavailable', `gomodproxy storage ${op} failed (${code ?? (err as Error).message}); retry, and tell its operator if it persists`, {
+    cause: err,
+  });
 }

@@ -128,7 +128,8 @@ export async function runImport(dir: string, opts: ImportOptions): Promise<numbe
   const how: string[] = [];
   if (counts.derived > 0) how.push(`${counts.derived} with the .info derived from the pseudo-version`);
   if (counts.fetched > 0) how.push(`${counts.fetched} with a missing .info or .mod fetched through the upstreams`);
-  if (counts.withoutZip > 0) how.push(`${counts.withoutZip} without a zip (the folder had only their go.mod; serve fetches the zip when asked, if it has an upstream)`);
+  if (counts.withoutZip > 0)
+    how.push(`${counts.withoutZip} without a zip (the folder had only their go.mod; serve fetches the zip when asked, if it has an upstream)`);
   process.stdout.write(
     `imported ${counts.imported} module versions into ${config.data}${how.length > 0 ? ` (${how.join('; ')})` : ''}, ${counts.present} already present, ${counts.refused} not imported\n`,
   );
@@ -204,18 +205,15 @@ async function importVersion(f: Found, c: VersionContext): Promise<'present' | {
 }
 
 /** The .info: the folder's, else derived from a pseudo-version, else fetched; else why not. */
-async function infoFor(
-  f: Found,
-  c: VersionContext,
-  v: VersionRef,
-  chain: SourceChain,
-): Promise<{ bytes: Buffer; from: InfoFrom }> {
+async function infoFor(f: Found, c: VersionContext, v: VersionRef, chain: SourceChain): Promise<{ bytes: Buffer; from: InfoFrom }> {
   if (f.files.has('info')) {
     const data = await readBounded(path.join(c.root, artifactKey(f.mod.escaped, f.escapedVersion, 'info')), MAX_INFO_BYTES, 'info');
     return { bytes: checkInfo(data, f.mod, c.root, f.version).bytes, from: 'folder' };
   }
   if (isPseudoVersion(f.version)) {
-    const time = pseudoVersionTime(f.version).toISOString().replace(/\.000Z$/, 'Z');
+    const time = pseudoVersionTime(f.version)
+      .toISOString()
+      .replace(/\.000Z$/, 'Z');
     return { bytes: Buffer.from(JSON.stringify({ Version: f.version, Time: time })), from: 'pseudo-version' };
   }
   try {
@@ -263,7 +261,9 @@ async function walk(root: string, rel: string, found: Map<string, Found>, unread
   try {
     dir = await opendir(path.join(root, rel));
   } catch (err) {
-    unreadable.push(`cannot read ${path.join(root, rel)} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); the modules below it were not imported`);
+    unreadable.push(
+      `cannot read ${path.join(root, rel)} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); the modules below it were not imported`,
+    );
     return;
   }
   for await (const ent of dir) {

@@ -28,34 +28,57 @@ program
   .option('-u, --upstream <list>', 'upstreams in GOPROXY syntax, e.g. "https://proxy.golang.org,direct" (default: $GOPROXY; env GOMODPROXY_UPSTREAM)')
   .option('-w, --workers <n>', 'worker processes sharing the port (default: one per core; env GOMODPROXY_WORKERS)', int)
   .option('--path-prefix <path>', 'serve under a path prefix such as /go (env GOMODPROXY_PATH_PREFIX)')
-  .option('--sumdb <setting>', 'checksum database in GOSUMDB syntax: "off", a known name, or "<verifier key> [<url>]" (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)')
+  .option(
+    '--sumdb <setting>',
+    'checksum database in GOSUMDB syntax: "off", a known name, or "<verifier key> [<url>]" (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)',
+  )
   .addOption(new Option('--log-level <level>', 'log level (env GOMODPROXY_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
   .option('--no-access-log', 'do not log one line per request (env GOMODPROXY_LOG_ACCESS=false)')
-  .action(async (opts: { config?: string; listen?: string; data?: string; upstream?: string; workers?: number; pathPrefix?: string; sumdb?: string; logLevel?: string; accessLog?: boolean }) => {
-    await runServe({
-      file: opts.config,
-      flags: {
-        listen: opts.listen,
-        data: opts.data,
-        upstream: opts.upstream,
-        workers: opts.workers,
-        pathPrefix: opts.pathPrefix,
-        sumdb: opts.sumdb,
-        'log.level': opts.logLevel,
-        // commander sets accessLog=true by default; only an explicit --no-access-log is a flag.
-        'log.access': opts.accessLog === false ? false : undefined,
-      },
-    });
-  });
+  .action(
+    async (opts: {
+      config?: string;
+      listen?: string;
+      data?: string;
+      upstream?: string;
+      workers?: number;
+      pathPrefix?: string;
+      sumdb?: string;
+      logLevel?: string;
+      accessLog?: boolean;
+    }) => {
+      await runServe({
+        file: opts.config,
+        flags: {
+          listen: opts.listen,
+          data: opts.data,
+          upstream: opts.upstream,
+          workers: opts.workers,
+          pathPrefix: opts.pathPrefix,
+          sumdb: opts.sumdb,
+          'log.level': opts.logLevel,
+          // commander sets accessLog=true by default; only an explicit --no-access-log is a flag.
+          'log.access': opts.accessLog === false ? false : undefined,
+        },
+      });
+    },
+  );
 
 program
   .command('import')
-  .description('Copy modules from a GOPROXY-layout folder (e.g. $(go env GOMODCACHE)/cache/download) into the data folder, checking each one; a missing .info is derived (pseudo-versions) or fetched through the upstreams, else the version is reported and not imported. Exit status: 0 all imported, 1 some not, 2 the folder cannot be read')
+  .description(
+    'Copy modules from a GOPROXY-layout folder (e.g. $(go env GOMODCACHE)/cache/download) into the data folder, checking each one; a missing .info is derived (pseudo-versions) or fetched through the upstreams, else the version is reported and not imported. Exit status: 0 all imported, 1 some not, 2 the folder cannot be read',
+  )
   .argument('<dir>', 'folder to import from')
   .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
   .option('-d, --data <dir>', 'data folder to import into (default ./data; env GOMODPROXY_DATA)')
-  .option('-u, --upstream <list>', 'upstreams in GOPROXY syntax that a missing .info or .mod is fetched through, as serve would; off: nothing is fetched (default: $GOPROXY; env GOMODPROXY_UPSTREAM)')
-  .option('--sumdb <setting>', 'checksum database public modules are checked against, in GOSUMDB syntax (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)')
+  .option(
+    '-u, --upstream <list>',
+    'upstreams in GOPROXY syntax that a missing .info or .mod is fetched through, as serve would; off: nothing is fetched (default: $GOPROXY; env GOMODPROXY_UPSTREAM)',
+  )
+  .option(
+    '--sumdb <setting>',
+    'checksum database public modules are checked against, in GOSUMDB syntax (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)',
+  )
   .option('--no-progress', 'no progress bar, even on a terminal')
   .action(async (dir: string, opts: { config?: string; data?: string; upstream?: string; sumdb?: string; progress?: boolean }) => {
     process.exitCode = await runImport(dir, {
@@ -74,23 +97,40 @@ program
   )
   .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
   .option('-d, --data <dir>', 'data folder to check (default ./data; env GOMODPROXY_DATA)')
-  .option('-u, --upstream <list>', 'upstreams in GOPROXY syntax; the database is reached through the first that supports it, as by serve (env GOMODPROXY_UPSTREAM)')
+  .option(
+    '-u, --upstream <list>',
+    'upstreams in GOPROXY syntax; the database is reached through the first that supports it, as by serve (env GOMODPROXY_UPSTREAM)',
+  )
   .option('--sumdb <setting>', 'checksum database in GOSUMDB syntax (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)')
   .option('--offline', 'never reach the database: compare each zip with its .ziphash, and with database records verified and kept earlier')
-  .option('--purge', "delete every bad version's files (.info, .zip, .ziphash, .mod) and rewrite its module's list, so it is fetched and verified again when next asked for")
+  .option(
+    '--purge',
+    "delete every bad version's files (.info, .zip, .ziphash, .mod) and rewrite its module's list, so it is fetched and verified again when next asked for",
+  )
   .option('-j, --concurrency <n>', 'versions checked at once (default 4)', int)
   .option('--no-progress', 'no progress bar, even on a terminal')
-  .action(async (opts: { config?: string; data?: string; upstream?: string; sumdb?: string; offline?: boolean; purge?: boolean; concurrency?: number; progress?: boolean }) => {
-    process.exitCode = await runVerify({
-      file: opts.config,
-      flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
-      offline: opts.offline,
-      purge: opts.purge,
-      concurrency: opts.concurrency,
-      // commander sets progress=true by default: only --no-progress is a choice; otherwise follow the terminal.
-      progress: opts.progress === false ? false : undefined,
-    });
-  });
+  .action(
+    async (opts: {
+      config?: string;
+      data?: string;
+      upstream?: string;
+      sumdb?: string;
+      offline?: boolean;
+      purge?: boolean;
+      concurrency?: number;
+      progress?: boolean;
+    }) => {
+      process.exitCode = await runVerify({
+        file: opts.config,
+        flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
+        offline: opts.offline,
+        purge: opts.purge,
+        concurrency: opts.concurrency,
+        // commander sets progress=true by default: only --no-progress is a choice; otherwise follow the terminal.
+        progress: opts.progress === false ? false : undefined,
+      });
+    },
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -90,10 +90,13 @@ export async function runServe(opts: LoadOptions): Promise<void> {
     loggers.log.fatal({ err }, 'uncaught exception (a bug): finishing in-flight responses, then restarting this process');
     loggers.flush();
     if (stopping) return;
-    setTimeout(() => {
-      loggers.flush();
-      process.exit(1);
-    }, Math.min(config.shutdownTimeout, 10_000) + 2_000).unref();
+    setTimeout(
+      () => {
+        loggers.flush();
+        process.exit(1);
+      },
+      Math.min(config.shutdownTimeout, 10_000) + 2_000,
+    ).unref();
     stop('uncaught exception', 1, Math.min(config.shutdownTimeout, 10_000));
   });
 }
@@ -110,7 +113,11 @@ async function checkSettings(config: Config): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = net.createServer();
     probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new ConfigError(`invalid setting listen: cannot listen on ${config.listen} (${err.code ?? err.message})${err.code === 'EADDRINUSE' ? '; another process has that port: stop it or choose another with --listen' : ''}`)),
+      reject(
+        new ConfigError(
+          `invalid setting listen: cannot listen on ${config.listen} (${err.code ?? err.message})${err.code === 'EADDRINUSE' ? '; another process has that port: stop it or choose another with --listen' : ''}`,
+        ),
+      ),
     );
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
@@ -121,7 +128,11 @@ function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Lo
   const sweep = (): void => {
     sweepLeftovers(config.data, coordination)
       .then((r) => {
-        if (r.removed.length > 0) log.info({ files: r.removed.length, bytes: r.bytes, examples: r.removed.slice(0, 5) }, 'removed leftovers of interrupted writes from the data folder');
+        if (r.removed.length > 0)
+          log.info(
+            { files: r.removed.length, bytes: r.bytes, examples: r.removed.slice(0, 5) },
+            'removed leftovers of interrupted writes from the data folder',
+          );
       })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping the data folder for leftovers failed'));
   };

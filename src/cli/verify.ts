@@ -284,7 +284,9 @@ async function checkVersion(v: CachedVersion, o: VerifyCacheOptions): Promise<Ve
       if (o.offline) {
         // No record verified and kept earlier: the files were checked against each other only.
       } else if (err instanceof SumdbError && err.code === 'not-found') {
-        problems.push(`checksum database ${sumdb.name} does not know ${label} (the go command would refuse it; if the module is private, add it to noSumdb / GONOSUMDB)`);
+        problems.push(
+          `checksum database ${sumdb.name} does not know ${label} (the go command would refuse it; if the module is private, add it to noSumdb / GONOSUMDB)`,
+        );
       } else {
         unverified.push(message(err));
       }
@@ -397,7 +399,14 @@ async function instanceId(store: FsBlobStore): Promise<string> {
 /** The database as the server reaches it (same route, same cache, same modules skipped), or null when off. */
 function sumdbFor(config: Config, store: FsBlobStore, via: string, offline: boolean): { sumdb: SumdbService | null; close: () => Promise<void> } {
   // The command prints its own report; the service's logs would only repeat it.
-  return createRouting(config, { store, coordination: new HostCoordination(config.data), metrics: new Metrics(), log: pino({ level: 'silent' }), via, offline });
+  return createRouting(config, {
+    store,
+    coordination: new HostCoordination(config.data),
+    metrics: new Metrics(),
+    log: pino({ level: 'silent' }),
+    via,
+    offline,
+  });
 }
 
 /** Runs the command; resolves with its exit code (0 all good, 1 something bad, 2 could not check everything). */
@@ -451,7 +460,9 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
   if (summary.unverified > 0) parts.push(`${summary.unverified} unverified`);
   parts.push(`${summary.againstDatabase} checked against the database`);
   if (summary.private > 0) parts.push(`${summary.private} private (never sent to the database)`);
-  out.write(`verified ${summary.versions} versions of ${summary.modules} modules in ${config.data} (${where}) in ${(summary.ms / 1000).toFixed(1)} s: ${parts.join(', ')}\n`);
+  out.write(
+    `verified ${summary.versions} versions of ${summary.modules} modules in ${config.data} (${where}) in ${(summary.ms / 1000).toFixed(1)} s: ${parts.join(', ')}\n`,
+  );
   if (summary.fork) {
     process.stderr.write(`gomodproxy verify: stopped: ${summary.fork.message}\n${summary.fork.proof}\n`);
     return 2;

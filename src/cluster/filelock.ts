@@ -122,10 +122,13 @@ export class FileLocks {
   private held(file: string, info: LockInfo): HeldLock {
     let released = false;
     const current = { ...info };
-    const beat = setInterval(() => {
-      const t = new Date();
-      utimes(file, t, t).catch(() => undefined);
-    }, Math.max(250, Math.floor(this.staleMs / 4)));
+    const beat = setInterval(
+      () => {
+        const t = new Date();
+        utimes(file, t, t).catch(() => undefined);
+      },
+      Math.max(250, Math.floor(this.staleMs / 4)),
+    );
     beat.unref();
     return {
       file,

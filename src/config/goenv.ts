@@ -95,7 +95,9 @@ export function readGoEnv(env: NodeJS.ProcessEnv, opts: GoEnvOptions = {}): GoEn
       const code = (err as NodeJS.ErrnoException).code;
       // The go command ignores a file it cannot read, and so do we; only a missing one is normal.
       if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        warnings.push(`cannot read the go env file ${where.file} (${code ?? (err as Error).message}); its settings (go env -w) are ignored, as the go command ignores them`);
+        warnings.push(
+          `cannot read the go env file ${where.file} (${code ?? (err as Error).message}); its settings (go env -w) are ignored, as the go command ignores them`,
+        );
       }
     }
   }

@@ -6,9 +6,7 @@
 export type Fallthrough = 'not-found' | 'any';
 
 export type GoProxyEntry =
-  | { kind: 'proxy'; url: string; fallthrough: Fallthrough }
-  | { kind: 'direct'; fallthrough: Fallthrough }
-  | { kind: 'off'; fallthrough: Fallthrough };
+  { kind: 'proxy'; url: string; fallthrough: Fallthrough } | { kind: 'direct'; fallthrough: Fallthrough } | { kind: 'off'; fallthrough: Fallthrough };
 
 export class GoProxyListError extends Error {}
 

@@ -166,7 +166,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     throw err;
   }
   if (upstreams.length === 0) {
-    throw new ConfigError('no upstream is configured: set upstream (GOMODPROXY_UPSTREAM) to a GOPROXY-style list such as https://proxy.golang.org,direct, or to off to serve only what is cached');
+    throw new ConfigError(
+      'no upstream is configured: set upstream (GOMODPROXY_UPSTREAM) to a GOPROXY-style list such as https://proxy.golang.org,direct, or to off to serve only what is cached',
+    );
   }
 
   let sumdb: GosumdbSetting | 'off';
@@ -215,7 +217,9 @@ function readYamlFile(file: string, env: NodeJS.ProcessEnv): Record<string, unkn
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; check the path given by --config or GOMODPROXY_CONFIG`);
+    throw new ConfigError(
+      `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; check the path given by --config or GOMODPROXY_CONFIG`,
+    );
   }
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -237,7 +241,9 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, file: string, at: s
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const v = env[name];
       if (v === undefined) {
-        throw new ConfigError(`setting ${at.join('.')} in ${file} refers to \${${name}}, which is not set in the environment; set it or write the value in the file`);
+        throw new ConfigError(
+          `setting ${at.join('.')} in ${file} refers to \${${name}}, which is not set in the environment; set it or write the value in the file`,
+        );
       }
       return v;
     });
@@ -435,7 +441,9 @@ function fromStructured(list: UpstreamInput[], cfg: ParsedConfig): UpstreamSpec[
     const first = byPriority.get(s.priority);
     if (!first) byPriority.set(s.priority, s);
     else if (first.balance !== s.balance || first.fallthrough !== s.fallthrough) {
-      throw new ConfigError(`upstreams of priority ${s.priority} disagree on balance or fallthrough (${first.url}: ${first.balance}/${first.fallthrough}, ${s.url}: ${s.balance}/${s.fallthrough}); set the same values on each`);
+      throw new ConfigError(
+        `upstreams of priority ${s.priority} disagree on balance or fallthrough (${first.url}: ${first.balance}/${first.fallthrough}, ${s.url}: ${s.balance}/${s.fallthrough}); set the same values on each`,
+      );
     }
   }
   return specs.sort((a, b) => a.priority - b.priority);
@@ -485,7 +493,9 @@ function defaultUpstreams(
     }, [])
     .join('');
   if (offs > 0) {
-    warnings.push(`GOPROXY entry off (from ${where}) is not used: it would leave gomodproxy nothing to fetch from; set upstream: off (GOMODPROXY_UPSTREAM=off) to serve only the cache`);
+    warnings.push(
+      `GOPROXY entry off (from ${where}) is not used: it would leave gomodproxy nothing to fetch from; set upstream: off (GOMODPROXY_UPSTREAM=off) to serve only the cache`,
+    );
   }
   let entries: GoProxyEntry[];
   try {
@@ -496,7 +506,9 @@ function defaultUpstreams(
   const kept: GoProxyEntry[] = [];
   for (const e of entries) {
     if (e.kind === 'proxy' && isSelf(e.url)) {
-      warnings.push(`GOPROXY entry ${formatGoProxyList([{ ...e, fallthrough: 'not-found' }])} (from ${where}) points at this gomodproxy (${cfg.listen}) and is dropped from its upstreams; it would ask itself`);
+      warnings.push(
+        `GOPROXY entry ${formatGoProxyList([{ ...e, fallthrough: 'not-found' }])} (from ${where}) points at this gomodproxy (${cfg.listen}) and is dropped from its upstreams; it would ask itself`,
+      );
       continue;
     }
     kept.push(e);

@@ -21,4 +21,3 @@ export function parseTrustedProxy(entry: string): { address: string; family: 'ip
   }
   return { address: addr, family, prefix: Number(bits) };
 }
-

@@ -50,19 +50,15 @@ export const upstreamSchema = z.strictObject({
   username: z.string().optional(),
   password: z.string().optional(),
   token: z.string().optional(),
-  timeouts: z
-    .strictObject({ connect: duration.optional(), firstByte: duration.optional(), idle: duration.optional() })
-    .optional(),
+  timeouts: z.strictObject({ connect: duration.optional(), firstByte: duration.optional(), idle: duration.optional() }).optional(),
 });
 
 // ---- auth: who is asking and what they may do (src/access reads this block) ----
 
 /** One authorization rule: anonymous | authenticated | user:<name> | group:<name> | scope:<name>. */
-export const authRuleSchema = z
-  .string()
-  .regex(/^(anonymous|authenticated|(user|group|scope):\S.*)$/, {
-    message: 'expected anonymous, authenticated, user:<name>, group:<name> or scope:<name>',
-  });
+export const authRuleSchema = z.string().regex(/^(anonymous|authenticated|(user|group|scope):\S.*)$/, {
+  message: 'expected anonymous, authenticated, user:<name>, group:<name> or scope:<name>',
+});
 
 const ldapSchema = z
   .strictObject({
@@ -135,7 +131,10 @@ const mtlsSchema = z.strictObject({
 
 const authSchema = z.strictObject({
   /** The realm named in WWW-Authenticate. */
-  realm: z.string().regex(/^[^"\\\r\n]*$/, 'must not contain quotes, backslashes or newlines').default('gomodproxy'),
+  realm: z
+    .string()
+    .regex(/^[^"\\\r\n]*$/, 'must not contain quotes, backslashes or newlines')
+    .default('gomodproxy'),
   /** htpasswd file with bcrypt hashes only (htpasswd -B); reloaded when it changes. */
   htpasswd: z.string().optional(),
   ldap: ldapSchema.optional(),
@@ -252,9 +251,7 @@ export const gitSchema = z.strictObject({
   /** GOINSECURE-style patterns allowed over plain http; default $GOINSECURE. */
   insecure: z.string().optional(),
   /** Module path prefix -> repository, for hosts that serve no go-import meta tags. */
-  repos: z
-    .array(z.strictObject({ prefix: z.string().min(1), url: z.string().min(1), vcs: vcsName.optional(), subdir: z.string().optional() }))
-    .default([]),
+  repos: z.array(z.strictObject({ prefix: z.string().min(1), url: z.string().min(1), vcs: vcsName.optional(), subdir: z.string().optional() })).default([]),
   /** Credentials per host (https/http via a credential helper, ssh keys via an ssh config). */
   credentials: z.array(gitCredentialSchema).default([]),
 });
@@ -290,7 +287,13 @@ export const configSchema = z.strictObject({
   /** Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For/-Proto are believed. */
   trustedProxies: z
     .preprocess(
-      (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v),
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean)
+          : v,
       z.array(
         z.string().superRefine((v, ctx) => {
           try {

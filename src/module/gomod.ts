@@ -436,9 +436,7 @@ class Parser {
           break;
         }
         case EOF:
-          this.error(
-            `syntax error (unterminated block started at ${this.file}:${block.start.line}:${block.start.lineRune})`,
-          );
+          this.error(`syntax error (unterminated block started at ${this.file}:${block.start.line}:${block.start.lineRune})`);
         case 0x29: {
           const rparen = this.lex();
           if (comments.length === 1 && (comments[0] as Comment).token === '') comments = [];
@@ -682,13 +680,7 @@ class Interpreter {
     }
   }
 
-  private interpret(
-    block: BlockExpr | undefined,
-    line: LineExpr,
-    verb: string,
-    args: string[],
-    fail: (msg: string) => void,
-  ): void {
+  private interpret(block: BlockExpr | undefined, line: LineExpr, verb: string, args: string[], fail: (msg: string) => void): void {
     const f = this.f;
     switch (verb) {
       case 'go': {
@@ -940,7 +932,5 @@ export function isRetracted(version: string, retracts: readonly Pick<GoModRetrac
 
 /** The rationales of the intervals that retract version, in file order (empty if not retracted). */
 export function retractionRationales(version: string, retracts: readonly GoModRetract[]): string[] {
-  return retracts
-    .filter((r) => compare(r.low, version) <= 0 && compare(version, r.high) <= 0 && r.rationale !== '')
-    .map((r) => r.rationale);
+  return retracts.filter((r) => compare(r.low, version) <= 0 && compare(version, r.high) <= 0 && r.rationale !== '').map((r) => r.rationale);
 }

@@ -21,19 +21,7 @@ export type { PathVersionSplit } from './path.js';
 // Go's semver, both flat (isValid, compare, ...) and as a namespace (semver.compare) where a bare
 // name like max or sort would read ambiguously.
 export * as semver from './semver.js';
-export {
-  build,
-  canonical,
-  compare,
-  compareVersions,
-  isCanonical,
-  isValid,
-  major,
-  majorMinor,
-  max,
-  prerelease,
-  sort,
-} from './semver.js';
+export { build, canonical, compare, compareVersions, isCanonical, isValid, major, majorMinor, max, prerelease, sort } from './semver.js';
 export {
   decDecimal,
   incDecimal,
@@ -49,13 +37,4 @@ export {
 export { compilePrefixPatterns, matchPrefixPatterns, pathMatch } from './pattern.js';
 export type { PrefixMatcher } from './pattern.js';
 export { isRetracted, modulePathOf, parseGoMod, retractionRationales } from './gomod.js';
-export type {
-  GoModExclude,
-  GoModFile,
-  GoModGodebug,
-  GoModModule,
-  GoModReplace,
-  GoModRequire,
-  GoModRetract,
-  ParseGoModOptions,
-} from './gomod.js';
+export type { GoModExclude, GoModFile, GoModGodebug, GoModModule, GoModReplace, GoModRequire, GoModRetract, ParseGoModOptions } from './gomod.js';

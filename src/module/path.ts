@@ -13,15 +13,7 @@ const enum Kind {
 
 /** Characters a module path element may hold: ASCII letters, digits and "-._~". */
 function modPathOK(c: number): boolean {
-  return (
-    (c >= 0x61 && c <= 0x7a) ||
-    (c >= 0x41 && c <= 0x5a) ||
-    (c >= 0x30 && c <= 0x39) ||
-    c === 0x2d ||
-    c === 0x2e ||
-    c === 0x5f ||
-    c === 0x7e
-  );
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
 }
 
 /** Import paths also allow "+" (historically used for binaries such as "c++"). */

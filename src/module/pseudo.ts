@@ -4,8 +4,7 @@ import { ModuleError } from './errors.js';
 import { build as semverBuild, canonical, isValid, major as semverMajor, prerelease } from './semver.js';
 import { quote } from './text.js';
 
-const PSEUDO_RE =
-  /^v[0-9]+\.(0\.0-|\d+\.\d+-([^+]*\.)?0\.)\d{14}-[A-Za-z0-9]+(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+const PSEUDO_RE = /^v[0-9]+\.(0\.0-|\d+\.\d+-([^+]*\.)?0\.)\d{14}-[A-Za-z0-9]+(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
 
 /** The timestamp of module.ZeroPseudoVersion: Go's zero time.Time, 0001-01-01 00:00:00 UTC. */
 const ZERO_TIMESTAMP = '00010101000000';
@@ -127,15 +126,7 @@ export function pseudoVersionTime(v: string): Date {
   const minute = Number(ts.slice(10, 12));
   const second = Number(ts.slice(12, 14));
   // time.Parse rejects out-of-range fields, including leap seconds and February 30th.
-  if (
-    month < 1 ||
-    month > 12 ||
-    day < 1 ||
-    day > daysIn(month, year) ||
-    hour > 23 ||
-    minute > 59 ||
-    second > 59
-  ) {
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || second > 59) {
     throw pseudoError(v, `malformed time ${quote(ts)}`);
   }
   const t = new Date(0);

@@ -195,12 +195,7 @@ export function compare(v: string, w: string): number {
   const pw = parse(w);
   if (pv === undefined) return pw === undefined ? 0 : -1;
   if (pw === undefined) return 1;
-  return (
-    compareInt(pv.major, pw.major) ||
-    compareInt(pv.minor, pw.minor) ||
-    compareInt(pv.patch, pw.patch) ||
-    comparePrerelease(pv.prerelease, pw.prerelease)
-  );
+  return compareInt(pv.major, pw.major) || compareInt(pv.minor, pw.minor) || compareInt(pv.patch, pw.patch) || comparePrerelease(pv.prerelease, pw.prerelease);
 }
 
 /** The larger of v and w in canonical form; on a tie (or both invalid) canonical(w). */

@@ -52,7 +52,7 @@ export function decodeRune(b: string, i: number): number {
 /** Index of the first byte that is not part of valid UTF-8, or -1. */
 export function invalidUtf8At(bytes: Uint8Array): number {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     if (b.charCodeAt(i) < 0x80) {
       i++;
       continue;
@@ -77,7 +77,7 @@ export function decodeUtf8Lossy(bytes: Uint8Array): string {
   }
   if (ascii) return b;
   let out = '';
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const d = decodeRune(b, i);
     out += String.fromCodePoint(d >> 3);
     i += d & 7;
@@ -156,7 +156,7 @@ function escapeRune(cp: number, quote: number): string {
 /** strconv.Quote (%q of a string), for messages shown to Go users. */
 export function quote(s: string): string {
   let out = '"';
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     const cp = s.codePointAt(i) as number;
     out += escapeRune(cp, 0x22);
     i += cp > 0xffff ? 2 : 1;

@@ -35,12 +35,7 @@ const S_IFREG = 0o100000;
  * Throws ZipError (one-line message naming module@version and the cause) for anything wrong with
  * the zip; other errors (the file cannot be opened, EIO) are passed through.
  */
-export async function checkModuleZip(
-  zipPath: string,
-  modulePath: string,
-  version: string,
-  limits?: ZipLimits,
-): Promise<CheckedZip> {
+export async function checkModuleZip(zipPath: string, modulePath: string, version: string, limits?: ZipLimits): Promise<CheckedZip> {
   const lim = resolveLimits(limits);
   const invalid = invalidFor(modulePath, version);
   checkZipTarget(modulePath, version);
@@ -82,8 +77,7 @@ export async function checkModuleZip(
 /** Builds the ZipError for a problem of modulePath@version's zip. */
 export function invalidFor(modulePath: string, version: string): (cause: string, err?: unknown) => ZipError {
   const where = `${modulePath}@${version}`;
-  return (cause, err) =>
-    new ZipError(`module zip for ${where} is invalid: ${cause}`, err === undefined ? undefined : { cause: err });
+  return (cause, err) => new ZipError(`module zip for ${where} is invalid: ${cause}`, err === undefined ? undefined : { cause: err });
 }
 
 /** zip.CheckZip refuses a malformed module path or version before looking at the file. */
@@ -100,11 +94,7 @@ export function checkZipTarget(modulePath: string, version: string): void {
 }
 
 /** Opens the zip and reads its central directory (format problems become ZipErrors). */
-export async function openZip(
-  zipPath: string,
-  lim: ResolvedLimits,
-  invalid: (cause: string, err?: unknown) => ZipError,
-): Promise<OpenZip> {
+export async function openZip(zipPath: string, lim: ResolvedLimits, invalid: (cause: string, err?: unknown) => ZipError): Promise<OpenZip> {
   try {
     return await OpenZip.open(zipPath, lim.maxZipSize);
   } catch (err) {

@@ -219,11 +219,7 @@ const SMALL_FILE = 256 << 10;
  * `out` is ended on success and destroyed on failure. Throws ZipError as planModuleZip does, or
  * when a file's stream does not yield its declared size; a source's own error is passed on.
  */
-export async function writeModuleZip(
-  files: ZipSourceFile[],
-  opts: ModuleZipOptions,
-  out: NodeJS.WritableStream,
-): Promise<{ h1: string; size: number }> {
+export async function writeModuleZip(files: ZipSourceFile[], opts: ModuleZipOptions, out: NodeJS.WritableStream): Promise<{ h1: string; size: number }> {
   const w = new ZipWriter(out);
   // The one source being read (the next is opened only once this one is consumed: a git
   // source may serve every file from one `git cat-file --batch`, in order).
@@ -304,7 +300,6 @@ function release(s: NodeJS.ReadableStream): void {
 }
 
 function sizeChanged(opts: ModuleZipOptions, f: ZipSourceFile, got: number): ZipError {
-  const what =
-    got > f.size ? `has more than its declared ${f.size} bytes` : `has ${got} bytes, not its declared ${f.size}`;
+  const what = got > f.size ? `has more than its declared ${f.size} bytes` : `has ${got} bytes, not its declared ${f.size}`;
   return new ZipError(`cannot create module zip for ${opts.modulePath}@${opts.version}: file ${quote(f.name)} ${what}`);
 }

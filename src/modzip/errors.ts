@@ -23,8 +23,5 @@ export function oneLine(s: string): string {
  * break the one-line message nor be confused with the text around it.
  */
 export function quote(s: string): string {
-  return JSON.stringify(s).replace(
-    /[\u007f-\u009f\u2028\u2029\ufeff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -946,10 +946,7 @@ export class StreamingZipCheck {
     }
     entry.descriptorCrc = d.readUInt32LE(off);
     const fits32 = d.readUInt32LE(off + 4) === entry.csize && d.readUInt32LE(off + 8) === entry.usize;
-    const fits64 =
-      d.length >= off + 20 &&
-      Number(d.readBigUInt64LE(off + 4)) === entry.csize &&
-      Number(d.readBigUInt64LE(off + 12)) === entry.usize;
+    const fits64 = d.length >= off + 20 && Number(d.readBigUInt64LE(off + 4)) === entry.csize && Number(d.readBigUInt64LE(off + 12)) === entry.usize;
     const candidates = fits64 && !fits32 ? [off + 20, off + 12] : [off + 12, off + 20];
     for (const len of candidates) {
       if (d.length >= len + 4 && NEXT_SIGS.has(d.readUInt32LE(len))) {
@@ -1019,7 +1016,7 @@ function centralEntry(r: Buffer, index: number): RawEntry | undefined {
   // values whose 32-bit fields are saturated.
   const extra = r.subarray(CENTRAL_LEN + nameLen, CENTRAL_LEN + nameLen + extraLen);
   let zip64: Buffer | undefined;
-  for (let i = 0; i < extra.length - 3; ) {
+  for (let i = 0; i < extra.length - 3;) {
     const id = extra.readUInt16LE(i);
     const end = i + 4 + extra.readUInt16LE(i + 2);
     if (end > extra.length) return undefined;

@@ -159,13 +159,7 @@ class WindowReader extends yauzl.RandomAccessReader {
     return new RangeReader(this.win, start, end);
   }
 
-  override read(
-    buffer: Buffer,
-    offset: number,
-    length: number,
-    position: number,
-    callback: (err: Error | null) => void,
-  ): void {
+  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null) => void): void {
     const done = callback as (err: Error | null, bytesRead?: number) => void;
     // Always asynchronously (a promise), so a long run of cached reads cannot grow the stack.
     this.win.bytes(position, length).then(
@@ -267,53 +261,48 @@ function readEntries(win: FileWindow, size: number, dir: DirectoryEnd): Promise<
     const reader = new WindowReader(win);
     // Errors of the reader itself surface through the ZipFile or the callback below.
     reader.on('error', () => {});
-    yauzl.fromRandomAccessReader(
-      reader,
-      size,
-      { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: false },
-      (err, zf) => {
-        if (err) return reject(asFormatError(err));
-        if (zf.entryCount !== dir.entryCount) {
-          zf.close();
-          return reject(new ZipFormatError('not a valid zip file (inconsistent entry count)'));
-        }
-        const entries: RawEntry[] = [];
-        let cdBytes = 0;
-        zf.on('error', (e: Error) => {
-          zf.close();
-          reject(asFormatError(e));
-        });
-        zf.on('entry', (e: yauzl.Entry) => {
-          cdBytes += CENTRAL_LEN + e.fileNameLength + e.extraFieldLength + e.fileCommentLength;
-          const nameBytes = Buffer.from(e.fileNameRaw);
-          entries.push({
-            index: entries.length,
-            nameBytes,
-            name: entryName(nameBytes),
-            flags: e.generalPurposeBitFlag,
-            method: e.compressionMethod,
-            crc32: e.crc32,
-            compressedSize: e.compressedSize,
-            uncompressedSize: e.uncompressedSize,
-            localHeaderOffset: e.relativeOffsetOfLocalHeader,
-            versionMadeBy: e.versionMadeBy,
-            externalAttributes: e.externalFileAttributes,
-          });
-          zf.readEntry();
-        });
-        zf.on('end', () => {
-          zf.close();
-          // Go reads directory records until one fails to parse; only if ours fill the directory
-          // exactly, ending at the end record, does it stop where yauzl stops.
-          if (cdBytes !== dir.cdSize) {
-            reject(new ZipFormatError('not a valid zip file (central directory size does not match its entries)'));
-          } else {
-            resolve(entries);
-          }
+    yauzl.fromRandomAccessReader(reader, size, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: false }, (err, zf) => {
+      if (err) return reject(asFormatError(err));
+      if (zf.entryCount !== dir.entryCount) {
+        zf.close();
+        return reject(new ZipFormatError('not a valid zip file (inconsistent entry count)'));
+      }
+      const entries: RawEntry[] = [];
+      let cdBytes = 0;
+      zf.on('error', (e: Error) => {
+        zf.close();
+        reject(asFormatError(e));
+      });
+      zf.on('entry', (e: yauzl.Entry) => {
+        cdBytes += CENTRAL_LEN + e.fileNameLength + e.extraFieldLength + e.fileCommentLength;
+        const nameBytes = Buffer.from(e.fileNameRaw);
+        entries.push({
+          index: entries.length,
+          nameBytes,
+          name: entryName(nameBytes),
+          flags: e.generalPurposeBitFlag,
+          method: e.compressionMethod,
+          crc32: e.crc32,
+          compressedSize: e.compressedSize,
+          uncompressedSize: e.uncompressedSize,
+          localHeaderOffset: e.relativeOffsetOfLocalHeader,
+          versionMadeBy: e.versionMadeBy,
+          externalAttributes: e.externalFileAttributes,
         });
         zf.readEntry();
-      },
-    );
+      });
+      zf.on('end', () => {
+        zf.close();
+        // Go reads directory records until one fails to parse; only if ours fill the directory
+        // exactly, ending at the end record, does it stop where yauzl stops.
+        if (cdBytes !== dir.cdSize) {
+          reject(new ZipFormatError('not a valid zip file (central directory size does not match its entries)'));
+        } else {
+          resolve(entries);
+        }
+      });
+      zf.readEntry();
+    });
   });
 }
 
@@ -398,11 +387,7 @@ export class OpenZip {
    * declared size plus one inflate chunk. `strictCrc` also rejects a zero CRC that Go would
    * skip. Each chunk is handed to `onChunk` (for callers that keep a small file).
    */
-  async readFile(
-    e: RawEntry,
-    what: string,
-    opts: { strictCrc: boolean; onChunk?: (chunk: Buffer) => void },
-  ): Promise<EntryData> {
+  async readFile(e: RawEntry, what: string, opts: { strictCrc: boolean; onChunk?: (chunk: Buffer) => void }): Promise<EntryData> {
     if (e.method !== 0 && e.method !== 8) {
       throw new ZipFormatError(`${what} uses unsupported compression method ${e.method} (only store and deflate are allowed)`);
     }

@@ -68,13 +68,19 @@ export class ZipWriter {
   constructor(private readonly out: NodeJS.WritableStream) {
     this.listeners = [
       ['drain', () => this.wake?.()],
-      ['finish', () => {
-        this.outFinished = true;
-      }],
+      [
+        'finish',
+        () => {
+          this.outFinished = true;
+        },
+      ],
       ['error', (err) => this.failed(err instanceof Error ? err : new Error(String(err)))],
-      ['close', () => {
-        if (!this.outFinished) this.failed(prematureClose());
-      }],
+      [
+        'close',
+        () => {
+          if (!this.outFinished) this.failed(prematureClose());
+        },
+      ],
     ];
     for (const [ev, fn] of this.listeners) out.on(ev, fn);
   }

@@ -213,7 +213,11 @@ export class ProxyApp {
         ex.kind = 'sumdb';
         const sumdb = this.o.sumdb;
         if (!sumdb) {
-          sendError(ex, new ProxyError('not-found', 'not found: this gomodproxy has no checksum database configured; the go command will contact the database directly'), this.o.log);
+          sendError(
+            ex,
+            new ProxyError('not-found', 'not found: this gomodproxy has no checksum database configured; the go command will contact the database directly'),
+            this.o.log,
+          );
           return;
         }
         // The database proxy is for the same readers as modules no route covers.
@@ -260,7 +264,10 @@ export class ProxyApp {
     const incoming = req.headers[VIA_HEADER];
     const chain = typeof incoming === 'string' && incoming !== '' ? incoming.split(',').map((s) => s.trim()) : [];
     if (chain.includes(id)) {
-      throw new ProxyError('loop', `request loop: this gomodproxy (${id}) received its own upstream request back; its upstream list must not lead back to itself`);
+      throw new ProxyError(
+        'loop',
+        `request loop: this gomodproxy (${id}) received its own upstream request back; its upstream list must not lead back to itself`,
+      );
     }
     if (chain.length >= MAX_VIA_HOPS) {
       throw new ProxyError('loop', `request passed ${chain.length} gomodproxy instances; the upstream settings probably form a loop`);
@@ -333,7 +340,9 @@ export class ProxyApp {
       const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
       const body = `${tooLarge ? 'request headers too large' : 'malformed HTTP request'}; a Go module proxy answers GET /<module>/@v/<version>.info and the like\n`;
       const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);

@@ -63,7 +63,13 @@ export class Artifacts {
   constructor(private readonly d: ArtifactsDeps) {
     this.cacheControl = `public, max-age=${Math.floor(d.immutableMaxAgeMs / 1000)}, immutable`;
     this.misses = new Misses(d);
-    this.small = new SmallFetches({ ...d, misses: this.misses, entry: (kind, data, stat, cache) => this.entry(kind, data, stat, cache), track: (p) => this.track(p), stored: (mod) => this.rewriteLocalList(mod) });
+    this.small = new SmallFetches({
+      ...d,
+      misses: this.misses,
+      entry: (kind, data, stat, cache) => this.entry(kind, data, stat, cache),
+      track: (p) => this.track(p),
+      stored: (mod) => this.rewriteLocalList(mod),
+    });
     this.zips = new ZipFetches({ ...d, misses: this.misses, cacheControl: this.cacheControl });
   }
 
@@ -131,7 +137,20 @@ export class Artifacts {
       this.sendEntry(ex, entry);
       return true;
     }
-    const headers = ['Content-Type', contentTypes.zip, 'Content-Length', String(blob.size), 'ETag', blob.etag, 'Last-Modified', httpDate(blob.mtimeMs), 'Cache-Control', this.cacheControl, CACHE_HEADER, 'hit'];
+    const headers = [
+      'Content-Type',
+      contentTypes.zip,
+      'Content-Length',
+      String(blob.size),
+      'ETag',
+      blob.etag,
+      'Last-Modified',
+      httpDate(blob.mtimeMs),
+      'Cache-Control',
+      this.cacheControl,
+      CACHE_HEADER,
+      'hit',
+    ];
     const notModified = etagMatches(ex.req.headers['if-none-match'], blob.etag);
     if (notModified || ex.isHead) {
       await blob.close();

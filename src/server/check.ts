@@ -19,7 +19,10 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
  */
 export function checkInfo(data: Buffer, mod: ModuleRef, sourceId: string, requested?: string): { info: RevInfo; bytes: Buffer } {
   const bad = (why: string): ProxyError =>
-    new ProxyError('upstream', `upstream ${sourceId} sent an invalid .info for ${mod.path}${requested ? `@${requested}` : ''}: ${why}; gomodproxy did not cache it`);
+    new ProxyError(
+      'upstream',
+      `upstream ${sourceId} sent an invalid .info for ${mod.path}${requested ? `@${requested}` : ''}: ${why}; gomodproxy did not cache it`,
+    );
   let value: unknown;
   try {
     value = JSON.parse(data.toString('utf8'));
@@ -39,7 +42,8 @@ export function checkInfo(data: Buffer, mod: ModuleRef, sourceId: string, reques
   if (requested !== undefined && version !== requested) throw bad(`it describes ${version} instead of the requested ${requested}`);
   const info: RevInfo = { Version: version };
   if (obj.Time !== undefined) {
-    if (typeof obj.Time !== 'string' || !RFC3339.test(obj.Time) || Number.isNaN(Date.parse(obj.Time))) throw bad(`Time ${JSON.stringify(obj.Time)} is not an RFC 3339 time`);
+    if (typeof obj.Time !== 'string' || !RFC3339.test(obj.Time) || Number.isNaN(Date.parse(obj.Time)))
+      throw bad(`Time ${JSON.stringify(obj.Time)} is not an RFC 3339 time`);
     info.Time = obj.Time;
   }
   if (obj.Origin !== undefined && obj.Origin !== null) {

@@ -47,7 +47,10 @@ export class ClientAddresses {
     const header = req.headers['x-forwarded-for'];
     const value = Array.isArray(header) ? header.join(',') : header;
     if (!value) return remote;
-    const hops = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
+    const hops = value
+      .split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== '');
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = hopAddress(hops[i] as string);
       // Not an address ("unknown", garbage): nothing further left can be believed.

@@ -33,7 +33,12 @@ export class Metrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'gomodproxy_process_' });
-    this.requests = new Counter({ name: 'gomodproxy_requests_total', help: 'Requests answered, by kind and HTTP status.', labelNames: ['kind', 'status'], registers });
+    this.requests = new Counter({
+      name: 'gomodproxy_requests_total',
+      help: 'Requests answered, by kind and HTTP status.',
+      labelNames: ['kind', 'status'],
+      registers,
+    });
     this.duration = new Histogram({
       name: 'gomodproxy_request_duration_seconds',
       help: 'Time from request to the end of the response, by kind and cache result.',
@@ -41,9 +46,19 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.cache = new Counter({ name: 'gomodproxy_cache_results_total', help: 'Cache lookups by kind and result (hit, miss, stale, revalidating).', labelNames: ['kind', 'result'], registers });
+    this.cache = new Counter({
+      name: 'gomodproxy_cache_results_total',
+      help: 'Cache lookups by kind and result (hit, miss, stale, revalidating).',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
     this.bytes = new Counter({ name: 'gomodproxy_bytes_served_total', help: 'Response body bytes sent, by kind.', labelNames: ['kind'], registers });
-    this.upstreamRequests = new Counter({ name: 'gomodproxy_upstream_requests_total', help: 'Requests to upstreams, by upstream, kind and outcome.', labelNames: ['upstream', 'kind', 'outcome'], registers });
+    this.upstreamRequests = new Counter({
+      name: 'gomodproxy_upstream_requests_total',
+      help: 'Requests to upstreams, by upstream, kind and outcome.',
+      labelNames: ['upstream', 'kind', 'outcome'],
+      registers,
+    });
     this.upstreamDuration = new Histogram({
       name: 'gomodproxy_upstream_duration_seconds',
       help: 'Time an upstream took to answer (until headers for zips).',
@@ -51,13 +66,47 @@ export class Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.upstreamErrors = new Counter({ name: 'gomodproxy_upstream_errors_total', help: 'Upstream failures by upstream and reason.', labelNames: ['upstream', 'reason'], registers });
-    this.upstreamHealthy = new Gauge({ name: 'gomodproxy_upstream_healthy', help: '1 while an upstream takes requests, 0 during its cool-down.', labelNames: ['upstream'], registers });
-    this.invalidArtifacts = new Counter({ name: 'gomodproxy_invalid_artifacts_total', help: 'Upstream answers refused by the checks (never stored), by kind and reason.', labelNames: ['kind', 'reason'], registers });
-    this.checksumMismatches = new Counter({ name: 'gomodproxy_checksum_mismatches_total', help: 'Upstream artifacts refused because their h1 hash disagrees with the checksum database.', labelNames: ['kind'], registers });
-    this.sumdbForks = new Counter({ name: 'gomodproxy_sumdb_forks_total', help: 'Times the checksum database presented a tree inconsistent with one verified before.', registers });
-    this.bugs = new Counter({ name: 'gomodproxy_bugs_total', help: 'Errors no code path handled (unhandled rejections, uncaught exceptions), by kind: each is a bug to report.', labelNames: ['kind'], registers });
-    this.storageErrors = new Counter({ name: 'gomodproxy_storage_errors_total', help: 'Reads and writes of the store that failed (or were refused for lack of space), by operation and reason: no-space, permission, io.', labelNames: ['op', 'reason'], registers });
+    this.upstreamErrors = new Counter({
+      name: 'gomodproxy_upstream_errors_total',
+      help: 'Upstream failures by upstream and reason.',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
+    this.upstreamHealthy = new Gauge({
+      name: 'gomodproxy_upstream_healthy',
+      help: '1 while an upstream takes requests, 0 during its cool-down.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.invalidArtifacts = new Counter({
+      name: 'gomodproxy_invalid_artifacts_total',
+      help: 'Upstream answers refused by the checks (never stored), by kind and reason.',
+      labelNames: ['kind', 'reason'],
+      registers,
+    });
+    this.checksumMismatches = new Counter({
+      name: 'gomodproxy_checksum_mismatches_total',
+      help: 'Upstream artifacts refused because their h1 hash disagrees with the checksum database.',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.sumdbForks = new Counter({
+      name: 'gomodproxy_sumdb_forks_total',
+      help: 'Times the checksum database presented a tree inconsistent with one verified before.',
+      registers,
+    });
+    this.bugs = new Counter({
+      name: 'gomodproxy_bugs_total',
+      help: 'Errors no code path handled (unhandled rejections, uncaught exceptions), by kind: each is a bug to report.',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.storageErrors = new Counter({
+      name: 'gomodproxy_storage_errors_total',
+      help: 'Reads and writes of the store that failed (or were refused for lack of space), by operation and reason: no-space, permission, io.',
+      labelNames: ['op', 'reason'],
+      registers,
+    });
     this.storageFree = new Gauge({ name: 'gomodproxy_storage_free_bytes', help: 'Free bytes of the store at its last check (disk store only).', registers });
     const remembered: Gauge = new Gauge({
       name: 'gomodproxy_remembered_answers',

@@ -53,18 +53,31 @@ export class Misses {
     const now = Date.now();
     const left = Math.max(1, Math.ceil((a.until - now) / 1000));
     if (a.kind === 'refused') {
-      return new ProxyError('upstream', `${a.message}; it asks the upstream again in ${left}s`, { headers: { 'Retry-After': String(left), 'X-Gomodproxy-Cache': 'refused' } });
+      return new ProxyError('upstream', `${a.message}; it asks the upstream again in ${left}s`, {
+        headers: { 'Retry-After': String(left), 'X-Gomodproxy-Cache': 'refused' },
+      });
     }
-    return new ProxyError(a.kind, a.message, { headers: { 'Cache-Control': `public, max-age=${left}`, 'X-Gomodproxy-Cache': 'negative', Age: String(Math.floor((now - a.at) / 1000)) } });
+    return new ProxyError(a.kind, a.message, {
+      headers: { 'Cache-Control': `public, max-age=${left}`, 'X-Gomodproxy-Cache': 'negative', Age: String(Math.floor((now - a.at) / 1000)) },
+    });
   }
 
   /** Remembers a not-found answer from the upstreams (other errors pass through untouched); returns what to throw. */
   learn(key: string, err: unknown): unknown {
     if (!(err instanceof ProxyError) || !err.isNotFound || this.d.notFoundTtlMs <= 0) return err;
     const now = Date.now();
-    this.d.coordination.answers.set(key, { kind: err.kind === 'gone' ? 'gone' : 'not-found', message: err.message, at: now, until: now + this.d.notFoundTtlMs });
+    this.d.coordination.answers.set(key, {
+      kind: err.kind === 'gone' ? 'gone' : 'not-found',
+      message: err.message,
+      at: now,
+      until: now + this.d.notFoundTtlMs,
+    });
     const ttl = Math.ceil(this.d.notFoundTtlMs / 1000);
-    return new ProxyError(err.kind, err.message, { upstreamStatus: err.upstreamStatus, headers: { ...err.headers, 'Cache-Control': `public, max-age=${ttl}` }, cause: err });
+    return new ProxyError(err.kind, err.message, {
+      upstreamStatus: err.upstreamStatus,
+      headers: { ...err.headers, 'Cache-Control': `public, max-age=${ttl}` },
+      cause: err,
+    });
   }
 
   /** Remembers that an upstream answer was refused by our checks, counts and logs it; returns the error to answer with. */
@@ -77,7 +90,11 @@ export class Misses {
     this.d.log.warn({ key, reason: err.message }, 'refused an invalid upstream answer');
     if (ttlMs <= 0) return err;
     const left = Math.ceil(ttlMs / 1000);
-    return new ProxyError(err.kind, `${err.message}; it asks the upstream again in ${left}s`, { upstreamStatus: err.upstreamStatus, headers: { ...err.headers, 'Retry-After': String(left) }, cause: err });
+    return new ProxyError(err.kind, `${err.message}; it asks the upstream again in ${left}s`, {
+      upstreamStatus: err.upstreamStatus,
+      headers: { ...err.headers, 'Retry-After': String(left) },
+      cause: err,
+    });
   }
 
   /** Starts the checksum database lookup for a public module; settles with its failure, if any, never rejecting. */

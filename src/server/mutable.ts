@@ -146,7 +146,9 @@ export class MutableAnswers {
       let source: string;
       try {
         const res = await withFetchSlot(ctx, () =>
-          r.route.chain.run(r.kind, (s) => (r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx))),
+          r.route.chain.run(r.kind, (s) =>
+            r.kind === 'list' ? s.list(r.mod, ctx) : r.kind === 'latest' ? s.latest(r.mod, ctx) : s.info(r.mod, r.version, ctx),
+          ),
         );
         source = res.source.id;
         if (r.kind === 'list') {

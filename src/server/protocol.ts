@@ -80,7 +80,10 @@ export function parseRequest(rawUrl: string, prefix: string): ParsedRequest {
     }
     // The go command only asks for .mod and .zip of canonical versions that fit the path's major version.
     if (canonicalVersion(version) !== version) {
-      throw new ProxyError('bad-request', `invalid version ${safe(version)} for ${mod.path}: .${ext} is served only for canonical versions (like v1.2.3); resolve it with @v/${safe(escapedVersion)}.info first`);
+      throw new ProxyError(
+        'bad-request',
+        `invalid version ${safe(version)} for ${mod.path}: .${ext} is served only for canonical versions (like v1.2.3); resolve it with @v/${safe(escapedVersion)}.info first`,
+      );
     }
     try {
       check(mod.path, version);

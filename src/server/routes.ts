@@ -58,7 +58,15 @@ export class RouteTable {
     if (config.private.trim() !== '') {
       this.routes.push({
         match: compileMatch(config.private),
-        route: { name: `private (${config.private})`, chain: makeChain(specsOf('direct', config), 'private'), sumdb: false, private: true, ttlMs: ttl, read: defaultRead, deniedAs: 'not-found' },
+        route: {
+          name: `private (${config.private})`,
+          chain: makeChain(specsOf('direct', config), 'private'),
+          sumdb: false,
+          private: true,
+          ttlMs: ttl,
+          read: defaultRead,
+          deniedAs: 'not-found',
+        },
       });
     }
     for (const r of config.routes) {
@@ -79,7 +87,15 @@ export class RouteTable {
         },
       });
     }
-    this.fallback = { name: 'default', chain: makeChain(undefined, 'default'), sumdb: true, private: false, ttlMs: ttl, read: defaultRead, deniedAs: 'forbidden' };
+    this.fallback = {
+      name: 'default',
+      chain: makeChain(undefined, 'default'),
+      sumdb: true,
+      private: false,
+      ttlMs: ttl,
+      read: defaultRead,
+      deniedAs: 'forbidden',
+    };
     this.denyRules = config.deny.map((d) => ({ match: compileMatch(d.match), versions: d.versions ? parseVersionRange(d.versions) : null, reason: d.reason }));
     this.allowList = config.allow ? compileMatch(config.allow) : null;
   }

@@ -20,7 +20,12 @@ export interface PositionalSource {
  * with the bytes sent; stops early, without error, once `stop()` says the client went away.
  * `progress.sent` follows along, for the caller's account of a transfer that fails midway.
  */
-export async function sendFromSource(res: ServerResponse, src: PositionalSource, stop: () => boolean, progress: { sent: number } = { sent: 0 }): Promise<number> {
+export async function sendFromSource(
+  res: ServerResponse,
+  src: PositionalSource,
+  stop: () => boolean,
+  progress: { sent: number } = { sent: 0 },
+): Promise<number> {
   const bufs: (Buffer | undefined)[] = [undefined, undefined];
   const flushed: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
   let pos = 0;

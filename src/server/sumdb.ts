@@ -127,11 +127,17 @@ export class SumdbService {
   async verify(mod: ModuleRef, version: string, kind: 'mod' | 'zip', h1: string, sourceId: string): Promise<void> {
     const want = (await this.recorded(mod, version))[kind];
     if (want === undefined) {
-      throw new ProxyError('upstream', `checksum database ${this.name} has no ${kind === 'zip' ? 'zip' : 'go.mod'} hash for ${mod.path}@${version}; gomodproxy will not serve it unverified`);
+      throw new ProxyError(
+        'upstream',
+        `checksum database ${this.name} has no ${kind === 'zip' ? 'zip' : 'go.mod'} hash for ${mod.path}@${version}; gomodproxy will not serve it unverified`,
+      );
     }
     if (want !== h1) {
       this.o.metrics.checksumMismatches.labels(kind).inc();
-      this.o.log.error({ module: mod.path, version, kind, source: sourceId, got: h1, want, sumdb: this.name }, 'checksum mismatch: refused an upstream artifact');
+      this.o.log.error(
+        { module: mod.path, version, kind, source: sourceId, got: h1, want, sumdb: this.name },
+        'checksum mismatch: refused an upstream artifact',
+      );
       throw new ChecksumMismatch(
         `SECURITY: checksum mismatch for ${mod.path}@${version}${kind === 'mod' ? '/go.mod' : ''}: ${sourceId} sent ${h1} but checksum database ${this.name} records ${want}; gomodproxy refused it and cached nothing. Report it to the operator of ${sourceId}`,
       );
@@ -140,7 +146,11 @@ export class SumdbService {
 
   private lookupError(err: unknown, what: string): ProxyError {
     if (err instanceof SumdbForkError) {
-      return new ProxyError('upstream', `SECURITY ERROR: checksum database ${this.name} presented a forked tree while verifying ${what}; gomodproxy refuses to trust it. Report it to the database operator`, { cause: err });
+      return new ProxyError(
+        'upstream',
+        `SECURITY ERROR: checksum database ${this.name} presented a forked tree while verifying ${what}; gomodproxy refuses to trust it. Report it to the database operator`,
+        { cause: err },
+      );
     }
     if (err instanceof SumdbError && err.code === 'not-found') {
       return new ProxyError('upstream', `${err.message}; gomodproxy will not serve an unverified public module`, { cause: err });
@@ -275,7 +285,10 @@ export class SumdbService {
     ex.version = version;
     if (!this.checks(modulePath)) {
       // Private stays private: its name never reaches the database.
-      throw new ProxyError('not-found', `not found: ${modulePath} is private to this gomodproxy and never looked up in ${this.name}; set GONOSUMDB (or GOPRIVATE) for it on the client`);
+      throw new ProxyError(
+        'not-found',
+        `not found: ${modulePath} is private to this gomodproxy and never looked up in ${this.name}; set GONOSUMDB (or GOPRIVATE) for it on the client`,
+      );
     }
     try {
       await this.client.lookup(modulePath, version);
@@ -377,11 +390,7 @@ export class SumdbService {
 }
 
 /** Builds the service from the configuration, or null when the database is off. */
-export function createSumdbService(
-  config: Config,
-  deps: Omit<SumdbServiceOptions, 'setting' | 'noSumdb' | 'timeouts'>,
-): SumdbService | null {
+export function createSumdbService(config: Config, deps: Omit<SumdbServiceOptions, 'setting' | 'noSumdb' | 'timeouts'>): SumdbService | null {
   if (config.sumdb === 'off') return null;
   return new SumdbService({ ...deps, setting: config.sumdb, noSumdb: config.noSumdb, timeouts: config.timeouts });
 }
-

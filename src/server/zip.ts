@@ -240,7 +240,15 @@ export class ZipFetches {
           written += buf.length;
           if (written > MAX_ZIP_BYTES) {
             discard(body.stream);
-            throw this.d.misses.refuse(key, 'zip', new ProxyError('upstream', `upstream ${res.source.id} sent more than 500 MiB for ${what}, over the go command's limit; gomodproxy did not cache it`), 'too-large');
+            throw this.d.misses.refuse(
+              key,
+              'zip',
+              new ProxyError(
+                'upstream',
+                `upstream ${res.source.id} sent more than 500 MiB for ${what}, over the go command's limit; gomodproxy did not cache it`,
+              ),
+              'too-large',
+            );
           }
           await Promise.all([
             out.write(buf).catch((err: unknown) => {
@@ -298,7 +306,15 @@ export class ZipFetches {
   }
 
   private invalidZip(key: string, sourceId: string, r: ArtifactRequest, err: ZipError): ProxyError {
-    return this.d.misses.refuse(key, 'zip', new ProxyError('upstream', `upstream ${sourceId} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`), 'invalid-zip');
+    return this.d.misses.refuse(
+      key,
+      'zip',
+      new ProxyError(
+        'upstream',
+        `upstream ${sourceId} sent an invalid zip for ${r.mod.path}@${r.version.version}: ${err.message}; gomodproxy did not cache it`,
+      ),
+      'invalid-zip',
+    );
   }
 
   /** A write of ours failed: logged and counted against storage, never against the upstream. */
@@ -314,9 +330,15 @@ function streamError(err: unknown, sourceId: string, what: string, written: numb
   const code = (err as { code?: string }).code;
   const of = size !== undefined ? ` of ${size}` : '';
   if (code === 'UND_ERR_BODY_TIMEOUT') {
-    return new ProxyError('timeout', `upstream ${sourceId} stalled: silent for longer than timeouts.idle after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later, or raise timeouts.idle if the upstream is just slow`, { cause: err });
+    return new ProxyError(
+      'timeout',
+      `upstream ${sourceId} stalled: silent for longer than timeouts.idle after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later, or raise timeouts.idle if the upstream is just slow`,
+      { cause: err },
+    );
   }
-  return new ProxyError('upstream', `upstream ${sourceId} broke off after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, { cause: err });
+  return new ProxyError('upstream', `upstream ${sourceId} broke off after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, {
+    cause: err,
+  });
 }
 
 async function exists(file: string): Promise<boolean> {

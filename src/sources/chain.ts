@@ -137,11 +137,7 @@ export class SourceChain {
     throw lastError ?? lastNotFound ?? new ProxyError('not-found', 'not found: no upstream is configured');
   }
 
-  private async runGroup<T>(
-    group: Group,
-    kind: RequestKind,
-    op: (s: ModuleSource) => Promise<T>,
-  ): Promise<ChainResult<T> | { error: ProxyError }> {
+  private async runGroup<T>(group: Group, kind: RequestKind, op: (s: ModuleSource) => Promise<T>): Promise<ChainResult<T> | { error: ProxyError }> {
     const n = group.members.length;
     let start = 0;
     if (group.balance === 'round-robin' && n > 1) {

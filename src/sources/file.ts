@@ -5,15 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProxyError } from '../errors.js';
-import {
-  MAX_GOMOD_BYTES,
-  MAX_INFO_BYTES,
-  MAX_LIST_BYTES,
-  type ModuleRef,
-  type ModuleSource,
-  type VersionRef,
-  type ZipBody,
-} from './types.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, MAX_LIST_BYTES, type ModuleRef, type ModuleSource, type VersionRef, type ZipBody } from './types.js';
 
 export class FileSource implements ModuleSource {
   readonly id: string;
@@ -73,7 +65,9 @@ export class FileSource implements ModuleSource {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return new ProxyError('not-found', `not found: ${what} (not in ${this.id})`);
     // As the go command: a file it may not read is not "missing", it is an error.
-    return new ProxyError('upstream', `cannot read ${what} from ${this.id} (${code ?? (err as Error).message}); check the folder's permissions`, { cause: err });
+    return new ProxyError('upstream', `cannot read ${what} from ${this.id} (${code ?? (err as Error).message}); check the folder's permissions`, {
+      cause: err,
+    });
   }
 }
 
@@ -111,5 +105,6 @@ export const offSource = (): ModuleSource =>
 export const unconfiguredDirectSource = (): ModuleSource =>
   new RefusingSource(
     'direct',
-    (what) => `not found: ${what}: gomodproxy has no direct (version control) source configured; fetch it directly with GOPROXY=...,direct on the client or configure one on the proxy`,
+    (what) =>
+      `not found: ${what}: gomodproxy has no direct (version control) source configured; fetch it directly with GOPROXY=...,direct on the client or configure one on the proxy`,
   );

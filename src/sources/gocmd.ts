@@ -162,7 +162,11 @@ function failure(text: string, what: string): ProxyError {
     .join('; ')
     .replace(/^go: /, '');
   const msg = line || `go command failed for ${what}`;
-  if (/unknown revision|invalid version|not found|no matching versions|unrecognized import path|does not contain package|no commits|disabled by GOVCS|malformed module path|no secure protocol found/i.test(msg)) {
+  if (
+    /unknown revision|invalid version|not found|no matching versions|unrecognized import path|does not contain package|no commits|disabled by GOVCS|malformed module path|no secure protocol found/i.test(
+      msg,
+    )
+  ) {
     return new ProxyError('not-found', msg);
   }
   return new ProxyError('upstream', msg);

@@ -79,7 +79,11 @@ export class ProxySource implements ModuleSource {
     const size = typeof len === 'string' && /^\d+$/.test(len) ? Number(len) : undefined;
     if (size !== undefined && size > MAX_ZIP_BYTES) {
       discard(res.body);
-      throw new ProxyError('upstream', `upstream ${this.id} offers a ${size}-byte zip for ${mod.path}@${v.version}, over the go command's 500 MiB limit; the module cannot be used`, { upstreamStatus: 200 });
+      throw new ProxyError(
+        'upstream',
+        `upstream ${this.id} offers a ${size}-byte zip for ${mod.path}@${v.version}, over the go command's 500 MiB limit; the module cannot be used`,
+        { upstreamStatus: 200 },
+      );
     }
     return { stream: res.body as Readable, size };
   }
@@ -95,7 +99,9 @@ export class ProxySource implements ModuleSource {
     if (len > max) {
       discard(res.body);
       // An answer about this file, not an outage: it must not rest the upstream for every module.
-      throw new ProxyError('upstream', `upstream ${this.id} answered ${len} bytes for ${about}, over the ${max}-byte limit for this kind of file`, { upstreamStatus: 200 });
+      throw new ProxyError('upstream', `upstream ${this.id} answered ${len} bytes for ${about}, over the ${max}-byte limit for this kind of file`, {
+        upstreamStatus: 200,
+      });
     }
     const chunks: Buffer[] = [];
     let total = 0;
@@ -104,7 +110,9 @@ export class ProxySource implements ModuleSource {
         total += (chunk as Buffer).length;
         if (total > max) {
           discard(res.body);
-          throw new ProxyError('upstream', `upstream ${this.id} sent more than ${max} bytes for ${about}, over the limit for this kind of file`, { upstreamStatus: 200 });
+          throw new ProxyError('upstream', `upstream ${this.id} sent more than ${max} bytes for ${about}, over the limit for this kind of file`, {
+            upstreamStatus: 200,
+          });
         }
         chunks.push(chunk as Buffer);
       }
@@ -138,9 +146,13 @@ export class ProxySource implements ModuleSource {
       });
     }
     if (res.statusCode === 508) {
-      throw new ProxyError('loop', `upstream ${this.id} reports a request loop: ${line || 'it is configured to use this gomodproxy as its upstream'}; fix the upstream settings`, {
-        upstreamStatus: 508,
-      });
+      throw new ProxyError(
+        'loop',
+        `upstream ${this.id} reports a request loop: ${line || 'it is configured to use this gomodproxy as its upstream'}; fix the upstream settings`,
+        {
+          upstreamStatus: 508,
+        },
+      );
     }
     const said = `upstream ${this.id} answered ${res.statusCode} for ${about}${line ? ` (${line})` : ''}`;
     throw new ProxyError('upstream', `${said}; ${statusAdvice(res.statusCode, this.authorization !== undefined)}`, { upstreamStatus: res.statusCode });
@@ -176,9 +188,12 @@ export class ProxySource implements ModuleSource {
     if (e.name === 'AbortError') return new ProxyError('unavailable', `fetch of ${about} from ${this.id} was cancelled`, { cause: err });
     const code = e.cause?.code ?? e.code ?? '';
     const detail = oneLine(code || e.cause?.message || e.message || String(err), 120);
-    const check = 'check the upstream URL setting (upstream, or upstreams[].url), and HTTPS_PROXY/NO_PROXY if gomodproxy reaches the internet through an egress proxy';
+    const check =
+      'check the upstream URL setting (upstream, or upstreams[].url), and HTTPS_PROXY/NO_PROXY if gomodproxy reaches the internet through an egress proxy';
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
-      return new ProxyError('upstream', `cannot resolve the host ${this.host} of upstream ${this.id} (${detail}) while fetching ${about}; ${check}`, { cause: err });
+      return new ProxyError('upstream', `cannot resolve the host ${this.host} of upstream ${this.id} (${detail}) while fetching ${about}; ${check}`, {
+        cause: err,
+      });
     }
     if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') {
       return new ProxyError('upstream', `cannot connect to ${this.host} for upstream ${this.id} (${detail}) while fetching ${about}; ${check}`, { cause: err });
@@ -191,7 +206,11 @@ export class ProxySource implements ModuleSource {
       );
     }
     // A connection that broke mid-answer (reset, closed early) is passing trouble: asking again can work.
-    return new ProxyError('upstream', `the connection to upstream ${this.id} (${this.host}) failed (${detail}) while fetching ${about}; retry, and if it persists ask the gomodproxy operator to check this upstream and HTTPS_PROXY/NO_PROXY`, { cause: err });
+    return new ProxyError(
+      'upstream',
+      `the connection to upstream ${this.id} (${this.host}) failed (${detail}) while fetching ${about}; retry, and if it persists ask the gomodproxy operator to check this upstream and HTTPS_PROXY/NO_PROXY`,
+      { cause: err },
+    );
   }
 }
 
@@ -207,10 +226,12 @@ function statusAdvice(status: number, sentCredentials: boolean): string {
       ? "the upstream refused gomodproxy's credentials: fix upstreams[].token (or upstreams[].username/password) for this upstream"
       : 'the upstream wants credentials and gomodproxy sent none: set upstreams[].token (or upstreams[].username/password) for this upstream';
   }
-  if (status === 403) return "the upstream refuses to serve it to gomodproxy; its operator decides what it serves, so ask them, or get the module from another source";
+  if (status === 403)
+    return 'the upstream refuses to serve it to gomodproxy; its operator decides what it serves, so ask them, or get the module from another source';
   if (status === 429) return 'the upstream is rate-limiting gomodproxy; retry later';
   if (status === 408) return 'the upstream gave up waiting for the request; retry';
-  if (status === 400) return 'the upstream rejects this request as invalid, so retrying will not help; check the module path and version, or ask the gomodproxy operator whether this upstream serves such modules';
+  if (status === 400)
+    return 'the upstream rejects this request as invalid, so retrying will not help; check the module path and version, or ask the gomodproxy operator whether this upstream serves such modules';
   if (status >= 400 && status < 500) return 'the upstream refuses this request, so retrying will not help; ask the gomodproxy operator to check this upstream';
   return 'retry later, or ask the gomodproxy operator to check this upstream';
 }

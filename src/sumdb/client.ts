@@ -10,19 +10,7 @@ import { SumdbError, SumdbForkError } from './errors.js';
 import type { SumdbErrorCode } from './errors.js';
 import { NoteError, newVerifier, openNote } from './note.js';
 import type { Verifier } from './note.js';
-import {
-  HASH_SIZE,
-  checkTree,
-  emptyHash,
-  parseRecord,
-  parseTree,
-  proveTree,
-  recordHash,
-  storedHashIndex,
-  tileHashReader,
-  tilePath,
-  treeHash,
-} from './tlog.js';
+import { HASH_SIZE, checkTree, emptyHash, parseRecord, parseTree, proveTree, recordHash, storedHashIndex, tileHashReader, tilePath, treeHash } from './tlog.js';
 import type { HashReader, Tile, TileReader, Tree } from './tlog.js';
 
 /**

@@ -2,17 +2,7 @@
 // verifying client. Other folders use this door only.
 export { SumdbError, SumdbForkError } from './errors.js';
 export type { SumdbErrorCode } from './errors.js';
-export {
-  NoteError,
-  generateKey,
-  isValidName,
-  keyHash,
-  newEd25519VerifierKey,
-  newSigner,
-  newVerifier,
-  openNote,
-  sign,
-} from './note.js';
+export { NoteError, generateKey, isValidName, keyHash, newEd25519VerifierKey, newSigner, newVerifier, openNote, sign } from './note.js';
 export type { Note, NoteErrorKind, Signature, Signer, Verifier, Verifiers } from './note.js';
 export {
   HASH_SIZE,

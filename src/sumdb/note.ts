@@ -103,7 +103,10 @@ export function newVerifier(vkey: string): Verifier {
     throw new NoteError('malformed-key', `malformed verifier key ${JSON.stringify(vkey)}: want <name>+<8 hex digits>+<base64 key>`);
   }
   if (hash !== keyHash(name, key)) {
-    throw new NoteError('malformed-key', `invalid verifier key ${JSON.stringify(vkey)}: the hash ${hash16} does not match the key; copy the key again from its publisher`);
+    throw new NoteError(
+      'malformed-key',
+      `invalid verifier key ${JSON.stringify(vkey)}: the hash ${hash16} does not match the key; copy the key again from its publisher`,
+    );
   }
   if (key[0] !== ALG_ED25519) {
     throw new NoteError('malformed-key', `unknown algorithm ${key[0]} in verifier key ${JSON.stringify(vkey)}: only Ed25519 (1) is supported`);

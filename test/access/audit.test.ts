@@ -37,7 +37,16 @@ describe('lines', () => {
     expect(auditLine(fetchEvent)).toBe(
       '{"time":"2030-01-02T03:04:05.000Z","log":"audit","user":"alice","method":"ldap","address":"10.1.2.3","kind":"zip","module":"corp.example/private/lib","version":"v1.2.3","status":200,"allowed":true,"bytes":12345,"durationMs":18,"requestId":"r-1"}\n',
     );
-    const denied = auditRecord({ user: 'anonymous', method: 'anonymous', address: '10.9.9.9', kind: 'list', module: 'corp.example/secret', status: 404, allowed: false, reason: 'rule' });
+    const denied = auditRecord({
+      user: 'anonymous',
+      method: 'anonymous',
+      address: '10.9.9.9',
+      kind: 'list',
+      module: 'corp.example/secret',
+      status: 404,
+      allowed: false,
+      reason: 'rule',
+    });
     expect(denied).toMatchObject({ allowed: false, reason: 'rule', status: 404 });
     expect(typeof denied.time).toBe('string');
   });
@@ -94,7 +103,12 @@ describe('destinations', () => {
     const current = await readFile(file, 'utf8');
     watch.output('audit file', rotated);
     watch.output('audit file', current);
-    expect(rotated.trimEnd().split('\n').map((l) => (JSON.parse(l) as { user: string }).user)).toEqual(['alice', 'bob']);
+    expect(
+      rotated
+        .trimEnd()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { user: string }).user),
+    ).toEqual(['alice', 'bob']);
     expect(JSON.parse(current)).toMatchObject({ user: 'carol', log: 'audit' });
   });
 

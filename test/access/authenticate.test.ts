@@ -245,7 +245,6 @@ describe('built from configuration', () => {
   });
 });
 
-
 describe('decide: authenticate, rate limit, rules in one call', () => {
   it('allows, asks anonymous to sign in (401), denies with 403 or hides with 404', async () => {
     const g = { authenticator: new Authenticator({ htpasswd }), rateLimiter: new RateLimiter({ requestsPerSecond: 0 }) };
@@ -258,7 +257,11 @@ describe('decide: authenticate, rate limit, rules in one call', () => {
     expect(ok).toMatchObject({ allowed: true, client: 'user:alice' });
     // Cached now: the decision is synchronous.
     const denied = decide(g, { authorization: header }, ['group:devs'], { subject: 'corp.example/secret' });
-    expect(denied).toMatchObject({ allowed: false, status: 403, message: 'access to corp.example/secret is denied for user alice (htpasswd); ask an administrator to grant it' });
+    expect(denied).toMatchObject({
+      allowed: false,
+      status: 403,
+      message: 'access to corp.example/secret is denied for user alice (htpasswd); ask an administrator to grant it',
+    });
     const hidden = decide(g, { authorization: header }, ['group:devs'], { deniedStatus: 404, notFoundMessage: 'corp.example/secret: not found' });
     expect(hidden).toMatchObject({ allowed: false, status: 404, message: 'corp.example/secret: not found', reason: 'denied-hidden' });
   });

@@ -77,7 +77,9 @@ describe('bcrypt only', () => {
     const h = bcrypt.hashSync('x', 4);
     expect(refusal(() => parseHtpasswd(`alice:${h}\nalice:${h}\n`, 'f')).message).toContain('user "alice" appears twice');
     expect(refusal(() => parseHtpasswd('just-a-name\n', 'f')).message).toContain('line 1 is not user:hash');
-    await expect(HtpasswdFile.load('/nonexistent/htpasswd')).rejects.toThrow(/cannot read htpasswd file \/nonexistent\/htpasswd: ENOENT; create it with htpasswd -B -c/);
+    await expect(HtpasswdFile.load('/nonexistent/htpasswd')).rejects.toThrow(
+      /cannot read htpasswd file \/nonexistent\/htpasswd: ENOENT; create it with htpasswd -B -c/,
+    );
   });
 });
 

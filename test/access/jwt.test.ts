@@ -58,7 +58,11 @@ function cfg(extra: Partial<OidcConfig> = {}): OidcConfig {
   return { issuer, jwksUrl: `${issuer}/keys`, audience: AUD, groupsClaim: 'groups', clockTolerance: 0, jwksCooldown: 0, timeout: 30_000, ...extra };
 }
 
-async function sign(key: Key, claims: Record<string, unknown>, opts: { exp?: number | string; iss?: string; aud?: string; alg?: string } = {}): Promise<string> {
+async function sign(
+  key: Key,
+  claims: Record<string, unknown>,
+  opts: { exp?: number | string; iss?: string; aud?: string; alg?: string } = {},
+): Promise<string> {
   const jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: opts.alg ?? (key.jwk.alg as string), kid: key.kid, typ: 'JWT' })
     .setIssuer(opts.iss ?? issuer)

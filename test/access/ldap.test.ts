@@ -146,7 +146,9 @@ describe('search-then-bind (service account)', () => {
   });
 
   it('a refused service account is an outage that names the setting, not a 401', async () => {
-    const ldap = new LdapAuthenticator(searchThenBind({ search: { baseDn: `ou=people,${SUFFIX}`, filter: '(uid={user})', bindDn: ADMIN_DN, bindPassword: 'wrong-admin-password' } }));
+    const ldap = new LdapAuthenticator(
+      searchThenBind({ search: { baseDn: `ou=people,${SUFFIX}`, filter: '(uid={user})', bindDn: ADMIN_DN, bindPassword: 'wrong-admin-password' } }),
+    );
     watch.secret('wrong-admin-password');
     const err = await outageOf(ldap.verify('alice', ALICE_PW));
     expect(err.status).toBe(503);
@@ -234,7 +236,7 @@ describe('through the authenticator', () => {
 });
 
 describe('TLS to the directory', () => {
-  it('ldaps:// and StartTLS with the directory\'s CA; a certificate not signed by it is refused as an outage', async () => {
+  it("ldaps:// and StartTLS with the directory's CA; a certificate not signed by it is refused as an outage", async () => {
     const dir = await makeTempDir('ldap-tls');
     const ca = await makeCa(dir, 'ldap-ca');
     const cert = await issue(ca, dir, { name: 'ldap', subject: '/CN=localhost', san: 'DNS:localhost,IP:127.0.0.1', usage: 'serverAuth' });

@@ -119,7 +119,7 @@ describe('client certificates over real TLS', () => {
 });
 
 describe('subjectAltName parsing', () => {
-  it('splits Node\'s string and decodes quoted values', () => {
+  it("splits Node's string and decodes quoted values", () => {
     expect(parseSubjectAltName('DNS:a.example, email:x@y.test, URI:spiffe://t/w')).toEqual([
       ['DNS', 'a.example'],
       ['email', 'x@y.test'],

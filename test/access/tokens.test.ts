@@ -52,7 +52,18 @@ afterAll(cleanupAll);
 
 describe('the token command', () => {
   it('create prints the token once on stdout alone; the file keeps only a hash', async () => {
-    const { token, id, stderr } = await create('--user', 'ci-bot', '--scope', 'modules:read', '--scope', 'private', '--expires', '30d', '--description', 'nightly build');
+    const { token, id, stderr } = await create(
+      '--user',
+      'ci-bot',
+      '--scope',
+      'modules:read',
+      '--scope',
+      'private',
+      '--expires',
+      '30d',
+      '--description',
+      'nightly build',
+    );
     expect(token).toMatch(/^gmp_[0-9a-z]{12}_[0-9A-Za-z]{43}$/);
     expect(stderr).toContain(`created token ${id} for user ci-bot (scopes: modules:read,private; expires `);
     expect(stderr).toContain('(30d)');
@@ -64,7 +75,12 @@ describe('the token command', () => {
     expect(text).toContain(id);
     expect(text).not.toContain(secret);
     const rec = (JSON.parse(text) as { tokens: Array<Record<string, unknown>> }).tokens.find((t) => t.id === id);
-    expect(rec).toMatchObject({ user: 'ci-bot', scopes: ['modules:read', 'private'], description: 'nightly build', hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(rec).toMatchObject({
+      user: 'ci-bot',
+      scopes: ['modules:read', 'private'],
+      description: 'nightly build',
+      hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+    });
     const days = (Date.parse(rec?.expires as string) - Date.parse(rec?.created as string)) / 86_400_000;
     expect(days).toBe(30);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
@@ -146,7 +162,12 @@ describe('a running server sharing the data folder', () => {
           () => {
             try {
               const r = auth.authenticate({ authorization: `Bearer ${token}` });
-              return r instanceof Promise ? r.then(() => 'accepted', (e: AuthError) => e.reason) : 'accepted';
+              return r instanceof Promise
+                ? r.then(
+                    () => 'accepted',
+                    (e: AuthError) => e.reason,
+                  )
+                : 'accepted';
             } catch (e) {
               return (e as AuthError).reason;
             }

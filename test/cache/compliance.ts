@@ -97,11 +97,7 @@ export function blobStoreCompliance(name: string, makeStore: () => Promise<BlobS
       await s.put('example.com/ab/@v/v0.1.0.mod', Buffer.from('module example.com/ab\n'));
       const staging = s.stagingPath('example.com/a/@v/v1.0.0.zip');
       await writeFile(staging, 'partial');
-      expect(await collectKeys(s, 'example.com/a/')).toEqual([
-        'example.com/a/@v/v1.0.0.info',
-        'example.com/a/@v/v1.0.0.mod',
-        'example.com/a/b/@v/v0.1.0.mod',
-      ]);
+      expect(await collectKeys(s, 'example.com/a/')).toEqual(['example.com/a/@v/v1.0.0.info', 'example.com/a/@v/v1.0.0.mod', 'example.com/a/b/@v/v0.1.0.mod']);
       expect(await collectKeys(s, 'example.com/a/@v/')).toEqual(['example.com/a/@v/v1.0.0.info', 'example.com/a/@v/v1.0.0.mod']);
       expect(await collectKeys(s, 'nothing.example/')).toEqual([]);
       expect((await collectKeys(s, '')).filter((k) => k.startsWith('example.com/'))).toHaveLength(4);
@@ -128,4 +124,3 @@ export function blobStoreCompliance(name: string, makeStore: () => Promise<BlobS
     });
   });
 }
-

@@ -34,9 +34,12 @@ describe('staged artifacts', () => {
     const fh = await open(staging, 'w');
     let maxSeenBeforeCommit = 0;
     let committed = false;
-    const reader = drain(readStaged(view, () => false), (n) => {
-      if (!committed) maxSeenBeforeCommit = Math.max(maxSeenBeforeCommit, n);
-    });
+    const reader = drain(
+      readStaged(view, () => false),
+      (n) => {
+        if (!committed) maxSeenBeforeCommit = Math.max(maxSeenBeforeCommit, n);
+      },
+    );
     for (let off = 0; off < data.length; off += 10_000) {
       const chunk = data.subarray(off, off + 10_000);
       await fh.write(chunk);
@@ -64,7 +67,10 @@ describe('staged artifacts', () => {
     await writeFile(staging, randomBytes(HOLDBACK_BYTES + 100));
     view.progress(HOLDBACK_BYTES + 100);
     const got: number[] = [];
-    const reading = drain(readStaged(view, () => false), (n) => got.push(n));
+    const reading = drain(
+      readStaged(view, () => false),
+      (n) => got.push(n),
+    );
     // Fail only once the reader has had what was safe, so that what is under test (it got that,
     // then the error) does not depend on how fast it read.
     await expect.poll(() => Math.max(0, ...got), { timeout: 60_000, interval: 5 }).toBe(100);
@@ -83,7 +89,9 @@ describe('staged artifacts', () => {
       staging,
       final,
       async () => {
-        const committed = await readFile(final).then((b) => b.length).catch(() => null);
+        const committed = await readFile(final)
+          .then((b) => b.length)
+          .catch(() => null);
         return { committedSize: committed, lockHeld, expectedSize: data.length };
       },
       'z.zip',
@@ -91,7 +99,10 @@ describe('staged artifacts', () => {
     );
     await writeFile(staging, data.subarray(0, 150_000));
     let seen = 0;
-    const reading = drain(readStaged(view, () => false), (n) => (seen = n));
+    const reading = drain(
+      readStaged(view, () => false),
+      (n) => (seen = n),
+    );
     // It follows: the safe part of the partial file goes out before the rest exists.
     await expect.poll(() => seen, { timeout: 60_000, interval: 5 }).toBe(150_000 - HOLDBACK_BYTES);
     await writeFile(staging, data);

@@ -38,7 +38,9 @@ describe('which go env file', () => {
 
 describe('the go env file format', () => {
   it('KEY=VALUE lines cut at the first =, others ignored, the last line for a key wins', () => {
-    const m = parseGoEnvFile('GOPROXY=https://a.example,direct\n# comment=x\nlower=1\n=x\nno equals\n\nGOFLAGS=-mod=mod\nGOPRIVATE= spaced \nGOPROXY=https://b.example\n');
+    const m = parseGoEnvFile(
+      'GOPROXY=https://a.example,direct\n# comment=x\nlower=1\n=x\nno equals\n\nGOFLAGS=-mod=mod\nGOPRIVATE= spaced \nGOPROXY=https://b.example\n',
+    );
     expect([...m]).toEqual([
       ['GOPROXY', 'https://b.example'],
       ['GOFLAGS', '-mod=mod'],
@@ -69,10 +71,18 @@ describe('the go env file format', () => {
     const file = path.join(dir, 'go', 'env');
     await mkdir(path.dirname(file), { recursive: true });
     const goEnv = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: '', GOENV: file, GOTOOLCHAIN: 'local', GOFLAGS: '' };
-    const settings = ['GOPROXY=https://a.example|https://b.example,direct', 'GOPRIVATE=corp.example/*,*.internal', 'GONOSUMDB=sum.example', 'GOINSECURE=plain.example', 'GOSUMDB=sum.golang.org'];
+    const settings = [
+      'GOPROXY=https://a.example|https://b.example,direct',
+      'GOPRIVATE=corp.example/*,*.internal',
+      'GONOSUMDB=sum.example',
+      'GOINSECURE=plain.example',
+      'GOSUMDB=sum.golang.org',
+    ];
     execFileSync('go', ['env', '-w', ...settings], { env: goEnv });
     const names = ['GOPROXY', 'GOPRIVATE', 'GONOSUMDB', 'GOINSECURE', 'GOSUMDB', 'GONOPROXY'];
-    const fromGo = execFileSync('go', ['env', ...names], { env: goEnv, encoding: 'utf8' }).split('\n').slice(0, names.length);
+    const fromGo = execFileSync('go', ['env', ...names], { env: goEnv, encoding: 'utf8' })
+      .split('\n')
+      .slice(0, names.length);
     const ours = readGoEnv(goEnv);
     // GONOPROXY is not in the file: the go command defaults it to GOPRIVATE, and so does the config.
     expect(names.map((n) => (n === 'GONOPROXY' ? ours.get('GOPRIVATE')?.value : ours.get(n)?.value))).toEqual(fromGo);
@@ -136,13 +146,17 @@ describe('the config takes go settings from the go env file', () => {
     ]);
     const only = loadConfig({ env: { GOPROXY: 'http://127.0.0.1:3000' }, cwd });
     expect(only.upstreams.map((u) => u.url)).toEqual(['https://proxy.golang.org', 'direct']);
-    expect(only.warnings[1]).toBe("GOPROXY (from GOPROXY in the environment) names no upstream gomodproxy can use; using Go's default https://proxy.golang.org,direct");
+    expect(only.warnings[1]).toBe(
+      "GOPROXY (from GOPROXY in the environment) names no upstream gomodproxy can use; using Go's default https://proxy.golang.org,direct",
+    );
   });
 
   it('a bad GOPROXY in the file is a configuration error that names the file', async () => {
     const cwd = await tmpDir();
     const file = path.join(cwd, 'goenv');
     await writeFile(file, 'GOPROXY=ftp://x.example\n');
-    expect(() => loadConfig({ env: { GOENV: file }, cwd })).toThrow(`invalid setting upstream: GOPROXY (from GOPROXY in the go env file ${file}) is not a valid list`);
+    expect(() => loadConfig({ env: { GOENV: file }, cwd })).toThrow(
+      `invalid setting upstream: GOPROXY (from GOPROXY in the go env file ${file}) is not a valid list`,
+    );
   });
 });

@@ -154,7 +154,9 @@ describe('errors name the setting, where it came from, and the fix', () => {
   it('a bad duration from the environment', async () => {
     const cwd = await tmpDir();
     const err = errorOf(() => loadConfig({ cwd, env: { GOMODPROXY_CACHE_TTL: 'soon' } }));
-    expect(err.message).toBe('invalid setting cache.ttl from environment variable GOMODPROXY_CACHE_TTL: expected a duration like 500ms, 30s, 5m, 1h or 7d, got "soon"');
+    expect(err.message).toBe(
+      'invalid setting cache.ttl from environment variable GOMODPROXY_CACHE_TTL: expected a duration like 500ms, 30s, 5m, 1h or 7d, got "soon"',
+    );
   });
 
   it('a bad value in the file, with the env var that could set it too', async () => {

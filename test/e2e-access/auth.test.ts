@@ -97,7 +97,13 @@ beforeAll(async () => {
   registerCleanup(() => new Promise((resolve) => issuerServer.close(resolve)));
   const issuer = `http://127.0.0.1:${(issuerServer.address() as AddressInfo).port}`;
   const sign = (claims: Record<string, unknown>): Promise<string> =>
-    new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' }).setIssuer(issuer).setAudience('gomodproxy').setIssuedAt().setExpirationTime('10m').sign(privateKey);
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' })
+      .setIssuer(issuer)
+      .setAudience('gomodproxy')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(privateKey);
   jwtCarol = await sign({ sub: 'u-1001', preferred_username: 'carol', groups: ['devs'] });
   jwtMallory = await sign({ sub: 'u-1002', preferred_username: 'mallory', groups: ['guests'] });
 
@@ -158,7 +164,9 @@ describe('the go command signs in from .netrc over HTTPS', () => {
   test('no credentials: 401 with WWW-Authenticate; the go command prints the one-line reason; open modules still work', async () => {
     const env = await goUser();
     const [team] = await download(env, [`${TEAM}@v1.0.0`]);
-    expect(team?.Error).toMatch(/401 Unauthorized\n\tserver response: authentication required: configure credentials for this proxy \(a \.netrc entry or GOAUTH\)/);
+    expect(team?.Error).toMatch(
+      /401 Unauthorized\n\tserver response: authentication required: configure credentials for this proxy \(a \.netrc entry or GOAUTH\)/,
+    );
     // hidden routes also ask an anonymous user to sign in (a missing .netrc must not look like "not found")
     const [hidden] = await download(env, [`${HIDDEN}@v1.0.0`]);
     expect(hidden?.Error).toMatch(/401 Unauthorized/);
@@ -174,7 +182,9 @@ describe('the go command signs in from .netrc over HTTPS', () => {
   test('a signed-in user the route does not name: 403 saying so; on the hidden route 404', async () => {
     const env = await goUser({ login: 'bob', password: BOB_PW });
     const [team] = await download(env, [`${TEAM}@v1.0.0`]);
-    expect(team?.Error).toMatch(/403 Forbidden\n\tserver response: access to github\.com\/gmp-acc\/team is denied for user bob \(htpasswd\); ask an administrator to grant it/);
+    expect(team?.Error).toMatch(
+      /403 Forbidden\n\tserver response: access to github\.com\/gmp-acc\/team is denied for user bob \(htpasswd\); ask an administrator to grant it/,
+    );
     const [hidden] = await download(env, [`${HIDDEN}@v1.0.0`]);
     expect(hidden?.Error).toMatch(/404 Not Found\n\tserver response: not found: github\.com\/gmp-acc\/hidden: no such module here, or you may not read it/);
     // every kind of request on the hidden route reads like any other not-found
@@ -215,10 +225,15 @@ describe('the go command signs in from .netrc over HTTPS', () => {
     expect(later.code, later.stderr).toBe(0);
     const token = later.stdout.trim();
     lateToken = token;
-    const res = await waitFor(async () => {
-      const r = await fetchAs(`${origin}/${TEAM}/@v/v1.0.0.info`, { ca: pki.ca.cert }, { authorization: basic('late', token) });
-      return r.status === 200 ? r : undefined;
-    }, 'the new token to be accepted', 10_000, 250);
+    const res = await waitFor(
+      async () => {
+        const r = await fetchAs(`${origin}/${TEAM}/@v/v1.0.0.info`, { ca: pki.ca.cert }, { authorization: basic('late', token) });
+        return r.status === 200 ? r : undefined;
+      },
+      'the new token to be accepted',
+      10_000,
+      250,
+    );
     expect(res.json<{ Version: string }>().Version).toBe('v1.0.0');
   });
 
@@ -295,7 +310,12 @@ describe('TLS', () => {
     const pid = proxy.proc.pid;
     // A renewed certificate, written over the configured files (as certbot or an operator would).
     const renewedDir = await makeTempDir('renewed');
-    const renewed = await issue(pki.ca, renewedDir, { name: 'server2', subject: '/CN=127.0.0.1 renewed', san: 'IP:127.0.0.1,DNS:localhost', usage: 'serverAuth' });
+    const renewed = await issue(pki.ca, renewedDir, {
+      name: 'server2',
+      subject: '/CN=127.0.0.1 renewed',
+      san: 'IP:127.0.0.1,DNS:localhost',
+      usage: 'serverAuth',
+    });
     await copyFile(renewed.keyPath, pki.server.keyPath);
     await copyFile(renewed.certPath, pki.server.certPath);
     proxy.proc.kill('SIGHUP');
@@ -319,12 +339,18 @@ describe('TLS', () => {
 describe('audit and secrets', () => {
   test('the audit file has one JSON line per request: user, address, module, version, kind, status, bytes', async () => {
     // Lines are written asynchronously: wait for the last requests of the tests above.
-    const lines = await waitFor(async () => {
-      const l = await readAudit(auditFile);
-      return l.some((x) => x.module === HIDDEN && x.kind === 'list' && x.status === 200) && l.some((x) => x.status === 403 && x.kind === 'info' && x.version === 'v1.1.0')
-        ? l
-        : undefined;
-    }, 'audit lines', 10_000, 100);
+    const lines = await waitFor(
+      async () => {
+        const l = await readAudit(auditFile);
+        return l.some((x) => x.module === HIDDEN && x.kind === 'list' && x.status === 200) &&
+          l.some((x) => x.status === 403 && x.kind === 'info' && x.version === 'v1.1.0')
+          ? l
+          : undefined;
+      },
+      'audit lines',
+      10_000,
+      100,
+    );
     for (const l of lines) {
       expect(l.log).toBe('audit');
       expect(typeof l.time).toBe('string');

@@ -38,9 +38,65 @@ const MODULES = ['github.com/gmp-fuzz/a', 'github.com/!gmp/!fuzz', 'golang.org/x
 const VERSIONS = ['v1.0.0', 'v0.0.0-20200101000000-abcdefabcdef', 'v2.0.0+incompatible', 'v1.0.0-!r!c1', 'master', 'v1', 'latest'];
 const SUFFIXES = ['/@v/list', '/@latest', '/@v/V.info', '/@v/V.mod', '/@v/V.zip', '', '/', '/@v/', '/@v/.info', '/@v/V.ziphash', '/@v/V.lock', '/@v/V'];
 const HOSTILE = [
-  '..', '.', '%2e%2e', '%2E%2E', '.%2e', '%2e.', '%252e%252e', '..%2f', '%2f', '%2F', '%5c', '\\', '..\\..', '%00', '\u0000', '%0a', '%0d%0a', '\r\n',
-  '!', '!!', '!A', '!%41', '%21', '%21%21', 'A', 'É', '%C3%A9', '%C0%AE%C0%AE', '%FF', '%E2%80%AE', '\u202e', '😀', '%F0%9F%98%80', '%', '%G0', '%2',
-  '~', '+', ' ', '%20', '?', '#', '@v', '@latest', '@', ';', '=', 'CON', 'aux.go', 'nul', 'sumdb', '-', '.git', 'vendor', '//', '%2f%2f', '*', '[', '{',
+  '..',
+  '.',
+  '%2e%2e',
+  '%2E%2E',
+  '.%2e',
+  '%2e.',
+  '%252e%252e',
+  '..%2f',
+  '%2f',
+  '%2F',
+  '%5c',
+  '\\',
+  '..\\..',
+  '%00',
+  '\u0000',
+  '%0a',
+  '%0d%0a',
+  '\r\n',
+  '!',
+  '!!',
+  '!A',
+  '!%41',
+  '%21',
+  '%21%21',
+  'A',
+  'É',
+  '%C3%A9',
+  '%C0%AE%C0%AE',
+  '%FF',
+  '%E2%80%AE',
+  '\u202e',
+  '😀',
+  '%F0%9F%98%80',
+  '%',
+  '%G0',
+  '%2',
+  '~',
+  '+',
+  ' ',
+  '%20',
+  '?',
+  '#',
+  '@v',
+  '@latest',
+  '@',
+  ';',
+  '=',
+  'CON',
+  'aux.go',
+  'nul',
+  'sumdb',
+  '-',
+  '.git',
+  'vendor',
+  '//',
+  '%2f%2f',
+  '*',
+  '[',
+  '{',
 ];
 const PREFIXES = ['', '/sumdb/sum.golang.org/lookup/', '/sumdb/sum.golang.org/tile/8/0/', '/sumdb/', '/-/', '/healthz', '/metrics/', '/..'];
 
@@ -142,7 +198,11 @@ function rawGet(port: number, target: Buffer): Promise<RawResponse> {
       const all = Buffer.concat(chunks);
       const end = all.indexOf('\r\n\r\n');
       if (end < 0) {
-        reject(new Error(`connection closed without a response for ${JSON.stringify(target.toString('latin1').slice(0, 200))}: ${JSON.stringify(all.toString('latin1'))}`));
+        reject(
+          new Error(
+            `connection closed without a response for ${JSON.stringify(target.toString('latin1').slice(0, 200))}: ${JSON.stringify(all.toString('latin1'))}`,
+          ),
+        );
         return;
       }
       const [statusLine, ...lines] = all.subarray(0, end).toString('latin1').split('\r\n');
@@ -228,8 +288,10 @@ describe('request fuzzing against a running proxy', () => {
       const text = r.body.toString('utf8');
       const type = r.headers['content-type'] ?? '';
       if (!/^text\/plain; charset=utf-8$/i.test(type)) problems.push(`${r.status} with Content-Type ${JSON.stringify(type)} for ${shown}`);
-      else if (!text.endsWith('\n') || text.slice(0, -1).includes('\n') || text.trim() === '') problems.push(`${r.status} body not one line for ${shown}: ${JSON.stringify(text.slice(0, 200))}`);
-      else if (Buffer.byteLength(text) > 648) problems.push(`${r.status} line longer than the go command prints (${Buffer.byteLength(text)} bytes) for ${shown}`);
+      else if (!text.endsWith('\n') || text.slice(0, -1).includes('\n') || text.trim() === '')
+        problems.push(`${r.status} body not one line for ${shown}: ${JSON.stringify(text.slice(0, 200))}`);
+      else if (Buffer.byteLength(text) > 648)
+        problems.push(`${r.status} line longer than the go command prints (${Buffer.byteLength(text)} bytes) for ${shown}`);
       if (r.status === 401 || r.status === 403 || r.status === 405 || r.status === 429) problems.push(`unexpected ${r.status} for ${shown}`);
     }
     expect(problems.slice(0, 20)).toEqual([]);
@@ -298,7 +360,10 @@ describe('parseRequest with generated input', () => {
       if (r < 0.3) url = hostileTarget(rand).target.toString('latin1');
       else if (r < 0.45) url = `/${randomBytes(rand, Math.floor(rand() * 80)).toString('latin1')}`;
       else if (r < 0.55) url = randomBytes(rand, Math.floor(rand() * 40)).toString('utf8');
-      else url = wireSafe(`/${pick(rand, MODULES)}${pick(rand, SUFFIXES).replace('V', pick(rand, VERSIONS))}`).replace(/./g, (c) => (rand() < 0.01 ? pick(rand, HOSTILE) : c));
+      else
+        url = wireSafe(`/${pick(rand, MODULES)}${pick(rand, SUFFIXES).replace('V', pick(rand, VERSIONS))}`).replace(/./g, (c) =>
+          rand() < 0.01 ? pick(rand, HOSTILE) : c,
+        );
       const prefix = rand() < 0.1 ? '/go' : '';
       if (prefix && rand() < 0.8) url = prefix + url;
       try {
@@ -351,7 +416,15 @@ function generatedZip(rand: () => number): Buffer {
     const prefixKind = rand();
     const base = rand() < 0.15 ? pick(rand, HOSTILE) : pick(rand, names);
     let name: string | Buffer =
-      prefixKind < 0.7 ? PREFIX + base : prefixKind < 0.8 ? `../${base}` : prefixKind < 0.85 ? `/${PREFIX}${base}` : prefixKind < 0.9 ? `${MOD}@v9.9.9/${base}` : `${PREFIX}${base}\\..\\x`;
+      prefixKind < 0.7
+        ? PREFIX + base
+        : prefixKind < 0.8
+          ? `../${base}`
+          : prefixKind < 0.85
+            ? `/${PREFIX}${base}`
+            : prefixKind < 0.9
+              ? `${MOD}@v9.9.9/${base}`
+              : `${PREFIX}${base}\\..\\x`;
     if (rand() < 0.05) name = Buffer.concat([Buffer.from(PREFIX), randomBytes(rand, 1 + Math.floor(rand() * 10))]);
     const size = pick(rand, [0, 1, 10, 100, 5000, 70_000]);
     let data = Buffer.alloc(size, pick(rand, [0x20, 0x41, 0x00]));

@@ -100,7 +100,10 @@ const refusedVersions: string[] = [];
  */
 function overlappingBomb(v: string, n: number, size: number): Buffer {
   const data = Buffer.alloc(size);
-  const one = rawZip([{ name: `${P(v)}go.mod`, data: goMod }, { name: `${P(v)}f0.bin`, data }]);
+  const one = rawZip([
+    { name: `${P(v)}go.mod`, data: goMod },
+    { name: `${P(v)}f0.bin`, data },
+  ]);
   // Cut the central directory off and write a new one: go.mod, then n names at f0's offset.
   const cdSize = one.readUInt32LE(one.length - 22 + 12);
   const cdOffset = one.readUInt32LE(one.length - 22 + 16);
@@ -254,7 +257,11 @@ describe('hostile .mod and bodies', () => {
       pump();
     };
     const v = 'v1.11.0';
-    for (const [ext, type] of [['info', 'application/json'], ['mod', 'text/plain; charset=utf-8'], ['zip', 'application/zip']] as const) {
+    for (const [ext, type] of [
+      ['info', 'application/json'],
+      ['mod', 'text/plain; charset=utf-8'],
+      ['zip', 'application/zip'],
+    ] as const) {
       misbehaving.set(`/${M}/@v/${v}.${ext}`, endless(type));
     }
     await refused(v, 'info', 502, /more than \d+ bytes/);
@@ -288,7 +295,10 @@ describe('after all that', () => {
     // A new process on the same data folder has no memory of the refusals: nothing of them was stored.
     expect(refusedVersions.length).toBeGreaterThanOrEqual(12);
     await proxy.stop();
-    proxy = await startProxyWithConfig({ timeouts: { idle: '1s', firstByte: '3s' }, health: { failures: 1000 } }, { upstream: upstreamList, dataDir: proxy.dataDir });
+    proxy = await startProxyWithConfig(
+      { timeouts: { idle: '1s', firstByte: '3s' }, health: { failures: 1000 } },
+      { upstream: upstreamList, dataDir: proxy.dataDir },
+    );
     origin = proxy.url;
     const sample = refusedVersions.filter((x) => /^v1\.(0|2|5|8|9)\.0\./.test(x));
     expect(sample.length).toBeGreaterThanOrEqual(5);

@@ -124,7 +124,7 @@ describe('LDAP users and groups', () => {
     expect(d?.Sum).toBe(world.get(`${TEAM}@v1.1.0`).Sum);
   });
 
-  test('no LDAP password (users\' or the service account\'s) appears in any output', async () => {
+  test("no LDAP password (users' or the service account's) appears in any output", async () => {
     const secrets = secretForms([
       { user: 'dave', password: DAVE_PW },
       { user: 'erin', password: ERIN_PW },

@@ -127,7 +127,12 @@ describe('upstream fetches per client: a full queue', () => {
     upstream.once((r) => r.path.startsWith(`/${Q}/@v/`), { hold: new Promise<void>((r) => (releaseFirst = r)) });
     const agent = new Agent({ connections: 1100, keepAliveTimeout: 1_000 });
     registerCleanup(() => agent.close());
-    const miss = (i: number) => request(`${capped.url}/${Q}/@v/v0.0.${i}.info`, { dispatcher: agent }).then(async (r) => ({ status: r.statusCode, headers: r.headers, text: await r.body.text() }));
+    const miss = (i: number) =>
+      request(`${capped.url}/${Q}/@v/v0.0.${i}.info`, { dispatcher: agent }).then(async (r) => ({
+        status: r.statusCode,
+        headers: r.headers,
+        text: await r.body.text(),
+      }));
     const first = miss(0);
     await upstream.waitForRequest((r) => r.path.startsWith(`/${Q}/@v/`));
     // 1002 more: a thousand can wait, the rest are refused at once. Refusals come only from a full
@@ -192,7 +197,8 @@ describe('X-Forwarded-For', () => {
     for (const [v, ip] of Object.entries(want)) expect(audit.find((l) => l.version === v)?.address, v).toBe(ip);
 
     // The rate limit counts the forwarded client: two clients behind the trusted proxy have their own budgets...
-    const behind = async (ip: string, n: number) => (await Promise.all(Array.from({ length: n }, () => fetchAs(url('v1.0.0'), B, { 'x-forwarded-for': ip })))).map((r) => r.status);
+    const behind = async (ip: string, n: number) =>
+      (await Promise.all(Array.from({ length: n }, () => fetchAs(url('v1.0.0'), B, { 'x-forwarded-for': ip })))).map((r) => r.status);
     expect((await behind('192.0.2.10', 5)).filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
     expect(await behind('192.0.2.11', 2)).toEqual([200, 200]);
     // ...while a client rotating the header itself gains nothing.
@@ -205,7 +211,9 @@ describe('trustedProxies settings', () => {
   test('an entry that is not an address or a whole CIDR range is a configuration error naming it (exit 2), never "trust everyone"', async () => {
     for (const entry of ['10.0.0.0/', '10.0.0.0/33', '10.0.0.0/8x', 'fd00::/129', 'proxy.internal']) {
       const dir = await makeTempDir('bad-trusted');
-      const r = await gomodproxy(['serve', '--listen', '127.0.0.1:0', '--data', dir, '--upstream', 'off', '--workers', '1'], { GOMODPROXY_TRUSTED_PROXIES: entry });
+      const r = await gomodproxy(['serve', '--listen', '127.0.0.1:0', '--data', dir, '--upstream', 'off', '--workers', '1'], {
+        GOMODPROXY_TRUSTED_PROXIES: entry,
+      });
       expect(r.code, `${entry}: ${r.stdout}${r.stderr}`).toBe(2);
       expect(r.stderr).toContain('trustedProxies');
       expect(r.stderr).toContain(entry);

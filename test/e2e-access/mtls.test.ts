@@ -74,10 +74,14 @@ describe('client certificate optional', () => {
     await waitFor(() => accessLines(optional).some((l) => l.user === 'ci-bot' && l.kind === 'zip'), 'ci-bot in the access log');
 
     // curl presents a certificate the same way
-    const r = await run('curl', ['-sS', '--cacert', pki.ca.certPath, '--cert', ciBot.certPath, '--key', ciBot.keyPath, '-o', '-', '-w', '\n%{http_code}', `${base}/v1.0.0.info`], {
-      env: scrubbedEnv(),
-      timeoutMs: 30_000,
-    });
+    const r = await run(
+      'curl',
+      ['-sS', '--cacert', pki.ca.certPath, '--cert', ciBot.certPath, '--key', ciBot.keyPath, '-o', '-', '-w', '\n%{http_code}', `${base}/v1.0.0.info`],
+      {
+        env: scrubbedEnv(),
+        timeoutMs: 30_000,
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     const [body, code] = [r.stdout.slice(0, r.stdout.lastIndexOf('\n')), r.stdout.slice(r.stdout.lastIndexOf('\n') + 1)];
     expect(code).toBe('200');

@@ -75,7 +75,9 @@ describe('deny by pattern', () => {
 
     const env = await createGoEnv({ goproxy: proxy.url });
     const [r] = await env.modDownloadJson([`${EVIL}@v1.0.0`], undefined, { allowErrors: true });
-    expect(r?.Error).toMatch(new RegExp(`403 Forbidden\\n\\tserver response: github\\.com/gmp-bad/evil is blocked by this proxy: ${REASON.replace(/[.()]/g, '\\$&')}`));
+    expect(r?.Error).toMatch(
+      new RegExp(`403 Forbidden\\n\\tserver response: github\\.com/gmp-bad/evil is blocked by this proxy: ${REASON.replace(/[.()]/g, '\\$&')}`),
+    );
     const got = await env.go(['list', '-m', '-versions', EVIL], { allowFail: true });
     expect(got.code).not.toBe(0);
     expect(got.stderr).toContain(REASON);

@@ -173,7 +173,9 @@ describe('private stays private', () => {
     const mods = [`${PUB}@v1.0.0`, `${PRIV}@v1.0.0`, `${PRIV}@v1.1.0`, `${PRIV}@${main.Version}`];
     const got = await env.modDownloadJson(mods);
     goOutputs.push(['go mod download', JSON.stringify(got)]);
-    expect(got.map((x) => [x.Path, x.Version, x.Sum, x.GoModSum])).toEqual(mods.map((m) => [world.get(m).Path, world.get(m).Version, world.get(m).Sum, world.get(m).GoModSum]));
+    expect(got.map((x) => [x.Path, x.Version, x.Sum, x.GoModSum])).toEqual(
+      mods.map((m) => [world.get(m).Path, world.get(m).Version, world.get(m).Sum, world.get(m).GoModSum]),
+    );
     expect((await go(env, ['list', '-m', '-versions', PRIV])).trim()).toBe(`${PRIV} v1.0.0 v1.1.0`);
     expect(JSON.parse(await go(env, ['list', '-m', '-json', `${PRIV}@latest`])).Version).toBe('v1.1.0');
     const [q] = await env.modDownloadJson([`${PRIV}@main`]);
@@ -187,11 +189,15 @@ describe('private stays private', () => {
     expect(await db.requests()).toContain(`/lookup/${PUB}@v1.0.0`);
     // and the proxy says where each private answer came from
     await waitFor(() => accessLines(byConfig).some((l) => l.module === PRIV && l.kind === 'zip' && l.status === 200), 'the private zip in the access log');
-    const sources = new Set(accessLines(byConfig).filter((l) => l.module === PRIV && l.status === 200 && l.source !== undefined).map((l) => String(l.source)));
+    const sources = new Set(
+      accessLines(byConfig)
+        .filter((l) => l.module === PRIV && l.status === 200 && l.source !== undefined)
+        .map((l) => String(l.source)),
+    );
     expect([...sources]).toEqual(['direct']);
   });
 
-  test('GOPRIVATE in the proxy\'s environment: the same for every kind of request', async () => {
+  test("GOPRIVATE in the proxy's environment: the same for every kind of request", async () => {
     const c100 = world.get(`${CORP}@v1.0.0`);
     const head = await run('git', ['rev-parse', 'HEAD'], { cwd: world.repos.get(CORP)!.dir, env: gitEnv() });
     const r = await everyKind(byEnv, CORP, 'v1.0.0', head.stdout.trim().slice(0, 12));
@@ -244,7 +250,10 @@ describe('private stays private', () => {
     // The credential appears in no log line, no go output, and no file in the data folder.
     const texts: Array<[string, string]> = [...proxyOutput(byConfig, 'proxy'), ...proxyOutput(byEnv, 'proxy (env)'), ...goOutputs];
     for (const f of await listFiles(byConfig.dataDir)) {
-      const text = await readFile(path.join(byConfig.dataDir, f)).then((b) => b.toString('latin1'), () => '');
+      const text = await readFile(path.join(byConfig.dataDir, f)).then(
+        (b) => b.toString('latin1'),
+        () => '',
+      );
       texts.push([`data/${f}`, text]);
     }
     const secrets = [GIT_PASSWORD, Buffer.from(`${GIT_USER}:${GIT_PASSWORD}`).toString('base64')];

@@ -98,7 +98,12 @@ export function agentFor(c: TlsClient = {}): Agent {
 }
 
 /** GET (or HEAD) over http or https with a given client identity; never throws on a status. */
-export async function fetchAs(url: string, client: TlsClient = {}, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<HttpResponse> {
+export async function fetchAs(
+  url: string,
+  client: TlsClient = {},
+  headers: Record<string, string> = {},
+  method: 'GET' | 'HEAD' = 'GET',
+): Promise<HttpResponse> {
   const res = await request(url, { method, headers, dispatcher: agentFor(client), headersTimeout: 30_000, bodyTimeout: 30_000 });
   const body = Buffer.from(await res.body.arrayBuffer());
   const h: Record<string, string> = {};
@@ -133,7 +138,13 @@ export function findSecrets(texts: Array<[string, string]>, secrets: string[]): 
 /** Everything a proxy process wrote: its stdout lines (as JSON text) and its stderr. */
 export function proxyOutput(p: ProxyProcess, label: string): Array<[string, string]> {
   return [
-    [`${label} stdout`, p.logs().map((l) => JSON.stringify(l)).join('\n')],
+    [
+      `${label} stdout`,
+      p
+        .logs()
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    ],
     [`${label} stderr`, p.stderr()],
   ];
 }

@@ -63,7 +63,10 @@ test('gomodproxy uses the first upstream whose /sumdb/<name>/supported answers 2
   expect(await db.requests()).toEqual(expect.arrayContaining([`/lookup/${esc(ONE)}@v1.0.0`, `/lookup/${TWO}@v1.0.0`]));
   // The go command's own lookups went to A's /sumdb/.
   // Access lines are written in batches, up to 200 ms late: wait for A's.
-  await waitFor(() => accessLines(a).some((l) => String(l.path) === `/sumdb/${db.name}/lookup/${esc(ONE)}@v1.0.0`), "the go command's lookup in A's access log");
+  await waitFor(
+    () => accessLines(a).some((l) => String(l.path) === `/sumdb/${db.name}/lookup/${esc(ONE)}@v1.0.0`),
+    "the go command's lookup in A's access log",
+  );
 });
 
 test('artifacts fetched by A are verified through the upstream route too', async () => {

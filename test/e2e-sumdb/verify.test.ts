@@ -33,7 +33,10 @@ async function fill(): Promise<void> {
   const env = await createGoEnv({ goproxy: proxy.url, gosumdb: db.vkey, gonosumdb: 'github.com/gmp-vprivate' });
   await env.modDownloadJson(ALL);
   // The proxy rewrites each module's list off the request path.
-  await waitFor(async () => (await readFile(path.join(proxy.dataDir, esc(ONE), '@v', 'list'), 'utf8').catch(() => '')) === 'v1.0.0\nv1.1.0\n', 'the list of one');
+  await waitFor(
+    async () => (await readFile(path.join(proxy.dataDir, esc(ONE), '@v', 'list'), 'utf8').catch(() => '')) === 'v1.0.0\nv1.1.0\n',
+    'the list of one',
+  );
 }
 
 beforeAll(async () => {
@@ -101,7 +104,10 @@ describe('gomodproxy verify', () => {
     const before = (await db.requests()).length;
     const r = await verify('--offline');
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    const bad = r.stdout.split('\n').filter((l) => l.startsWith('BAD ')).map((l) => l.slice(4, l.indexOf(':')));
+    const bad = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('BAD '))
+      .map((l) => l.slice(4, l.indexOf(':')));
     expect(bad.sort()).toEqual([`${ONE}@v1.0.0`, `${PRIV}@v1.0.0`, `${TWO}@v1.0.0`].sort());
     // The tampered .mod is caught only by the database record the proxy verified and kept.
     expect(r.stdout).toContain(`records ${world.get(`${TWO}@v1.0.0`).GoModSum}`);
@@ -149,7 +155,11 @@ describe('gomodproxy import', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`skip ${ONE.replace(/\//g, '\\/')}@v1\\.1\\.0: SECURITY: checksum mismatch`));
     expect(await exists(cachedFile(into, ONE, 'v1.1.0', 'zip'))).toBe(false);
-    for (const [m, v] of [[ONE, 'v1.0.0'], [TWO, 'v1.0.0'], [PRIV, 'v1.0.0']] as const) {
+    for (const [m, v] of [
+      [ONE, 'v1.0.0'],
+      [TWO, 'v1.0.0'],
+      [PRIV, 'v1.0.0'],
+    ] as const) {
       expect(await exists(cachedFile(into, m, v, 'zip')), `${m}@${v}`).toBe(true);
     }
     // The private module was imported without naming it to the database.

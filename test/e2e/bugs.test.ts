@@ -21,7 +21,15 @@ let up: TestUpstream;
 
 beforeAll(async () => {
   world = await buildModuleWorld({
-    modules: [{ path: M, versions: ['v1.0.0', 'v1.1.0', 'v1.2.0'].map((version, i) => ({ version, files: { 'bugs.go': 'package bugs\n', 'data.bin': incompressible(1 << 20, 70 + i) } })) }],
+    modules: [
+      {
+        path: M,
+        versions: ['v1.0.0', 'v1.1.0', 'v1.2.0'].map((version, i) => ({
+          version,
+          files: { 'bugs.go': 'package bugs\n', 'data.bin': incompressible(1 << 20, 70 + i) },
+        })),
+      },
+    ],
   });
   up = await startTestUpstream({ root: world.downloadDir });
 });
@@ -33,7 +41,12 @@ function withHook(kind: 'rejection' | 'exception', workers: number): Promise<Pro
 
 /** The pids of the processes that answered requests (workers, or the one process). */
 function servingPids(p: ProxyProcess): Set<unknown> {
-  return new Set(p.logs().filter((l) => l.log === 'access').map((l) => l.pid));
+  return new Set(
+    p
+      .logs()
+      .filter((l) => l.log === 'access')
+      .map((l) => l.pid),
+  );
 }
 
 test('an unhandled rejection is logged and counted; the process keeps serving', async () => {

@@ -227,7 +227,16 @@ describe('one fetch per key', () => {
     up.on(zipPath(v), { delayMs: 300, slowBody: { chunk: 128 * 1024, intervalMs: 30 } });
     const p = await startProxy({ upstream: up.url, workers: 2 });
     // startProxy returns at the first worker's listening line: wait for the second one too
-    await waitFor(() => new Set(p.logs().filter((l) => l.msg === 'listening').map((l) => l.pid)).size === 2, 'both workers listening');
+    await waitFor(
+      () =>
+        new Set(
+          p
+            .logs()
+            .filter((l) => l.msg === 'listening')
+            .map((l) => l.pid),
+        ).size === 2,
+      'both workers listening',
+    );
     const rs = await concurrent(50, () => get(`${p.url}${zipPath(v)}`));
     for (const r of rs) {
       expect(r.status).toBe(200);
@@ -298,10 +307,7 @@ describe('streaming', () => {
   test('a client that disconnects does not cancel the fetch another client waits on, nor a fetch nobody waits on', async () => {
     const v = ZV[4]!;
     up.on(zipPath(v), { slowBody: { chunk: 64 * 1024, intervalMs: 40 } });
-    const [quitter, stayer] = await Promise.all([
-      streamGet(`${proxy.url}${zipPath(v)}`, () => 'abort'),
-      streamGet(`${proxy.url}${zipPath(v)}`),
-    ]);
+    const [quitter, stayer] = await Promise.all([streamGet(`${proxy.url}${zipPath(v)}`, () => 'abort'), streamGet(`${proxy.url}${zipPath(v)}`)]);
     expect(quitter.error?.message).toBe('aborted by the test');
     expect(stayer.error).toBeUndefined();
     expect(stayer.body.equals(zipBytes.get(v)!)).toBe(true);

@@ -32,19 +32,21 @@ async function startPythonUpstream(root: string): Promise<string> {
     py.kill('SIGKILL');
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      const r = await fetch(`${url}/`).catch(() => null);
-      return r?.ok;
-    },
-    'python3 -m http.server to listen',
-  );
+  await waitFor(async () => {
+    const r = await fetch(`${url}/`).catch(() => null);
+    return r?.ok;
+  }, 'python3 -m http.server to listen');
   return url;
 }
 
 beforeAll(async () => {
   world = await buildModuleWorld({
-    modules: [{ path: M, versions: VERSIONS.map((version, i) => ({ version, files: { 'closing.go': 'package closing\n', 'data.bin': incompressible(2 << 20, 40 + i) } })) }],
+    modules: [
+      {
+        path: M,
+        versions: VERSIONS.map((version, i) => ({ version, files: { 'closing.go': 'package closing\n', 'data.bin': incompressible(2 << 20, 40 + i) } })),
+      },
+    ],
   });
   const upstream = await startPythonUpstream(world.downloadDir);
   proxy = await startProxy({ upstream: upstream, workers: 2 });

@@ -25,10 +25,16 @@ let proxy: ProxyProcess;
 
 beforeAll(async () => {
   world = await buildModuleWorld({
-    modules: [{ path: M, versions: VERSIONS.map((version, i) => ({ version, files: { 'disk.go': 'package disk\n', 'data.bin': incompressible(ZIP_DATA, 90 + i) } })) }],
+    modules: [
+      { path: M, versions: VERSIONS.map((version, i) => ({ version, files: { 'disk.go': 'package disk\n', 'data.bin': incompressible(ZIP_DATA, 90 + i) } })) },
+    ],
   });
   up = await startTestUpstream({ root: world.downloadDir });
-  proxy = await startProxy({ upstream: up.url, tmpfsBytes: 32 * MiB, env: { GOMODPROXY_CACHE_MIN_FREE: String(RESERVE), GOMODPROXY_CACHE_NOT_FOUND_TTL: '0' } });
+  proxy = await startProxy({
+    upstream: up.url,
+    tmpfsBytes: 32 * MiB,
+    env: { GOMODPROXY_CACHE_MIN_FREE: String(RESERVE), GOMODPROXY_CACHE_NOT_FOUND_TTL: '0' },
+  });
 });
 afterAll(cleanupAll);
 
@@ -52,7 +58,10 @@ async function leaveFree(free: number): Promise<void> {
 }
 
 async function metric(name: string): Promise<string[]> {
-  return (await get(`${proxy.url}/metrics`)).text().split('\n').filter((l) => l.startsWith(name));
+  return (await get(`${proxy.url}/metrics`))
+    .text()
+    .split('\n')
+    .filter((l) => l.startsWith(name));
 }
 
 /** Nothing of a version is in the data folder: not stored, nothing partial, no folder made for it. */

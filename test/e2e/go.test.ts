@@ -221,9 +221,7 @@ describe('go get / go list', () => {
     const out = await threeWays(['list', '-m', '-versions', A, A2, N, U]);
     expect(out.proxy).toBe(out.direct);
     expect(out.upstream).toBe(out.direct);
-    expect(out.proxy).toBe(
-      [`${A} v1.0.0 v1.1.0 v1.2.0-rc.1`, `${A2} v2.0.0`, `${N} v1.0.0 v2.0.0+incompatible`, `${U} v1.0.0 v1.1.0-RC1`].join('\n') + '\n',
-    );
+    expect(out.proxy).toBe([`${A} v1.0.0 v1.1.0 v1.2.0-rc.1`, `${A2} v2.0.0`, `${N} v1.0.0 v2.0.0+incompatible`, `${U} v1.0.0 v1.1.0-RC1`].join('\n') + '\n');
   });
 
   test('go list -m -json M@latest', async () => {
@@ -289,14 +287,20 @@ describe('the cache as the go command sees it', () => {
   test('gomodproxy import of a GOMODCACHE/cache/download, then served with upstream off', async () => {
     const dataDir = await makeTempDir('import-data');
     // No network in tests: no checksum database for the import (test/e2e-sumdb checks imports against one).
-    const r = await run(process.execPath, [cliEntry, 'import', world.downloadDir, '--data', dataDir], { env: { ...scrubbedEnv(), GOSUMDB: 'off' }, cwd: dataDir, timeoutMs: 60_000 });
+    const r = await run(process.execPath, [cliEntry, 'import', world.downloadDir, '--data', dataDir], {
+      env: { ...scrubbedEnv(), GOSUMDB: 'off' },
+      cwd: dataDir,
+      timeoutMs: 60_000,
+    });
     // Not a terminal: the only other output is plain progress lines.
     expect({ code: r.code, stderr: r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('import: ')) }).toEqual({ code: 0, stderr: [] });
     expect(r.stdout).toMatch(/imported \d+ module versions/);
     const served = await startProxy({ upstream: 'off', dataDir });
     const env = await envFor(served.url);
     const got = sums(await env.modDownloadJson(exact));
-    expect(got).toEqual(exact.map((k) => ({ Path: world.get(k).Path, Version: world.get(k).Version, Sum: world.get(k).Sum, GoModSum: world.get(k).GoModSum, Error: undefined })));
+    expect(got).toEqual(
+      exact.map((k) => ({ Path: world.get(k).Path, Version: world.get(k).Version, Sum: world.get(k).Sum, GoModSum: world.get(k).GoModSum, Error: undefined })),
+    );
     expect((await env.go(['list', '-m', '-versions', A, U])).stdout).toBe(`${A} v1.0.0 v1.1.0 v1.2.0-rc.1\n${U} v1.0.0 v1.1.0-RC1\n`);
     const latest = JSON.parse((await env.go(['list', '-m', '-json', `${A}@latest`])).stdout) as { Version: string };
     expect(latest.Version).toBe('v1.1.0');

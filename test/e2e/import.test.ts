@@ -41,7 +41,15 @@ function gomodproxy(args: string[], env: Record<string, string> = {}): Promise<R
   return run(process.execPath, [cliEntry, ...args], {
     // No network, no checksum database (test/e2e-sumdb checks imports against one); the world's
     // git config, so that a private module can come straight from its repository.
-    env: { ...scrubbedEnv(), GOSUMDB: 'off', GOENV: 'off', GIT_CONFIG_GLOBAL: world.goEnv.gitConfig, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0', ...env },
+    env: {
+      ...scrubbedEnv(),
+      GOSUMDB: 'off',
+      GOENV: 'off',
+      GIT_CONFIG_GLOBAL: world.goEnv.gitConfig,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_TERMINAL_PROMPT: '0',
+      ...env,
+    },
     timeoutMs: 120_000,
   });
 }
@@ -97,13 +105,18 @@ describe('a folder that cannot be imported', () => {
     const file = path.join(await makeTempDir('import-file'), 'cache.zip');
     await writeFile(file, 'not a folder');
     const f = await gomodproxy(['import', file, '--data', await makeTempDir('import-data')]);
-    expect({ code: f.code, stderr: f.stderr }).toEqual({ code: 2, stderr: `gomodproxy import: ${file} is not a folder; give a GOPROXY-layout folder such as $(go env GOMODCACHE)/cache/download\n` });
+    expect({ code: f.code, stderr: f.stderr }).toEqual({
+      code: 2,
+      stderr: `gomodproxy import: ${file} is not a folder; give a GOPROXY-layout folder such as $(go env GOMODCACHE)/cache/download\n`,
+    });
   });
 
   test('a GOMODCACHE instead of its cache/download: no versions, and where they are', async () => {
     const r = await gomodproxy(['import', client.gomodcache, '--data', await makeTempDir('import-data')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`gomodproxy import: no module versions in ${client.gomodcache} (expected <module>/@v/<version>.mod, .zip, .info); it looks like a GOMODCACHE: import ${path.join(client.gomodcache, 'cache', 'download')}\n`);
+    expect(r.stderr).toBe(
+      `gomodproxy import: no module versions in ${client.gomodcache} (expected <module>/@v/<version>.mod, .zip, .info); it looks like a GOMODCACHE: import ${path.join(client.gomodcache, 'cache', 'download')}\n`,
+    );
   });
 });
 
@@ -112,9 +125,18 @@ describe('with upstream off', () => {
     const data = await makeTempDir('import-off');
     const r = await gomodproxy(['import', cache, '--data', data, '--upstream', 'off']);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stdout).toBe(`imported 1 module versions into ${data} (1 with the .info derived from the pseudo-version; 1 without a zip (the folder had only their go.mod; serve fetches the zip when asked, if it has an upstream)), 0 already present, 6 not imported\n`);
+    expect(r.stdout).toBe(
+      `imported 1 module versions into ${data} (1 with the .info derived from the pseudo-version; 1 without a zip (the folder had only their go.mod; serve fetches the zip when asked, if it has an upstream)), 0 already present, 6 not imported\n`,
+    );
     const refused = r.stderr.split('\n').filter((l) => l.startsWith('skip '));
-    expect(refused.map((l) => l.slice(5, l.indexOf(':'))).sort()).toEqual([`${A}@v1.0.0`, `${A}@v1.1.0`, `${B}@v1.0.0`, `${C}@v1.0.0`, `${P}@v1.0.0`, `${P}@v1.1.0`]);
+    expect(refused.map((l) => l.slice(5, l.indexOf(':'))).sort()).toEqual([
+      `${A}@v1.0.0`,
+      `${A}@v1.1.0`,
+      `${B}@v1.0.0`,
+      `${C}@v1.0.0`,
+      `${P}@v1.0.0`,
+      `${P}@v1.1.0`,
+    ]);
     const a100 = refused.find((l) => l.startsWith(`skip ${A}@v1.0.0:`));
     expect(a100).toBe(
       `skip ${A}@v1.0.0: the folder has no .info for it (the go command stored only its go.mod), the time of a tagged version is in none of its files, and fetching the .info failed (module lookup disabled by upstream=off (${A}@v1.0.0 is not in gomodproxy's cache)); import with an upstream that has it (--upstream), or run go mod download ${A}@v1.0.0 where the folder was made, so that the go command stores its .info`,
@@ -143,10 +165,15 @@ describe('with upstreams', () => {
     expect(result.code, result.stderr).toBe(0);
     // Not a terminal: plain progress lines, the last one when all is done, and nothing else.
     const lines = result.stderr.trimEnd().split('\n');
-    expect(lines.every((l) => /^import: \d+\/7 versions imported, /.test(l)), result.stderr).toBe(true);
+    expect(
+      lines.every((l) => /^import: \d+\/7 versions imported, /.test(l)),
+      result.stderr,
+    ).toBe(true);
     expect(lines.at(-1)).toMatch(/^import: 7\/7 versions imported, [\d.]+ KiB of [\d.]+ KiB, /);
     expect(result.stderr).not.toContain('\r');
-    expect(result.stdout).toMatch(/^imported 7 module versions into .* \(1 with the \.info derived from the pseudo-version; 6 with a missing \.info or \.mod fetched through the upstreams; 3 without a zip .*\), 0 already present, 0 not imported\n$/);
+    expect(result.stdout).toMatch(
+      /^imported 7 module versions into .* \(1 with the \.info derived from the pseudo-version; 6 with a missing \.info or \.mod fetched through the upstreams; 3 without a zip .*\), 0 already present, 0 not imported\n$/,
+    );
     const asked = upstream.requests.map((q) => q.path).sort();
     expect(asked).toEqual([`/${A}/@v/v1.0.0.info`, `/${A}/@v/v1.1.0.info`, `/${B}/@v/v1.0.0.info`, `/${C}/@v/v1.0.0.info`]);
     for (const k of [`${A}@v1.0.0`, `${A}@v1.1.0`, `${B}@v1.0.0`, `${C}@v1.0.0`, `${P}@v1.0.0`, `${P}@v1.1.0`]) {
@@ -175,7 +202,12 @@ describe('with upstreams', () => {
     // The selected versions download whole; the ones that were only in the graph list with their time.
     const got = await env.modDownloadJson([`${A}@v1.1.0`, `${B}@v1.0.0`, `${C}@v1.0.0`, `${P}@v1.1.0`]);
     expect(got.map((g) => [g.Path, g.Version, g.Sum, g.GoModSum])).toEqual(
-      [`${A}@v1.1.0`, `${B}@v1.0.0`, `${C}@v1.0.0`, `${P}@v1.1.0`].map((k) => [world.get(k).Path, world.get(k).Version, world.get(k).Sum, world.get(k).GoModSum]),
+      [`${A}@v1.1.0`, `${B}@v1.0.0`, `${C}@v1.0.0`, `${P}@v1.1.0`].map((k) => [
+        world.get(k).Path,
+        world.get(k).Version,
+        world.get(k).Sum,
+        world.get(k).GoModSum,
+      ]),
     );
     for (const k of [`${A}@v1.0.0`, `${C}@${pseudo}`, `${P}@v1.0.0`]) {
       const listed = JSON.parse((await env.go(['list', '-m', '-json', k], { cwd: app })).stdout) as { Version: string; Time: string; GoModSum?: string };

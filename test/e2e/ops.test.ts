@@ -161,7 +161,12 @@ describe('command line', () => {
     expect(commands).toContain('serve');
     expect(commands).toContain('import');
     const runs = await Promise.all(
-      commands.flatMap((c) => [[c, '--help'], ['help', c]]).map(async (args) => ({ args, r: await runCli(args) })),
+      commands
+        .flatMap((c) => [
+          [c, '--help'],
+          ['help', c],
+        ])
+        .map(async (args) => ({ args, r: await runCli(args) })),
     );
     for (const { args, r } of runs) {
       expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: '' });
@@ -180,9 +185,18 @@ describe('command line', () => {
     };
     // (`listen` comes from the file in that case: a --listen flag would override it)
     const cases: { why: string; args?: string[]; env?: Record<string, string>; mention: string[]; noListenFlag?: boolean }[] = [
-      { why: 'bad duration in YAML', args: ['--config', await yaml('ttl.yaml', 'cache:\n  ttl: banana\n')], mention: ['cache.ttl', 'GOMODPROXY_CACHE_TTL', 'ttl.yaml'] },
+      {
+        why: 'bad duration in YAML',
+        args: ['--config', await yaml('ttl.yaml', 'cache:\n  ttl: banana\n')],
+        mention: ['cache.ttl', 'GOMODPROXY_CACHE_TTL', 'ttl.yaml'],
+      },
       { why: 'bad duration in env', env: { GOMODPROXY_CACHE_TTL: 'banana' }, mention: ['cache.ttl', 'GOMODPROXY_CACHE_TTL'] },
-      { why: 'bad listen in YAML', args: ['--config', await yaml('listen.yaml', 'listen: nowhere\n')], mention: ['listen', 'GOMODPROXY_LISTEN'], noListenFlag: true },
+      {
+        why: 'bad listen in YAML',
+        args: ['--config', await yaml('listen.yaml', 'listen: nowhere\n')],
+        mention: ['listen', 'GOMODPROXY_LISTEN'],
+        noListenFlag: true,
+      },
       { why: 'bad number in env', env: { GOMODPROXY_HEALTH_FAILURES: 'many' }, mention: ['health.failures', 'GOMODPROXY_HEALTH_FAILURES'] },
       { why: 'bad enum in YAML', args: ['--config', await yaml('balance.yaml', 'balance: random\n')], mention: ['balance', 'GOMODPROXY_BALANCE'] },
       {
@@ -190,7 +204,11 @@ describe('command line', () => {
         args: ['--config', await yaml('ups.yaml', 'upstreams:\n  - url: http://127.0.0.1:9\n    balance: random\n')],
         mention: ['upstreams', 'balance', 'GOMODPROXY_UPSTREAMS'],
       },
-      { why: 'bad upstreams entry in env', env: { GOMODPROXY_UPSTREAMS: '[{"url":"http://127.0.0.1:9","balance":"random"}]' }, mention: ['upstreams', 'balance', 'GOMODPROXY_UPSTREAMS'] },
+      {
+        why: 'bad upstreams entry in env',
+        env: { GOMODPROXY_UPSTREAMS: '[{"url":"http://127.0.0.1:9","balance":"random"}]' },
+        mention: ['upstreams', 'balance', 'GOMODPROXY_UPSTREAMS'],
+      },
       { why: 'unknown key in YAML', args: ['--config', await yaml('unknown.yaml', 'cach:\n  ttl: 1s\n')], mention: ['cach'] },
       { why: 'unknown variable', env: { GOMODPROXY_CACHE_TTLL: '1s' }, mention: ['GOMODPROXY_CACHE_TTLL'] },
       { why: 'bad upstream list', env: { GOMODPROXY_UPSTREAM: 'ftp://example.invalid' }, mention: ['upstream', 'GOMODPROXY_UPSTREAM'] },

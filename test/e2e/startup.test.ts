@@ -30,7 +30,11 @@ afterAll(cleanupAll);
 /** Runs `gomodproxy serve` to its end (it must end by itself) and returns its exit code and output. */
 async function serveUntilExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const data = await makeTempDir('startup-data');
-  const child = spawn(process.execPath, [cliEntry, 'serve', '--data', data, '--upstream', up.url, ...args], { env: { ...scrubbedEnv(), GOSUMDB: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [cliEntry, 'serve', '--data', data, '--upstream', up.url, ...args], {
+    env: { ...scrubbedEnv(), GOSUMDB: 'off', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   registerCleanup(async () => {
     try {
       process.kill(-child.pid!, 'SIGKILL');
@@ -55,7 +59,10 @@ describe('every setting is checked before workers start', () => {
   });
 
   test('an unreadable TLS certificate, and a port another process holds: exit 2 with the reason', async () => {
-    const tls = await serveUntilExit(['--workers', '2', '--listen', '127.0.0.1:0'], { GOMODPROXY_TLS_CERT: '/nonexistent/cert.pem', GOMODPROXY_TLS_KEY: '/nonexistent/key.pem' });
+    const tls = await serveUntilExit(['--workers', '2', '--listen', '127.0.0.1:0'], {
+      GOMODPROXY_TLS_CERT: '/nonexistent/cert.pem',
+      GOMODPROXY_TLS_KEY: '/nonexistent/key.pem',
+    });
     expect(tls.code).toBe(2);
     expect(tls.stderr).toMatch(/invalid setting tls: .*ENOENT/);
     const holder = net.createServer();
@@ -74,7 +81,10 @@ describe('sign-in comes before policy', () => {
     const htpasswd = path.join(dir, 'htpasswd');
     await writeHtpasswd(htpasswd, { alice: 'alice-password-1' });
     const reason = 'v1.1.0 is known bad (SEC-42)';
-    const p = await startProxyWithConfig({ read: ['authenticated'], auth: { htpasswd }, deny: [{ match: M, versions: 'v1.1.0', reason }] }, { upstream: up.url });
+    const p = await startProxyWithConfig(
+      { read: ['authenticated'], auth: { htpasswd }, deny: [{ match: M, versions: 'v1.1.0', reason }] },
+      { upstream: up.url },
+    );
     for (const k of ['info', 'mod', 'zip']) {
       const anon = await get(`${p.url}/${M}/@v/v1.1.0.${k}`);
       expect(expectOneLineError(anon, 401)).not.toContain('SEC-42');
@@ -105,7 +115,7 @@ describe('sign-in comes before policy', () => {
 });
 
 describe('leftovers of crashed writers are swept', () => {
-  test('at start: old staging and temp files and dead holders\' locks go; what a live holder has stays', async () => {
+  test("at start: old staging and temp files and dead holders' locks go; what a live holder has stays", async () => {
     const data = await makeTempDir('sweep-data');
     const vdir = path.join(data, M, '@v');
     const locks = path.join(data, 'state', 'locks');

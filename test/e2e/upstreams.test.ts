@@ -46,7 +46,11 @@ const sumOf = (v: string): [string, string, string] => {
 
 async function goDownload(proxy: ProxyProcess, versions: string[]) {
   const env = await createGoEnv({ goproxy: proxy.url });
-  return env.modDownloadJson(versions.map((v) => `${M}@${v}`), undefined, { allowErrors: true });
+  return env.modDownloadJson(
+    versions.map((v) => `${M}@${v}`),
+    undefined,
+    { allowErrors: true },
+  );
 }
 
 describe('GOPROXY list syntax', () => {
@@ -115,7 +119,12 @@ describe('structured upstreams', () => {
 
   test('round-robin: requests alternate between two replicas', async () => {
     const [r1, r2] = await Promise.all([upstream(), upstream()]);
-    const proxy = await startProxy({ env: structured([{ url: r1.url, balance: 'round-robin' }, { url: r2.url, balance: 'round-robin' }]) });
+    const proxy = await startProxy({
+      env: structured([
+        { url: r1.url, balance: 'round-robin' },
+        { url: r2.url, balance: 'round-robin' },
+      ]),
+    });
     const order: string[] = [];
     for (const v of VERSIONS) {
       for (const ext of ['info', 'mod']) {
@@ -261,7 +270,7 @@ describe('loop detection', () => {
     expect(r!.Error).toMatch(/508/);
   });
 
-  test('two proxies that are each other\'s upstream answer 508', async () => {
+  test("two proxies that are each other's upstream answer 508", async () => {
     const [pa, pb] = (await freePorts(2)) as [number, number];
     const a = await startProxy({ upstream: `http://127.0.0.1:${pb}`, args: ['--listen', `127.0.0.1:${pa}`] });
     await startProxy({ upstream: `http://127.0.0.1:${pa}`, args: ['--listen', `127.0.0.1:${pb}`] });

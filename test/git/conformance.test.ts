@@ -90,7 +90,8 @@ async function goJson(env: GoEnv, args: string[]): Promise<Record<string, unknow
   }
 }
 
-const errText = (e: unknown): string | undefined => (e === undefined ? undefined : typeof e === 'string' ? e : String((e as { Err?: string }).Err ?? JSON.stringify(e)));
+const errText = (e: unknown): string | undefined =>
+  e === undefined ? undefined : typeof e === 'string' ? e : String((e as { Err?: string }).Err ?? JSON.stringify(e));
 
 /** A proxy failure must be a "not found" the go command can fall back from, never a 5xx. */
 function proxyErrorProblem(msg: string): string | undefined {
@@ -146,7 +147,12 @@ describe('git source vs go command (GOPROXY=direct)', () => {
   });
 
   /** Downloads args with both go envs (fresh caches) and compares what they got. */
-  async function compareDownloads(args: string[], check: string, exactInfo: boolean, envs = { d: direct, p: viaProxy }): Promise<{ problems: string[]; direct: Map<string, GoModDownload> }> {
+  async function compareDownloads(
+    args: string[],
+    check: string,
+    exactInfo: boolean,
+    envs = { d: direct, p: viaProxy },
+  ): Promise<{ problems: string[]; direct: Map<string, GoModDownload> }> {
     const key = (o: GoModDownload) => `${o.Path}@${o.Query ?? o.Version}`;
     const [d, p] = await Promise.all([envs.d, envs.p].map((env) => env.modDownloadJson(args, undefined, { allowErrors: true, timeoutMs: 600_000 })));
     const dm = new Map((d as GoModDownload[]).map((o) => [key(o), o]));
@@ -172,7 +178,8 @@ describe('git source vs go command (GOPROXY=direct)', () => {
           const x = JSON.parse(ai as string) as { Version: string; Time: string; Origin?: Record<string, string> };
           const y = JSON.parse(bi as string) as typeof x;
           for (const k of ['Version', 'Time'] as const) if (x[k] !== y[k]) problem = `.info ${k}: direct ${x[k]}, proxy ${y[k]}`;
-          for (const k of ['VCS', 'URL', 'Subdir', 'Hash']) if (x.Origin?.[k] !== y.Origin?.[k]) problem = `.info Origin.${k}: direct ${x.Origin?.[k]}, proxy ${y.Origin?.[k]}`;
+          for (const k of ['VCS', 'URL', 'Subdir', 'Hash'])
+            if (x.Origin?.[k] !== y.Origin?.[k]) problem = `.info Origin.${k}: direct ${x.Origin?.[k]}, proxy ${y.Origin?.[k]}`;
         }
       }
       const mp = arg.slice(0, arg.lastIndexOf('@'));
@@ -220,11 +227,14 @@ describe('git source vs go command (GOPROXY=direct)', () => {
     // Immutability: a fresh client through the proxy still gets what was served.
     const fresh = await createGoEnv({ goproxy: proxy.url });
     const again = await fresh.modDownloadJson([`${OWNER}/movedtag@v1.0.0`, `${OWNER}/deletedbranch@${before[1]?.Version}`], undefined, { allowErrors: true });
-    if (!before[0]?.Sum || again[0]?.Sum !== before[0].Sum) problems.push(`movedtag@v1.0.0 changed through the proxy: ${before[0]?.Sum ?? before[0]?.Error} -> ${again[0]?.Sum ?? again[0]?.Error}`);
-    if (!before[1]?.Sum || again[1]?.Sum !== before[1].Sum) problems.push(`deletedbranch: the pseudo-version served before changed through the proxy: ${before[1]?.Error ?? again[1]?.Error}`);
+    if (!before[0]?.Sum || again[0]?.Sum !== before[0].Sum)
+      problems.push(`movedtag@v1.0.0 changed through the proxy: ${before[0]?.Sum ?? before[0]?.Error} -> ${again[0]?.Sum ?? again[0]?.Error}`);
+    if (!before[1]?.Sum || again[1]?.Sum !== before[1].Sum)
+      problems.push(`deletedbranch: the pseudo-version served before changed through the proxy: ${before[1]?.Error ?? again[1]?.Error}`);
     // A query now resolving to the moved tag gets the version the proxy already served.
     const [main] = await fresh.modDownloadJson([`${OWNER}/movedtag@main`], undefined, { allowErrors: true });
-    if (main?.Version !== 'v1.0.0' || main.Sum !== before[0]?.Sum) problems.push(`movedtag@main through the proxy: ${main?.Version} ${main?.Sum ?? main?.Error}`);
+    if (main?.Version !== 'v1.0.0' || main.Sum !== before[0]?.Sum)
+      problems.push(`movedtag@main through the proxy: ${main?.Version} ${main?.Sum ?? main?.Error}`);
 
     // Anything not served before follows the repository as it is now, exactly as a fresh go does.
     const freshDirect = await createGoEnv({ goproxy: 'direct' });
@@ -232,7 +242,11 @@ describe('git source vs go command (GOPROXY=direct)', () => {
     await addInsteadOf(freshDirect.gitConfig, `https://${OWNER}/deletedbranch`, deleted.repo.dir);
     const freshProxyClient = await createGoEnv({ goproxy: proxy.url });
     const r = await compareDownloads(
-      [`${OWNER}/deletedbranch@feature`, `${OWNER}/deletedbranch@${deleted.marks.hash.f1}`, `${OWNER}/deletedbranch@${(deleted.marks.hash.f2 as string).slice(0, 12)}`],
+      [
+        `${OWNER}/deletedbranch@feature`,
+        `${OWNER}/deletedbranch@${deleted.marks.hash.f1}`,
+        `${OWNER}/deletedbranch@${(deleted.marks.hash.f2 as string).slice(0, 12)}`,
+      ],
       'mutated',
       false,
       { d: freshDirect, p: freshProxyClient },

@@ -90,7 +90,13 @@ describe('VCS qualifier', () => {
     tried.length = 0;
     const insecure = discovery({ probe, insecure: 'example.org' });
     await insecure.lookup('example.org/repo.git');
-    expect(tried).toEqual(['git://example.org/repo', 'https://example.org/repo', 'http://example.org/repo', 'git+ssh://example.org/repo', 'ssh://example.org/repo']);
+    expect(tried).toEqual([
+      'git://example.org/repo',
+      'https://example.org/repo',
+      'http://example.org/repo',
+      'git+ssh://example.org/repo',
+      'ssh://example.org/repo',
+    ]);
     tried.length = 0;
     // GIT_ALLOW_PROTOCOL decides which schemes count as secure, as it does for cmd/go.
     const allow = discovery({ probe, gitAllowProtocol: 'file:https' });
@@ -111,7 +117,13 @@ describe('configured mapping', () => {
         { prefix: 'github.com/corp/special', url: 'https://git.corp/special.git', subdir: 'go' },
       ],
     });
-    expect(await d.lookup('github.com/corp/special/x/v2')).toEqual<RepoRoot>({ vcs: 'git', repo: 'https://git.corp/special.git', root: 'github.com/corp/special', subDir: 'go', custom: true });
+    expect(await d.lookup('github.com/corp/special/x/v2')).toEqual<RepoRoot>({
+      vcs: 'git',
+      repo: 'https://git.corp/special.git',
+      root: 'github.com/corp/special',
+      subDir: 'go',
+      custom: true,
+    });
     expect(await d.lookup('github.com/corp/other')).toMatchObject({ repo: 'ssh://git@git.corp/all.git', root: 'github.com/corp' });
     expect(await d.lookup('github.com/corporate/x')).toMatchObject({ repo: 'https://github.com/corporate/x', custom: false });
   });
@@ -124,7 +136,13 @@ describe('?go-get=1 meta discovery', () => {
     pages.set('/vanity.example/mono', { body: meta('vanity.example/mono git https://code.example/mono.git go/src') });
     pages.set('/vanity.example/mono/v2', { body: meta('vanity.example/mono git https://code.example/mono.git go/src') });
     const d = discovery();
-    expect(await d.lookup('vanity.example/lib')).toEqual<RepoRoot>({ vcs: 'git', repo: 'https://code.example/lib.git', root: 'vanity.example/lib', subDir: '', custom: true });
+    expect(await d.lookup('vanity.example/lib')).toEqual<RepoRoot>({
+      vcs: 'git',
+      repo: 'https://code.example/lib.git',
+      root: 'vanity.example/lib',
+      subDir: '',
+      custom: true,
+    });
     requested.length = 0;
     expect(await d.lookup('vanity.example/lib/sub/pkg')).toMatchObject({ root: 'vanity.example/lib' });
     expect(requested).toEqual(['/vanity.example/lib/sub/pkg?go-get=1', '/vanity.example/lib?go-get=1']);
@@ -207,13 +225,55 @@ describe('a failed repository-root lookup is "not found", as for cmd/go', () => 
 
   const network = [/map it with git\.repos/, /HTTPS_PROXY/];
   test.each([
-    { why: 'DNS failure', path: 'nowhere.test/x/text/cases', cause: /: getaddrinfo (ENOTFOUND|EAI_AGAIN) nowhere\.test/, advice: [...network, /let gomodproxy reach nowhere\.test/], unreachable: true },
-    { why: 'connection refused', path: 'refused.example/x/pkg', cause: /: connect ECONNREFUSED 127\.0\.0\.1:\d+/, advice: [...network, /let gomodproxy reach refused\.example/], unreachable: true },
-    { why: 'TLS failure', path: 'tls.example/m', cause: /: unable to verify the first certificate/, advice: [/map it with git\.repos/, /trust the certificate of tls\.example \(NODE_EXTRA_CA_CERTS\)/, /git\.insecure/], unreachable: true },
-    { why: 'no meta tag', path: 'plain.pages.example/m', cause: /: fetching plain\.pages\.example\/m: no go-import meta tag found in https:\/\/plain\.pages\.example\/m\?go-get=1/, advice: [/map it with git\.repos/], unreachable: false },
-    { why: 'status 404', path: 'gone.pages.example/m', cause: /: reading https:\/\/gone\.pages\.example\/m\?go-get=1: 404/, advice: [/map it with git\.repos/], unreachable: false },
-    { why: 'status 403', path: 'private.pages.example/m', cause: /: reading https:\/\/private\.pages\.example\/m\?go-get=1: 403/, advice: [/private module, map it with git\.repos/, /git\.credentials/], unreachable: false },
-    { why: 'status 503', path: 'down.pages.example/m', cause: /: reading https:\/\/down\.pages\.example\/m\?go-get=1: 503/, advice: [/map it with git\.repos/], unreachable: true },
+    {
+      why: 'DNS failure',
+      path: 'nowhere.test/x/text/cases',
+      cause: /: getaddrinfo (ENOTFOUND|EAI_AGAIN) nowhere\.test/,
+      advice: [...network, /let gomodproxy reach nowhere\.test/],
+      unreachable: true,
+    },
+    {
+      why: 'connection refused',
+      path: 'refused.example/x/pkg',
+      cause: /: connect ECONNREFUSED 127\.0\.0\.1:\d+/,
+      advice: [...network, /let gomodproxy reach refused\.example/],
+      unreachable: true,
+    },
+    {
+      why: 'TLS failure',
+      path: 'tls.example/m',
+      cause: /: unable to verify the first certificate/,
+      advice: [/map it with git\.repos/, /trust the certificate of tls\.example \(NODE_EXTRA_CA_CERTS\)/, /git\.insecure/],
+      unreachable: true,
+    },
+    {
+      why: 'no meta tag',
+      path: 'plain.pages.example/m',
+      cause: /: fetching plain\.pages\.example\/m: no go-import meta tag found in https:\/\/plain\.pages\.example\/m\?go-get=1/,
+      advice: [/map it with git\.repos/],
+      unreachable: false,
+    },
+    {
+      why: 'status 404',
+      path: 'gone.pages.example/m',
+      cause: /: reading https:\/\/gone\.pages\.example\/m\?go-get=1: 404/,
+      advice: [/map it with git\.repos/],
+      unreachable: false,
+    },
+    {
+      why: 'status 403',
+      path: 'private.pages.example/m',
+      cause: /: reading https:\/\/private\.pages\.example\/m\?go-get=1: 403/,
+      advice: [/private module, map it with git\.repos/, /git\.credentials/],
+      unreachable: false,
+    },
+    {
+      why: 'status 503',
+      path: 'down.pages.example/m',
+      cause: /: reading https:\/\/down\.pages\.example\/m\?go-get=1: 503/,
+      advice: [/map it with git\.repos/],
+      unreachable: true,
+    },
   ])('$why: not-found, with the cause and what to do in one line', async ({ path, cause, advice, unreachable }) => {
     const e = await fails(discovery({ fetchMeta: routed }).lookup(path));
     expect(e.kind).toBe('not-found');

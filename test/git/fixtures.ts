@@ -89,7 +89,13 @@ export const fixtures: Fixture[] = [
     name: 'subdir',
     about: 'module in a subdirectory with prefixed tags; LICENSE only at the repository root; a root module too',
     async build(r, m) {
-      await r.write({ LICENSE: 'root license\n', 'README.md': 'readme\n', 'sub/go.mod': gomod(`${P}/subdir/sub`), 'sub/x.go': 'package sub\n', 'root.go': 'package subdir\n' });
+      await r.write({
+        LICENSE: 'root license\n',
+        'README.md': 'readme\n',
+        'sub/go.mod': gomod(`${P}/subdir/sub`),
+        'sub/x.go': 'package sub\n',
+        'root.go': 'package subdir\n',
+      });
       await mark(r, m, 'c1');
       await r.tag('sub/v1.0.0');
       await r.tag('v1.0.0');
@@ -288,29 +294,27 @@ export const fixtures: Fixture[] = [
     },
     modules: [{ path: `${P}/gomodlater`, queries: (m) => [short(m.hash.c1 as string)] }],
   },
-  ...(['1.20', '1.24', ''] as const).map(
-    (go): Fixture => ({
-      name: `vendor${go.replace('.', '') || 'nogo'}`,
-      about: `vendor directories at several depths and vendor/modules.txt with ${go ? `go ${go}` : 'no go line'}`,
-      async build(r, m) {
-        const path = `${P}/vendor${go.replace('.', '') || 'nogo'}`;
-        await r.write({
-          'go.mod': go ? gomod(path, go) : `module ${path}\n`,
-          'a.go': 'package v\n',
-          'vendor/modules.txt': '# example.com/dep v1.0.0\n',
-          'vendor/top.go': 'package vendor\n',
-          'vendor/example.com/dep/dep.go': 'package dep\n',
-          'pkg/vendor/x.go': 'package vendor\n',
-          'pkg/vendor/a/b.go': 'package a\n',
-          'pkg/notvendor/vendor.go': 'package notvendor\n',
-          'internal/vendorish/v.go': 'package vendorish\n',
-        });
-        await mark(r, m, 'c1');
-        await r.tag('v1.0.0');
-      },
-      modules: [{ path: `${P}/vendor${go.replace('.', '') || 'nogo'}` }],
-    }),
-  ),
+  ...(['1.20', '1.24', ''] as const).map((go): Fixture => ({
+    name: `vendor${go.replace('.', '') || 'nogo'}`,
+    about: `vendor directories at several depths and vendor/modules.txt with ${go ? `go ${go}` : 'no go line'}`,
+    async build(r, m) {
+      const path = `${P}/vendor${go.replace('.', '') || 'nogo'}`;
+      await r.write({
+        'go.mod': go ? gomod(path, go) : `module ${path}\n`,
+        'a.go': 'package v\n',
+        'vendor/modules.txt': '# example.com/dep v1.0.0\n',
+        'vendor/top.go': 'package vendor\n',
+        'vendor/example.com/dep/dep.go': 'package dep\n',
+        'pkg/vendor/x.go': 'package vendor\n',
+        'pkg/vendor/a/b.go': 'package a\n',
+        'pkg/notvendor/vendor.go': 'package notvendor\n',
+        'internal/vendorish/v.go': 'package vendorish\n',
+      });
+      await mark(r, m, 'c1');
+      await r.tag('v1.0.0');
+    },
+    modules: [{ path: `${P}/vendor${go.replace('.', '') || 'nogo'}` }],
+  })),
   {
     name: 'nested',
     about: 'nested modules (go.mod, GO.MOD) left out; a directory named go.mod kept',
@@ -495,7 +499,10 @@ export const fixtures: Fixture[] = [
       {
         path: `${P}/notags`,
         queries: (m) => ['latest', 'main', short(m.hash.c2 as string)],
-        versions: (m) => [pseudoVersion('v1', '', m.date.c2 as Date, short(m.hash.c2 as string)), pseudoVersion('', '', m.date.c2 as Date, short(m.hash.c2 as string).slice(0, 11) + '0')],
+        versions: (m) => [
+          pseudoVersion('v1', '', m.date.c2 as Date, short(m.hash.c2 as string)),
+          pseudoVersion('', '', m.date.c2 as Date, short(m.hash.c2 as string).slice(0, 11) + '0'),
+        ],
       },
     ],
   },
@@ -508,7 +515,10 @@ export const fixtures: Fixture[] = [
       await r.write({ 'b.go': 'package v2root\n' });
       await mark(r, m, 'c2');
     },
-    modules: [{ path: `${P}/v2root/v2`, queries: () => ['latest', 'main'] }, { path: `${P}/v2root`, queries: () => ['main'] }],
+    modules: [
+      { path: `${P}/v2root/v2`, queries: () => ['latest', 'main'] },
+      { path: `${P}/v2root`, queries: () => ['main'] },
+    ],
   },
   {
     name: 'postmajor',
@@ -518,7 +528,10 @@ export const fixtures: Fixture[] = [
       await mark(r, m, 'c1');
       await r.tag('v1.0.0');
     },
-    modules: [{ path: `${P}/postmajor`, versions: () => ['v1.0.0'] }, { path: `${P}/postmajor/v3`, queries: () => ['latest', 'main'] }],
+    modules: [
+      { path: `${P}/postmajor`, versions: () => ['v1.0.0'] },
+      { path: `${P}/postmajor/v3`, queries: () => ['latest', 'main'] },
+    ],
   },
   {
     name: 'bothv2',
@@ -614,7 +627,12 @@ export const fixtures: Fixture[] = [
     about: 'files larger than the read-ahead window among small ones, and a large vendored file left out',
     async build(r, m) {
       const big = (n: number, seed: string): string => Array.from({ length: n }, (_, i) => `// ${seed} line ${i} ${'x'.repeat(i % 50)}\n`).join('');
-      const files: Record<string, string> = { 'go.mod': gomod(`${P}/bigfiles`, '1.24'), 'a.go': 'package b\n', 'vendor/modules.txt': '# x\n', 'vendor/example.com/x/huge.go': big(20_000, 'vendored') };
+      const files: Record<string, string> = {
+        'go.mod': gomod(`${P}/bigfiles`, '1.24'),
+        'a.go': 'package b\n',
+        'vendor/modules.txt': '# x\n',
+        'vendor/example.com/x/huge.go': big(20_000, 'vendored'),
+      };
       for (let i = 0; i < 80; i++) files[`small/s${String(i).padStart(2, '0')}.go`] = `package small // ${i}\n`;
       files['m/big1.go'] = big(30_000, 'one');
       files['m/mid.go'] = big(6_000, 'mid');

@@ -91,7 +91,10 @@ describe('shared repository cache', () => {
     }
     await Promise.all(jobs);
     // One repository directory for the remote, whoever fetched into it.
-    const dirs = execFileSync('ls', [cache]).toString().split('\n').filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const dirs = execFileSync('ls', [cache])
+      .toString()
+      .split('\n')
+      .filter((n) => /^[0-9a-f]{64}$/.test(n));
     expect(dirs).toHaveLength(1);
     expect(runningProcesses()).toBe(0);
   });
@@ -103,7 +106,11 @@ describe('shared repository cache', () => {
     await other.commit('one');
     await other.tag('v0.1.0');
     await addInsteadOf(gitConfig, `https://${OWNER}/small`, other.dir);
-    const repoDirs = () => execFileSync('ls', [cache]).toString().split('\n').filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const repoDirs = () =>
+      execFileSync('ls', [cache])
+        .toString()
+        .split('\n')
+        .filter((n) => /^[0-9a-f]{64}$/.test(n));
     // A bound of one byte: every repository is over it, so whatever is idle goes.
     const s = source(cache, { maxCacheBytes: 1 });
     // A repository in use (a request, or a zip still streaming from it) stays.
@@ -146,7 +153,10 @@ describe('processes', () => {
     // fires early by the event loop's cached time, which load makes stale).
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1_000);
     expect(runningProcesses()).toBe(0);
-    const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(`127.0.0.1:${port}`));
+    const left = execFileSync('ps', ['-eo', 'args'])
+      .toString()
+      .split('\n')
+      .filter((l) => l.includes(`127.0.0.1:${port}`));
     expect(left).toEqual([]);
   });
 });

@@ -53,7 +53,10 @@ describe('createGoEnv', () => {
   test('per-env and per-call settings; undefined removes a default', async () => {
     const env = await createGoEnv({ goproxy: 'http://127.0.0.1:1', goprivate: 'github.com/gmp-test', goinsecure: 'example.com' });
     const read = async (extra?: Record<string, string | undefined>) =>
-      JSON.parse((await env.go(['env', '-json', 'GOPROXY', 'GOPRIVATE', 'GONOSUMDB', 'GOINSECURE', 'GOSUMDB'], { env: extra })).stdout) as Record<string, string>;
+      JSON.parse((await env.go(['env', '-json', 'GOPROXY', 'GOPRIVATE', 'GONOSUMDB', 'GOINSECURE', 'GOSUMDB'], { env: extra })).stdout) as Record<
+        string,
+        string
+      >;
     expect(await read()).toEqual({
       GOPROXY: 'http://127.0.0.1:1',
       GOPRIVATE: 'github.com/gmp-test',

@@ -81,8 +81,17 @@ describe('startProxy', () => {
     expect(r.status).toBe(200);
     const seen = r.json<{ argv: string[]; env: Record<string, string>; cwd: string }>();
     expect(seen.argv).toEqual([
-      'serve', '--listen', '127.0.0.1:0', '--data', proxy.dataDir, '--upstream', 'http://127.0.0.1:1,direct',
-      '--workers', '2', '--log-level', 'debug',
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--data',
+      proxy.dataDir,
+      '--upstream',
+      'http://127.0.0.1:1,direct',
+      '--workers',
+      '2',
+      '--log-level',
+      'debug',
     ]);
     expect(seen.cwd).toBe(proxy.dataDir);
     expect(seen.env.CUSTOM).toBe('yes');

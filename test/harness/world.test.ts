@@ -82,12 +82,7 @@ describe('buildModuleWorld', () => {
     const repo = world.repos.get(A)!;
     // alpha/v2 lives in alpha's repository: repos are keyed by repo root
     expect([...world.repos.keys()].sort()).toEqual([A, N]);
-    expect((await repo.git(['tag', '--list'])).split('\n').filter(Boolean).sort()).toEqual([
-      'v1.0.0',
-      'v1.1.0',
-      'v1.2.0-pre',
-      'v2.0.0',
-    ]);
+    expect((await repo.git(['tag', '--list'])).split('\n').filter(Boolean).sort()).toEqual(['v1.0.0', 'v1.1.0', 'v1.2.0-pre', 'v2.0.0']);
     expect((await repo.git(['cat-file', '-t', 'v1.2.0-pre'])).trim()).toBe('tag');
     expect((await repo.git(['cat-file', '-t', 'v1.1.0'])).trim()).toBe('commit');
     // v1.1.0 replaced v1.0.0's files; the zip holds exactly its files

@@ -72,14 +72,22 @@ function gitDate(d: Date | string): string {
 }
 
 const identity = [
-  '-c', 'user.name=gomodproxy test',
-  '-c', 'user.email=test@gomodproxy.invalid',
-  '-c', 'init.defaultBranch=main',
-  '-c', 'commit.gpgsign=false',
-  '-c', 'tag.gpgsign=false',
-  '-c', 'core.autocrlf=false',
-  '-c', 'core.symlinks=true',
-  '-c', 'advice.detachedHead=false',
+  '-c',
+  'user.name=gomodproxy test',
+  '-c',
+  'user.email=test@gomodproxy.invalid',
+  '-c',
+  'init.defaultBranch=main',
+  '-c',
+  'commit.gpgsign=false',
+  '-c',
+  'tag.gpgsign=false',
+  '-c',
+  'core.autocrlf=false',
+  '-c',
+  'core.symlinks=true',
+  '-c',
+  'advice.detachedHead=false',
 ];
 
 export function gitEnv(): Record<string, string> {

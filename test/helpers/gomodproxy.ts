@@ -70,10 +70,13 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
   const args = [
     opts.entry ?? cliEntry,
     'serve',
-    '--listen', '127.0.0.1:0',
-    '--data', dataDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--data',
+    dataDir,
     ...(opts.upstream !== undefined ? ['--upstream', opts.upstream] : []),
-    '--workers', String(opts.workers ?? 1),
+    '--workers',
+    String(opts.workers ?? 1),
     ...(opts.args ?? []),
   ];
   const env: Record<string, string> = {
@@ -105,7 +108,18 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
     // Without root, a user namespace (-r) lets the server mount its own tmpfs. unshare and sh
     // exec, so the server keeps the pid, and /proc/<pid>/root shows its view of the folder.
     command = 'unshare';
-    argv = [...(process.getuid?.() === 0 ? [] : ['-r']), '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${opts.tmpfsBytes} gmp-test "$0" && exec "$@"`, dataDir, process.execPath, ...args];
+    argv = [
+      ...(process.getuid?.() === 0 ? [] : ['-r']),
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `mount -t tmpfs -o size=${opts.tmpfsBytes} gmp-test "$0" && exec "$@"`,
+      dataDir,
+      process.execPath,
+      ...args,
+    ];
   }
   const proc = spawn(command, argv, { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -81,7 +81,8 @@ function buildCases(): Case[] {
   const paths = [...PATHS];
   for (let i = 0; i < 3000; i++) paths.push(randomPath(r));
   // Escaped spellings, valid and not, so unescape sees both.
-  for (let i = 0; i < 400; i++) paths.push(pick(r, ['github.com/', 'x.y/', '']) + randomString(r, ['a', '!', '!a', '!z', '!A', 'B', '.', '/', '-', '~1', '\u00e9'], 6));
+  for (let i = 0; i < 400; i++)
+    paths.push(pick(r, ['github.com/', 'x.y/', '']) + randomString(r, ['a', '!', '!a', '!z', '!A', 'B', '.', '/', '-', '~1', '\u00e9'], 6));
   for (const p of paths) {
     add('checkPath', [p], () => mod.checkPath(p), true);
     add('checkImportPath', [p], () => mod.checkImportPath(p), true);
@@ -145,8 +146,16 @@ function buildCases(): Case[] {
 
   // Path/version agreement.
   const checkPaths = [
-    'example.com/m', 'example.com/m/v2', 'example.com/m/v3', 'gopkg.in/yaml.v1', 'gopkg.in/yaml.v2',
-    'gopkg.in/yaml.v0', 'gopkg.in/yaml.v2-unstable', 'gopkg.in/yaml', 'example.com/m/v1', 'Example.com/m',
+    'example.com/m',
+    'example.com/m/v2',
+    'example.com/m/v3',
+    'gopkg.in/yaml.v1',
+    'gopkg.in/yaml.v2',
+    'gopkg.in/yaml.v0',
+    'gopkg.in/yaml.v2-unstable',
+    'gopkg.in/yaml',
+    'example.com/m/v1',
+    'Example.com/m',
   ];
   // Most random strings are not versions at all; draw half the pairs from the valid ones.
   const valid = versions.filter((v) => mod.semver.isValid(v));
@@ -155,7 +164,26 @@ function buildCases(): Case[] {
     const v = i % 4 < 2 ? pick(r, valid) : pick(r, versions);
     add('check', [p, v], () => mod.check(p, v), true);
   }
-  const pathMajors = ['', '/v2', '/v3', '/v10', '.v0', '.v1', '.v2', '.v1-unstable', '.v2-unstable', 'v2', '/v1', '/v0', '/v02', 'x', '/', '.', '/v2-unstable', '.vx'];
+  const pathMajors = [
+    '',
+    '/v2',
+    '/v3',
+    '/v10',
+    '.v0',
+    '.v1',
+    '.v2',
+    '.v1-unstable',
+    '.v2-unstable',
+    'v2',
+    '/v1',
+    '/v0',
+    '/v02',
+    'x',
+    '/',
+    '.',
+    '/v2-unstable',
+    '.vx',
+  ];
   for (const pm of pathMajors) add('pathMajorPrefix', [pm], () => mod.pathMajorPrefix(pm));
   for (let i = 0; i < 2000; i++) {
     const v = i % 2 === 0 ? pick(r, valid) : pick(r, versions);
@@ -246,7 +274,11 @@ function buildCases(): Case[] {
  * Go panics (PathMajorPrefix) our ModuleError says the same without the panic framing.
  */
 function goWording(op: string, err: string): string {
-  if (op === 'pathMajorPrefix') return err.replace(/^panic: /, '').replace(/ ?passed to PathMajorPrefix/, '').replace(/(\S)is not/, '$1 is not');
+  if (op === 'pathMajorPrefix')
+    return err
+      .replace(/^panic: /, '')
+      .replace(/ ?passed to PathMajorPrefix/, '')
+      .replace(/(\S)is not/, '$1 is not');
   return err.replaceAll('\n\t or', ' or').replaceAll('\n', '; ');
 }
 

@@ -174,7 +174,10 @@ describe('parseGoMod', () => {
     ['module m/*x\n', 'go.mod:1:9: mod files must use // comments (not /* */ comments)'],
     ['module m\n\u00a0\n', `go.mod:2: unexpected input character '\\u00a0'`],
     ['\ufeffmodule m\n', `go.mod:1: unexpected input character '\\ufeff'`],
-    ['module a\nrequire b v2.0.0\nrequire c v3.0.0\n', 'go.mod:2: require b: version "v2.0.0" invalid: should be v0 or v1, not v2; go.mod:3: require c: version "v3.0.0" invalid: should be v0 or v1, not v3'],
+    [
+      'module a\nrequire b v2.0.0\nrequire c v3.0.0\n',
+      'go.mod:2: require b: version "v2.0.0" invalid: should be v0 or v1, not v2; go.mod:3: require c: version "v3.0.0" invalid: should be v0 or v1, not v3',
+    ],
   ])('error for %j', (text, msg) => {
     expect(parseError(text)).toBe(msg);
   });

@@ -103,9 +103,7 @@ describe('pseudo-version parts', () => {
     expect(() => pseudoVersionBase('v1.2.0-0.20191109021931-daa7c04131f5')).toThrow(
       'pseudo-version "v1.2.0-0.20191109021931-daa7c04131f5" invalid: version before v1.2.0 would have negative patch number',
     );
-    expect(() => pseudoVersionBase('v0.0.0-20191109021931-daa7c04131f5+incompatible')).toThrow(
-      'lacks base version, but has build metadata "+incompatible"',
-    );
+    expect(() => pseudoVersionBase('v0.0.0-20191109021931-daa7c04131f5+incompatible')).toThrow('lacks base version, but has build metadata "+incompatible"');
     expect(() => pseudoVersionBase('v1.2.3')).toThrow('pseudo-version "v1.2.3" invalid: syntax error');
     expect(() => pseudoVersionRev('v1.2.3')).toThrow(ModuleError);
   });
@@ -116,7 +114,17 @@ describe('pseudo-version parts', () => {
     expect(pseudoVersionTime('v0.0.0-20000229000000-x').toISOString()).toBe('2000-02-29T00:00:00.000Z');
     expect(pseudoVersionTime('v0.0.0-00000229000000-x').toISOString()).toBe('0000-02-29T00:00:00.000Z');
     expect(pseudoVersionTime('v0.0.0-00500101000000-x').getUTCFullYear()).toBe(50);
-    for (const bad of ['20190229000000', '21000229000000', '20191309000000', '20190001000000', '20190100000000', '20190431000000', '20191109240000', '20191109236000', '20191109235960']) {
+    for (const bad of [
+      '20190229000000',
+      '21000229000000',
+      '20191309000000',
+      '20190001000000',
+      '20190100000000',
+      '20190431000000',
+      '20191109240000',
+      '20191109236000',
+      '20191109235960',
+    ]) {
       expect(() => pseudoVersionTime(`v0.0.0-${bad}-x`)).toThrow(`malformed time "${bad}"`);
     }
   });

@@ -40,7 +40,7 @@ describe('unquote (strconv.Unquote)', () => {
     expect(unquote(q)).toBe(s);
   });
 
-  it.each(['', '"', '"abc', 'abc"', '"a"b"', '"\\q"', "\"\\'\"", '"\\x4"', '"\\400"', '"\\ud800"', '"\\U00110000"', '"a\nb"', '`a`b`', "'a'"])(
+  it.each(['', '"', '"abc', 'abc"', '"a"b"', '"\\q"', '"\\\'"', '"\\x4"', '"\\400"', '"\\ud800"', '"\\U00110000"', '"a\nb"', '`a`b`', "'a'"])(
     'rejects %j',
     (q) => {
       expect(unquote(q)).toBeUndefined();

@@ -6,14 +6,7 @@ import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  checkModuleZip,
-  planModuleZip,
-  writeModuleZip,
-  ZipError,
-  type ModuleZipOptions,
-  type ZipSourceFile,
-} from '../../src/modzip/index.js';
+import { checkModuleZip, planModuleZip, writeModuleZip, ZipError, type ModuleZipOptions, type ZipSourceFile } from '../../src/modzip/index.js';
 import { gotoolsDir, runGoTool } from '../helpers/gotools.js';
 import { goCheck, goCreate, goLineOf, listTree, makeTmp, rng } from './helpers.js';
 
@@ -98,14 +91,14 @@ const validTrees: Record<string, Tree> = {
     'dir/é.go': 'package dir\n',
     'dir/ü/日本語.txt': 'こんにちは\n',
     'README.MD': '# readme\n',
-    'Makefile': 'all:\n',
-    'LICENSE': 'MIT\n',
+    Makefile: 'all:\n',
+    LICENSE: 'MIT\n',
     'empty.txt': '',
     'sub/empty': '',
     'big.bin': bigFile,
     'x/y/z/w/deep.go': 'package w\n',
     'with space/f i.txt': 'spaces\n',
-    "punct/!#$%&()+,-.=@[]^_{}~.txt": 'punctuation\n',
+    'punct/!#$%&()+,-.=@[]^_{}~.txt': 'punctuation\n',
     '.dotfile': 'hidden\n',
     '.github/workflows/ci.yml': 'on: push\n',
   },
@@ -141,13 +134,13 @@ const validTrees: Record<string, Tree> = {
     'a.go': 'package a\n',
     'link.go': { symlink: 'a.go' },
     'dir/real.go': 'package dir\n',
-    'linkdir': { symlink: 'dir' },
-    'dangling': { symlink: 'nowhere' },
-    'pipe': { fifo: true },
+    linkdir: { symlink: 'dir' },
+    dangling: { symlink: 'nowhere' },
+    pipe: { fifo: true },
   },
   'no files but go.mod': { 'go.mod': `module ${MOD}\n` },
-  'no go.mod': { 'a.go': 'package a\n', 'LICENSE': 'x' },
-  'LICENSE at the limit': { 'go.mod': `module ${MOD}\n`, 'LICENSE': { sparse: 16 << 20 } },
+  'no go.mod': { 'a.go': 'package a\n', LICENSE: 'x' },
+  'LICENSE at the limit': { 'go.mod': `module ${MOD}\n`, LICENSE: { sparse: 16 << 20 } },
 };
 
 describe('planModuleZip + writeModuleZip against zip.Create / zip.CreateFromDir', () => {
@@ -196,7 +189,7 @@ const invalidTrees: Record<string, Tree> = {
   'Kelvin sign collision': { 'k.go': '1', '\u212a.go': '2' },
   'disallowed character': { 'a:b.go': '1' },
   'reserved Windows name': { 'sub/con.txt': '1' },
-  'LICENSE over 16 MiB': { 'go.mod': `module ${MOD}\n`, 'LICENSE': { sparse: (16 << 20) + 1 } },
+  'LICENSE over 16 MiB': { 'go.mod': `module ${MOD}\n`, LICENSE: { sparse: (16 << 20) + 1 } },
   'go.mod over 16 MiB': { 'go.mod': { sparse: (16 << 20) + 1 } },
   'over 500 MiB in total': { 'a.bin': { sparse: 260 << 20 }, 'b.bin': { sparse: 260 << 20 } },
 };
@@ -291,12 +284,15 @@ describe('planModuleZip against zip.CheckFiles on random file lists', () => {
     const rand = rng(20240601);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
     const common = ['a', 'b', 'sub', 'pkg', 'vendor', 'go.mod', 'x.go', 'modules.txt', 'LICENSE', 'é', 'ｚ', '𠀀', '.hg_archival.txt'];
-    const risky = [
-      'A', 'Vendor', 'GO.MOD', 'Go.mod', 'license', 'ß', 'ẞ', 'k', 'K', '\u212a', 'É', '..', '.', '', 'con', 'a~1', "bad'",
-    ];
+    const risky = ['A', 'Vendor', 'GO.MOD', 'Go.mod', 'license', 'ß', 'ẞ', 'k', 'K', '\u212a', 'É', '..', '.', '', 'con', 'a~1', "bad'"];
     const elem = (): string => (rand() < 0.93 ? pick(common) : pick(risky));
     const versions = ['1.20', '1.23', '1.24', '1.24.1', '1.26', null];
-    interface Synth { name: string; mode: 'file' | 'symlink' | 'other'; size: number; data: string }
+    interface Synth {
+      name: string;
+      mode: 'file' | 'symlink' | 'other';
+      size: number;
+      data: string;
+    }
     const cases: Synth[][] = [];
     for (let i = 0; i < 400; i++) {
       const n = 1 + Math.floor(rand() * 8);
@@ -322,9 +318,12 @@ describe('planModuleZip against zip.CheckFiles on random file lists', () => {
       if (rand() < 0.03 && files.length > 1) files.push({ ...(files[1] as Synth) });
       cases.push(files);
     }
-    const go = JSON.parse(
-      await runGoTool('modzip', ['checkfiles'], JSON.stringify(cases.map((files) => ({ files })))),
-    ) as { valid: string[] | null; omitted: { path: string }[] | null; invalid: { path: string }[] | null; err: string | null }[];
+    const go = JSON.parse(await runGoTool('modzip', ['checkfiles'], JSON.stringify(cases.map((files) => ({ files }))))) as {
+      valid: string[] | null;
+      omitted: { path: string }[] | null;
+      invalid: { path: string }[] | null;
+      err: string | null;
+    }[];
     let accepted = 0;
     let omittedSome = 0;
     for (const [i, files] of cases.entries()) {
@@ -344,8 +343,14 @@ describe('planModuleZip against zip.CheckFiles on random file lists', () => {
       }
       if (g.err === null) {
         expect(err, label).toBeUndefined();
-        expect(plan?.include.map((f) => f.name), label).toEqual(g.valid ?? []);
-        expect(plan?.omitted.map((f) => f.name), label).toEqual((g.omitted ?? []).map((f) => f.path));
+        expect(
+          plan?.include.map((f) => f.name),
+          label,
+        ).toEqual(g.valid ?? []);
+        expect(
+          plan?.omitted.map((f) => f.name),
+          label,
+        ).toEqual((g.omitted ?? []).map((f) => f.path));
       } else {
         expect(err, `${label}: Go says ${g.err}`).toBeInstanceOf(ZipError);
         expect((err as Error).message).not.toMatch(/[\r\n]/);
@@ -384,7 +389,16 @@ describe('writeModuleZip streaming failures', () => {
     const boom = new Error('disk on fire');
     const files = [
       file('a.go', 3, () => Readable.from([Buffer.from('abc')])),
-      file('b.go', 3, () => new Readable({ read() { this.destroy(boom); } })),
+      file(
+        'b.go',
+        3,
+        () =>
+          new Readable({
+            read() {
+              this.destroy(boom);
+            },
+          }),
+      ),
     ];
     const out = new PassThrough();
     out.resume();

@@ -61,11 +61,7 @@ describe('hash1', () => {
   });
 
   it('hashGoMod equals the go.sum /go.mod hash for assorted contents', async () => {
-    const samples = [
-      Buffer.from('module example.com/m\n\ngo 1.22\n'),
-      Buffer.from('module example.com/ünï\r\n'),
-      randomBytes(5000),
-    ];
+    const samples = [Buffer.from('module example.com/m\n\ngo 1.22\n'), Buffer.from('module example.com/ünï\r\n'), randomBytes(5000)];
     for (const [i, s] of samples.entries()) {
       const f = path.join(tmp.dir, `gomod${i}`);
       await writeFile(f, s);
@@ -91,7 +87,10 @@ describe('hashZipFile', () => {
         { name: 'x', data: Buffer.from('second') },
       ]),
       // Names outside any module prefix are hashed as they are.
-      rawZip([{ name: 'ünïcödé/𠀀', data: randomBytes(3000) }, { name: 'ｚ', data: Buffer.from('z') }]),
+      rawZip([
+        { name: 'ünïcödé/𠀀', data: randomBytes(3000) },
+        { name: 'ｚ', data: Buffer.from('z') },
+      ]),
       rawZip([]),
     ];
     for (const [i, z] of zips.entries()) {

@@ -31,12 +31,12 @@ beforeAll(async () => {
     'go.mod': `module ${MOD}\n\ngo 1.22\n`,
     'a.go': 'package fuzz\n\nfunc A() int { return 1 }\n',
     'é/b.go': 'package é\n',
-    'LICENSE': 'Copyright\n',
+    LICENSE: 'Copyright\n',
     'data.bin': randomBytes(20_000),
     // Large enough to be streamed rather than decompressed in one call.
     'big.txt': randomBytes(300_000).toString('base64'),
     'text.txt': 'lorem ipsum '.repeat(500),
-    'empty': '',
+    empty: '',
   };
   for (const [name, data] of Object.entries(files)) {
     await mkdir(path.dirname(path.join(tree, name)), { recursive: true });
@@ -71,7 +71,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await tmp.cleanup();
 });
-
 
 function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -31,13 +31,7 @@ export async function goCheck(zip: string, mod: string, version: string): Promis
 }
 
 /** `files`: zip.Create over every entry (as cmd/go over a git listing); `dir`: zip.CreateFromDir. */
-export async function goCreate(
-  how: 'files' | 'dir',
-  dir: string,
-  mod: string,
-  version: string,
-  out: string,
-): Promise<GoCreate> {
+export async function goCreate(how: 'files' | 'dir', dir: string, mod: string, version: string, out: string): Promise<GoCreate> {
   const cmd = how === 'files' ? 'create-files' : 'create';
   return JSON.parse(await runGoTool('modzip', [cmd, dir, mod, version, out])) as GoCreate;
 }
@@ -241,7 +235,12 @@ export const HOSTILE_ZIPS: [string, () => Buffer, RegExp, boolean][] = [
   ['declared size larger than the data', () => rawZip([e('a.go', 'abc', { usize: 10 })]), /shorter than its declared size/, true],
   ['declared size smaller than the data', () => rawZip([e('a.go', 'abcdef', { usize: 3 })]), /larger than its declared size/, true],
   ['stored sizes disagree', () => rawZip([e('a.go', 'abcdef', { method: 0, usize: 3 })]), /./, true],
-  ['truncated deflate stream', () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100) })]), /corrupt compressed data|declared/, true],
+  [
+    'truncated deflate stream',
+    () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100) })]),
+    /corrupt compressed data|declared/,
+    true,
+  ],
   ['garbage deflate stream', () => rawZip([e('a.go', 'abc', { payload: Buffer.from([0xff, 0xff, 0xff, 0xff]) })]), /corrupt compressed data/, true],
   ['directory entry with contents', () => rawZip([e('d/', 'data', { method: 0 })]), /directory with contents/, true],
   ['non-UTF-8 name', () => rawZip([e(Buffer.from([0x61, 0xff, 0x2e, 0x67, 0x6f]))]), /UTF-8/, true],
@@ -255,7 +254,6 @@ export const HOSTILE_ZIPS: [string, () => Buffer, RegExp, boolean][] = [
   ['empty file', () => Buffer.alloc(0), /not a zip file/, true],
   ['garbage', () => randomBytes(4096), /not a zip file/, true],
 ];
-
 
 /** A zip damaged at random, half the time in its end records, where the directory and its fields live. */
 export function mutate(seed: Buffer, rand: () => number): Buffer {

@@ -11,17 +11,8 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import yazl from 'yazl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  checkModuleZip,
-  StreamingZipCheck,
-  writeModuleZip,
-  ZipError,
-  type CheckedZip,
-  type ZipLimits,
-  type ZipSourceFile,
-} from '../../src/modzip/index.js';
+import { checkModuleZip, StreamingZipCheck, writeModuleZip, ZipError, type CheckedZip, type ZipLimits, type ZipSourceFile } from '../../src/modzip/index.js';
 import { GOMOD, HOSTILE_ZIPS, MOD, P, VER, countFileReads, countInflated, e, goCreate, listTree, makeTmp, mutate, rawZip, rng } from './helpers.js';
-
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let n = 0;
@@ -61,15 +52,10 @@ interface Streamed {
   streamedDirectory: boolean;
 }
 
-async function stream(
-  file: string,
-  data: Buffer,
-  next: () => number,
-  opts: { mod?: string; ver?: string; limits?: ZipLimits } = {},
-): Promise<Streamed> {
+async function stream(file: string, data: Buffer, next: () => number, opts: { mod?: string; ver?: string; limits?: ZipLimits } = {}): Promise<Streamed> {
   const s = new StreamingZipCheck(opts.mod ?? MOD, opts.ver ?? VER, opts.limits);
   let pushErr: unknown;
-  for (let i = 0; i < data.length; ) {
+  for (let i = 0; i < data.length;) {
     const k = next();
     try {
       await s.push(data.subarray(i, i + k));
@@ -135,7 +121,6 @@ async function agree(
   return { fast, accepted: full.ok, reasons, streamedDirectory };
 }
 
-
 let bomb: Buffer;
 beforeAll(async () => {
   // 1 GiB of zeros deflated to about 1 MB (as in check.test.ts).
@@ -157,12 +142,22 @@ const hostile: [string, () => Buffer][] = [
   ['bad CRC in the central directory of a descriptor entry', () => rawZip([e('a.go', 'abc', { descriptor: 'sig', crc: 7, descriptorCrc: zlib.crc32('abc') })])],
   ['unsupported method with a descriptor', () => rawZip([e('a.go', 'abc', { method: 12, payload: Buffer.from('abc'), descriptor: 'sig' })])],
   ['declared size smaller than the data, descriptor', () => rawZip([e('a.go', 'abcdef', { usize: 3, descriptor: 'nosig' })])],
-  ['truncated deflate stream, descriptor', () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100), descriptor: 'sig' })])],
+  [
+    'truncated deflate stream, descriptor',
+    () => rawZip([e('a.go', randomBytes(5000), { payload: zlib.deflateRawSync(randomBytes(5000)).subarray(0, 100), descriptor: 'sig' })]),
+  ],
   ['garbage deflate stream, descriptor', () => rawZip([e('a.go', 'abc', { payload: Buffer.from([0xff, 0xff, 0xff, 0xff]), descriptor: 'sig' })])],
   ['trailing data after the end record', () => rawZip([e('a.go')], { trailing: Buffer.from('extra') })],
   ['data prepended, offsets not adjusted', () => Buffer.concat([Buffer.from('#!/bin/sh\n'), rawZip([e('a.go')])])],
-  ['a small deflate bomb with a lying size', () => rawZip([e('small-bomb.bin', Buffer.alloc(0), { payload: zlib.deflateRawSync(Buffer.alloc(40 << 20), { level: 9 }), usize: 1000 })])],
-  ['a small deflate bomb with a lying size, descriptor', () => rawZip([e('small-bomb.bin', Buffer.alloc(0), { payload: zlib.deflateRawSync(Buffer.alloc(40 << 20), { level: 9 }), usize: 1000, descriptor: 'sig' })])],
+  [
+    'a small deflate bomb with a lying size',
+    () => rawZip([e('small-bomb.bin', Buffer.alloc(0), { payload: zlib.deflateRawSync(Buffer.alloc(40 << 20), { level: 9 }), usize: 1000 })]),
+  ],
+  [
+    'a small deflate bomb with a lying size, descriptor',
+    () =>
+      rawZip([e('small-bomb.bin', Buffer.alloc(0), { payload: zlib.deflateRawSync(Buffer.alloc(40 << 20), { level: 9 }), usize: 1000, descriptor: 'sig' })]),
+  ],
 ];
 
 describe('hostile zips: finish() rejects exactly when checkModuleZip does', () => {
@@ -317,18 +312,31 @@ const valid: [string, () => Promise<Buffer>, 'fast' | 'fallback' | undefined][] 
   ['stored entries', async () => rawZip([e('go.mod', GOMOD, { method: 0 }), e('b.bin', randomBytes(100_000), { method: 0 })]), 'fast'],
   [
     'deflate data descriptors with and without signature',
-    async () => rawZip([e('a.go', randomBytes(70_000), { descriptor: 'sig' }), e('b.go', 'bbb', { descriptor: 'nosig' }), e('go.mod', GOMOD, { descriptor: 'sig' })]),
+    async () =>
+      rawZip([e('a.go', randomBytes(70_000), { descriptor: 'sig' }), e('b.go', 'bbb', { descriptor: 'nosig' }), e('go.mod', GOMOD, { descriptor: 'sig' })]),
     'fast',
   ],
-  ['a large compressible descriptor entry (streamed inflate)', async () => rawZip([e('big.txt', Buffer.from('lorem ipsum dolor '.repeat(200_000)), { descriptor: 'sig' })]), 'fast'],
+  [
+    'a large compressible descriptor entry (streamed inflate)',
+    async () => rawZip([e('big.txt', Buffer.from('lorem ipsum dolor '.repeat(200_000)), { descriptor: 'sig' })]),
+    'fast',
+  ],
   ['a large incompressible descriptor entry', async () => rawZip([e('big.bin', randomBytes(3 << 20), { descriptor: 'nosig' })]), 'fast'],
   ['a large deflated entry with sizes in the header', async () => rawZip([e('big.bin', randomBytes(2 << 20)), e('z.go', 'package z\n')]), 'fast'],
   // The local header of a stored entry with a descriptor says nothing of its length: only the
   // central directory knows where its data ends.
-  ['stored data descriptors', async () => rawZip([e('a.go', 'package a\n', { descriptor: 'sig', method: 0 }), e('b.go', 'bbb', { descriptor: 'nosig', method: 0 })]), 'fallback'],
+  [
+    'stored data descriptors',
+    async () => rawZip([e('a.go', 'package a\n', { descriptor: 'sig', method: 0 }), e('b.go', 'bbb', { descriptor: 'nosig', method: 0 })]),
+    'fallback',
+  ],
   // Go's reader (and checkModuleZip) never look past the end of the deflate stream; streaming
   // requires the stream to fill the data exactly, so this is left to the full check.
-  ['deflate stream shorter than its compressed size', async () => rawZip([e('a.go', 'abc', { payload: Buffer.concat([zlib.deflateRawSync(Buffer.from('abc')), Buffer.from('junk')]) })]), 'fallback'],
+  [
+    'deflate stream shorter than its compressed size',
+    async () => rawZip([e('a.go', 'abc', { payload: Buffer.concat([zlib.deflateRawSync(Buffer.from('abc')), Buffer.from('junk')]) })]),
+    'fallback',
+  ],
   ['an empty stored entry with a data descriptor', async () => rawZip([e('empty', '', { descriptor: 'sig', method: 0 }), e('a.go')]), 'fast'],
   ['empty files with CRC 0', async () => rawZip([e('empty', ''), e('empty2', '', { method: 0 })]), 'fast'],
   ['an archive comment', async () => rawZip([e('a.go')], { comment: Buffer.from('made by hand') }), 'fast'],
@@ -339,54 +347,103 @@ const valid: [string, () => Promise<Buffer>, 'fast' | 'fallback' | undefined][] 
   ['a descriptor with 8-byte sizes', async () => wideDescriptorZip(), 'fast'],
   [
     'zip64 records (yazl, sizes in the headers)',
-    async () => yazlZip([[`${P}go.mod`, GOMOD, { forceZip64Format: true }], [`${P}data.bin`, randomBytes(10_000), { forceZip64Format: true, compress: false }]], { forceZip64Format: true }),
+    async () =>
+      yazlZip(
+        [
+          [`${P}go.mod`, GOMOD, { forceZip64Format: true }],
+          [`${P}data.bin`, randomBytes(10_000), { forceZip64Format: true, compress: false }],
+        ],
+        { forceZip64Format: true },
+      ),
     undefined,
   ],
   [
     'zip64 records (yazl, streamed entries with descriptors)',
     async () =>
       yazlStreamZip(
-        [[`${P}go.mod`, GOMOD, { forceZip64Format: true }], [`${P}data.bin`, randomBytes(10_000), { forceZip64Format: true, compress: false }], [`${P}t.txt`, Buffer.from('t'.repeat(5000))]],
+        [
+          [`${P}go.mod`, GOMOD, { forceZip64Format: true }],
+          [`${P}data.bin`, randomBytes(10_000), { forceZip64Format: true, compress: false }],
+          [`${P}t.txt`, Buffer.from('t'.repeat(5000))],
+        ],
         { forceZip64Format: true },
       ),
     undefined,
   ],
-  ['yazl, plain', async () => yazlZip([[`${P}go.mod`, GOMOD], [`${P}a/b.go`, Buffer.from('package b\n')]], {}), 'fast'],
-  ['central directory in reverse order', async () => {
-    const p = parseZip(rawZip([e('go.mod', GOMOD), e('a.go', 'package a\n'), e('b/c.go', 'package c\n', { descriptor: 'sig' })]));
-    p.records.reverse();
-    return buildZip(p);
-  }, 'fast'],
-  ['a local entry the central directory does not list', async () => {
-    const p = parseZip(rawZip([e('go.mod', GOMOD), e('orphan.go', 'not listed'), e('a.go', 'package a\n')]));
-    p.records.splice(1, 1);
-    return buildZip(p);
-  }, 'fast'],
-  ['a local entry with bad data the central directory does not list', async () => {
-    const p = parseZip(rawZip([e('go.mod', GOMOD), e('orphan.go', 'abc', { crc: 5 }), e('a.go', 'package a\n')]));
-    p.records.splice(1, 1);
-    return buildZip(p);
-  }, 'fast'],
-  ['two central entries for one directory entry', async () => {
-    const p = parseZip(rawZip([e('d/', '', { method: 0 }), e('d/a.go', 'package d\n')]));
-    p.records.push(p.records[0] as Buffer);
-    return buildZip(p);
-  }, 'fast'],
-  ['data prepended, offsets adjusted (Go and checkModuleZip read it)', async () =>
-    buildZip(parseZip(rawZip([e('go.mod', GOMOD), e('a.go', 'package a\n')])), Buffer.from('#!/bin/sh\nexit 0\n')), 'fallback'],
-  ['a local name unlike the central one (Go reads the central one)', async () => {
-    const z = rawZip([e('go.mod', GOMOD), e('a.go', 'package a\n')]);
-    const at = z.indexOf(Buffer.from(`${P}a.go`));
-    z.write('b', at + P.length);
-    return z;
-  }, 'fallback'],
-  ['a local header with other sizes than the central one', async () => {
-    const z = rawZip([e('a.go', 'package a\n', { method: 0 }), e('b.go', 'b')]);
-    // Shorten the first entry's local sizes by one: the stream then reads one byte less.
-    z.writeUInt32LE(z.readUInt32LE(18) - 1, 18);
-    z.writeUInt32LE(z.readUInt32LE(22) - 1, 22);
-    return z;
-  }, 'fallback'],
+  [
+    'yazl, plain',
+    async () =>
+      yazlZip(
+        [
+          [`${P}go.mod`, GOMOD],
+          [`${P}a/b.go`, Buffer.from('package b\n')],
+        ],
+        {},
+      ),
+    'fast',
+  ],
+  [
+    'central directory in reverse order',
+    async () => {
+      const p = parseZip(rawZip([e('go.mod', GOMOD), e('a.go', 'package a\n'), e('b/c.go', 'package c\n', { descriptor: 'sig' })]));
+      p.records.reverse();
+      return buildZip(p);
+    },
+    'fast',
+  ],
+  [
+    'a local entry the central directory does not list',
+    async () => {
+      const p = parseZip(rawZip([e('go.mod', GOMOD), e('orphan.go', 'not listed'), e('a.go', 'package a\n')]));
+      p.records.splice(1, 1);
+      return buildZip(p);
+    },
+    'fast',
+  ],
+  [
+    'a local entry with bad data the central directory does not list',
+    async () => {
+      const p = parseZip(rawZip([e('go.mod', GOMOD), e('orphan.go', 'abc', { crc: 5 }), e('a.go', 'package a\n')]));
+      p.records.splice(1, 1);
+      return buildZip(p);
+    },
+    'fast',
+  ],
+  [
+    'two central entries for one directory entry',
+    async () => {
+      const p = parseZip(rawZip([e('d/', '', { method: 0 }), e('d/a.go', 'package d\n')]));
+      p.records.push(p.records[0] as Buffer);
+      return buildZip(p);
+    },
+    'fast',
+  ],
+  [
+    'data prepended, offsets adjusted (Go and checkModuleZip read it)',
+    async () => buildZip(parseZip(rawZip([e('go.mod', GOMOD), e('a.go', 'package a\n')])), Buffer.from('#!/bin/sh\nexit 0\n')),
+    'fallback',
+  ],
+  [
+    'a local name unlike the central one (Go reads the central one)',
+    async () => {
+      const z = rawZip([e('go.mod', GOMOD), e('a.go', 'package a\n')]);
+      const at = z.indexOf(Buffer.from(`${P}a.go`));
+      z.write('b', at + P.length);
+      return z;
+    },
+    'fallback',
+  ],
+  [
+    'a local header with other sizes than the central one',
+    async () => {
+      const z = rawZip([e('a.go', 'package a\n', { method: 0 }), e('b.go', 'b')]);
+      // Shorten the first entry's local sizes by one: the stream then reads one byte less.
+      z.writeUInt32LE(z.readUInt32LE(18) - 1, 18);
+      z.writeUInt32LE(z.readUInt32LE(22) - 1, 22);
+      return z;
+    },
+    'fallback',
+  ],
 ];
 
 describe('valid and odd zips: finish() gives checkModuleZip result', () => {
@@ -411,7 +468,7 @@ const trees: Record<string, Tree> = {
     '𠀀.go': 'package a\n',
     'dir/é.go': 'package dir\n',
     'dir/ü/日本語.txt': 'こんにちは\n',
-    'LICENSE': 'MIT\n',
+    LICENSE: 'MIT\n',
     'empty.txt': '',
     'sub/empty': '',
     'big.bin': randomBytes(3 << 20),
@@ -428,8 +485,8 @@ const trees: Record<string, Tree> = {
     'vendor/example.com/x/x.go': 'package x\n',
     'pkg/vendor/vendor.go': 'package vendor\n',
   },
-  'no go.mod': { 'a.go': 'package a\n', 'LICENSE': 'x' },
-  'zeros (16 MiB LICENSE)': { 'go.mod': `module ${MOD}\n`, 'LICENSE': Buffer.alloc(16 << 20) },
+  'no go.mod': { 'a.go': 'package a\n', LICENSE: 'x' },
+  'zeros (16 MiB LICENSE)': { 'go.mod': `module ${MOD}\n`, LICENSE: Buffer.alloc(16 << 20) },
 };
 
 async function buildTree(tree: Tree): Promise<string> {
@@ -457,7 +514,11 @@ describe('zips from writeModuleZip and Go zip.Create take the fast path', () => 
       const goDir = path.join(tmp.dir, `godir${n++}.zip`);
       expect((await goCreate('files', root, MOD, VER, goFiles)).err).toBeNull();
       expect((await goCreate('dir', root, MOD, VER, goDir)).err).toBeNull();
-      for (const [who, zip] of [['ours', ours], ['Go zip.Create', goFiles], ['Go zip.CreateFromDir', goDir]] as const) {
+      for (const [who, zip] of [
+        ['ours', ours],
+        ['Go zip.Create', goFiles],
+        ['Go zip.CreateFromDir', goDir],
+      ] as const) {
         const r = await agree(await readFile(zip), `${title} (${who})`, { file: zip });
         expect(r.accepted).toBe(true);
         expect(r.reasons, `${title} (${who})`).toEqual([]);
@@ -553,7 +614,6 @@ describe('push and finish', () => {
 
 // ---- Fuzz: mutated zips in random chunks ----
 
-
 // Override for a longer campaign: MODZIP_STREAM_FUZZ=3000 MODZIP_STREAM_SEED=7 npx vitest run test/modzip/stream.test.ts
 const FUZZ = Number(process.env.MODZIP_STREAM_FUZZ ?? 400);
 const FUZZ_SEED = Number(process.env.MODZIP_STREAM_SEED ?? 0x57ea);
@@ -564,11 +624,11 @@ describe('fuzz', () => {
       'go.mod': `module ${MOD}\n\ngo 1.22\n`,
       'a.go': 'package a\n\nfunc A() int { return 1 }\n',
       'é/b.go': 'package é\n',
-      'LICENSE': 'Copyright\n',
+      LICENSE: 'Copyright\n',
       'data.bin': randomBytes(20_000),
       'big.txt': randomBytes(100_000).toString('base64'),
       'text.txt': 'lorem ipsum '.repeat(500),
-      'empty': '',
+      empty: '',
     });
     const ours = await writeOurs(await listTree(root), '1.22');
     const goZip = path.join(tmp.dir, `fuzzgo${n++}.zip`);
@@ -587,7 +647,13 @@ describe('fuzz', () => {
         ],
         { comment: Buffer.from('seed') },
       ),
-      await yazlZip([[`${P}go.mod`, Buffer.from(`module ${MOD}\n`), { forceZip64Format: true }], [`${P}r.bin`, randomBytes(3000), { forceZip64Format: true, compress: false }]], { forceZip64Format: true }),
+      await yazlZip(
+        [
+          [`${P}go.mod`, Buffer.from(`module ${MOD}\n`), { forceZip64Format: true }],
+          [`${P}r.bin`, randomBytes(3000), { forceZip64Format: true, compress: false }],
+        ],
+        { forceZip64Format: true },
+      ),
       wideDescriptorZip(),
     ];
     const rand = rng(FUZZ_SEED);
@@ -654,7 +720,10 @@ async function expectLittleLeftAfterLastPush(label: string, zip: string): Promis
 
 /** Source-code-like text that deflate shrinks about as much as Go source (4 to 5 times). */
 function sourceText(rand: () => number, size: number): Buffer {
-  const words = 'func return if else for range err nil := = { } ( ) ; , . package import type struct interface string int byte error ctx fmt.Errorf len append // the of to and a in is'.split(' ');
+  const words =
+    'func return if else for range err nil := = { } ( ) ; , . package import type struct interface string int byte error ctx fmt.Errorf len append // the of to and a in is'.split(
+      ' ',
+    );
   const idents = Array.from({ length: 300 }, (_, i) => `${'abcdefghijklmnopqrstuvwxyz'[i % 26]}${Math.floor(rand() * 2 ** 30).toString(36)}`);
   const parts: string[] = [];
   let len = 0;
@@ -707,7 +776,10 @@ describe('after the last byte: finish() reads only the end records and inflates 
       }
       const goZip = path.join(tmp.dir, `tailgo${n++}.zip`);
       expect((await goCreate('files', root, MOD, VER, goZip)).err).toBeNull();
-      for (const [who, zip] of [['writeModuleZip', ours], ['Go zip.Create', goZip]] as const) {
+      for (const [who, zip] of [
+        ['writeModuleZip', ours],
+        ['Go zip.Create', goZip],
+      ] as const) {
         await expectLittleLeftAfterLastPush(`${label} (${who})`, zip);
       }
     });

@@ -78,8 +78,7 @@ function mem(name: string, data: Buffer, chunk = 64 << 10): ZipSourceFile {
 }
 
 const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
-const expectedH1 = (files: { name: string; data: Buffer }[]): string =>
-  hash1(files.map((f) => ({ name: PREFIX + f.name, sha256: sha(f.data) })));
+const expectedH1 = (files: { name: string; data: Buffer }[]): string => hash1(files.map((f) => ({ name: PREFIX + f.name, sha256: sha(f.data) })));
 
 async function writeToFile(files: ZipSourceFile[]): Promise<{ zip: string; h1: string; size: number }> {
   const zip = path.join(tmp.dir, `w${counter++}.zip`);
@@ -104,7 +103,11 @@ interface CentralEntry {
 const u64 = (b: Buffer, at: number): number => b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x100000000;
 
 /** Reads a zip's end records and central directory byte by byte, independently of the code under test. */
-function parseZip(z: Buffer): { entries: CentralEntry[]; eocd: { count: number; cdSize: number; cdOffset: number }; zip64?: { count: number; cdSize: number; cdOffset: number } } {
+function parseZip(z: Buffer): {
+  entries: CentralEntry[];
+  eocd: { count: number; cdSize: number; cdOffset: number };
+  zip64?: { count: number; cdSize: number; cdOffset: number };
+} {
   const e = z.length - 22;
   expect(z.readUInt32LE(e)).toBe(0x06054b50);
   expect(z.readUInt16LE(e + 20)).toBe(0); // no comment
@@ -261,12 +264,7 @@ describe('large files, streamed with a data descriptor', () => {
         expect(z.readUInt32LE(e.offset + 22)).toBe(0);
         const dataStart = e.offset + 30 + z.readUInt16LE(e.offset + 26) + z.readUInt16LE(e.offset + 28);
         const d = dataStart + e.csize;
-        expect([z.readUInt32LE(d), z.readUInt32LE(d + 4), z.readUInt32LE(d + 8), z.readUInt32LE(d + 12)]).toEqual([
-          0x08074b50,
-          e.crc,
-          e.csize,
-          e.usize,
-        ]);
+        expect([z.readUInt32LE(d), z.readUInt32LE(d + 4), z.readUInt32LE(d + 8), z.readUInt32LE(d + 12)]).toEqual([0x08074b50, e.crc, e.csize, e.usize]);
         expect(zlib.inflateRawSync(z.subarray(dataStart, d)).equals(data)).toBe(true);
       }
     }
@@ -285,13 +283,16 @@ describe('large files, streamed with a data descriptor', () => {
             ? text(size, size)
             : kind === 'random'
               ? randomBytes(size)
-              : Buffer.concat(Array.from({ length: Math.ceil(size / (1 << 20)) }, (_, i) => (i % 2 ? randomBytes(1 << 20) : text(1 << 20, i)))).subarray(0, size);
+              : Buffer.concat(Array.from({ length: Math.ceil(size / (1 << 20)) }, (_, i) => (i % 2 ? randomBytes(1 << 20) : text(1 << 20, i)))).subarray(
+                  0,
+                  size,
+                );
         const out: Buffer[] = [];
         const d = new SegmentDeflater(async (b) => {
           out.push(b);
         });
         // Uneven chunks, as a pipe gives them.
-        for (let at = 0; at < size; ) {
+        for (let at = 0; at < size;) {
           const n = 1 + Math.floor(rand() * 300_000);
           await d.write(data.subarray(at, at + n));
           at += n;
@@ -333,7 +334,10 @@ describe('empty files', () => {
   });
 
   it('a module of empty files only', async () => {
-    const files = [{ name: 'a', data: Buffer.alloc(0) }, { name: 'b/c', data: Buffer.alloc(0) }];
+    const files = [
+      { name: 'a', data: Buffer.alloc(0) },
+      { name: 'b/c', data: Buffer.alloc(0) },
+    ];
     const ours = await writeToFile(files.map((f) => mem(f.name, f.data)));
     expect(ours.h1).toBe(expectedH1(files));
     expect((await goHashZip(ours.zip)).h1).toBe(ours.h1);

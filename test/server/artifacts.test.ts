@@ -72,45 +72,48 @@ describe('Artifacts: .info and .mod misses', () => {
     { kind: 'mod' as const, upstream: GOMOD, served: GOMOD, type: 'text/plain; charset=utf-8' },
   ];
 
-  it.each(cases)('$kind: fetched once, checked, stored, then a hit from memory and from the store, with ETag and 304', async ({ kind, upstream, served, type }) => {
-    const core = await startCore();
-    core.source.on(kind, V, upstream);
-    const key = core.key(V, kind);
+  it.each(cases)(
+    '$kind: fetched once, checked, stored, then a hit from memory and from the store, with ETag and 304',
+    async ({ kind, upstream, served, type }) => {
+      const core = await startCore();
+      core.source.on(kind, V, upstream);
+      const key = core.key(V, kind);
 
-    const miss = await core.get(at(kind));
-    expect(miss.status).toBe(200);
-    expect(miss.body.equals(served)).toBe(true);
-    expect(miss.headers['x-gomodproxy-cache']).toBe('miss');
-    expect(miss.headers['content-type']).toBe(type);
-    expect(miss.headers['content-length']).toBe(String(served.length));
-    expect(miss.headers['cache-control']).toBe(IMMUTABLE);
-    const etag = miss.headers.etag as string;
-    expect(etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
-    expect(core.source.count()).toBe(1);
-    // Answered from memory to this process's next requests...
-    expect(core.memory.get(key)?.data.equals(served)).toBe(true);
-    // ...and stored behind the response.
-    await core.drain();
-    expect((await stored(core, key))?.equals(served)).toBe(true);
-    if (kind === 'mod') expect((await stored(core, `${MOD}/@v/list`))?.toString()).toBe('v1.0.0\n');
+      const miss = await core.get(at(kind));
+      expect(miss.status).toBe(200);
+      expect(miss.body.equals(served)).toBe(true);
+      expect(miss.headers['x-gomodproxy-cache']).toBe('miss');
+      expect(miss.headers['content-type']).toBe(type);
+      expect(miss.headers['content-length']).toBe(String(served.length));
+      expect(miss.headers['cache-control']).toBe(IMMUTABLE);
+      const etag = miss.headers.etag as string;
+      expect(etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+      expect(core.source.count()).toBe(1);
+      // Answered from memory to this process's next requests...
+      expect(core.memory.get(key)?.data.equals(served)).toBe(true);
+      // ...and stored behind the response.
+      await core.drain();
+      expect((await stored(core, key))?.equals(served)).toBe(true);
+      if (kind === 'mod') expect((await stored(core, `${MOD}/@v/list`))?.toString()).toBe('v1.0.0\n');
 
-    const fromMemory = await core.get(at(kind));
-    expect([fromMemory.status, fromMemory.headers['x-gomodproxy-cache'], fromMemory.headers.etag]).toEqual([200, 'hit', etag]);
-    expect(fromMemory.body.equals(served)).toBe(true);
-    const notModified = await core.get(at(kind), { 'if-none-match': etag });
-    expect([notModified.status, notModified.body.length, notModified.headers.etag]).toEqual([304, 0, etag]);
+      const fromMemory = await core.get(at(kind));
+      expect([fromMemory.status, fromMemory.headers['x-gomodproxy-cache'], fromMemory.headers.etag]).toEqual([200, 'hit', etag]);
+      expect(fromMemory.body.equals(served)).toBe(true);
+      const notModified = await core.get(at(kind), { 'if-none-match': etag });
+      expect([notModified.status, notModified.body.length, notModified.headers.etag]).toEqual([304, 0, etag]);
 
-    // Without the memory entry (another process, a restart): from the store, with the same ETag.
-    core.memory.delete(key);
-    const fromStore = await core.get(at(kind));
-    expect([fromStore.status, fromStore.headers['x-gomodproxy-cache'], fromStore.headers.etag]).toEqual([200, 'hit', etag]);
-    expect(fromStore.body.equals(served)).toBe(true);
-    expect(core.memory.get(key)?.data.equals(served)).toBe(true);
-    core.memory.delete(key);
-    const notModifiedFromStore = await core.get(at(kind), { 'if-none-match': `"other", ${etag}` });
-    expect([notModifiedFromStore.status, notModifiedFromStore.body.length]).toEqual([304, 0]);
-    expect(core.source.count()).toBe(1);
-  });
+      // Without the memory entry (another process, a restart): from the store, with the same ETag.
+      core.memory.delete(key);
+      const fromStore = await core.get(at(kind));
+      expect([fromStore.status, fromStore.headers['x-gomodproxy-cache'], fromStore.headers.etag]).toEqual([200, 'hit', etag]);
+      expect(fromStore.body.equals(served)).toBe(true);
+      expect(core.memory.get(key)?.data.equals(served)).toBe(true);
+      core.memory.delete(key);
+      const notModifiedFromStore = await core.get(at(kind), { 'if-none-match': `"other", ${etag}` });
+      expect([notModifiedFromStore.status, notModifiedFromStore.body.length]).toEqual([304, 0]);
+      expect(core.source.count()).toBe(1);
+    },
+  );
 
   it.each(cases)('$kind: concurrent requests for one missing key make one source call', async ({ kind, upstream, served }) => {
     const core = await startCore();
@@ -144,14 +147,24 @@ describe('Artifacts: .info and .mod misses', () => {
       body: '<!DOCTYPE html>\n<html><body>Sign in to continue</body></html>\n',
       line: /^upstream fake sent an invalid \.info for example\.com\/m@v1\.0\.0: an HTML page instead of JSON; gomodproxy did not cache it$/,
     },
-    { name: 'an .info that is not JSON', kind: 'info', body: 'v1.0.0', line: /^upstream fake sent an invalid \.info for example\.com\/m@v1\.0\.0: not JSON; gomodproxy did not cache it$/ },
+    {
+      name: 'an .info that is not JSON',
+      kind: 'info',
+      body: 'v1.0.0',
+      line: /^upstream fake sent an invalid \.info for example\.com\/m@v1\.0\.0: not JSON; gomodproxy did not cache it$/,
+    },
     {
       name: 'an .info without a valid Version',
       kind: 'info',
       body: '{"Version":"1.0.0"}',
       line: /^upstream fake sent an invalid \.info for example\.com\/m@v1\.0\.0: Version "1\.0\.0" is not a valid semantic version; gomodproxy did not cache it$/,
     },
-    { name: 'a go.mod that is an HTML page', kind: 'mod', body: '<html><head></head></html>', line: /^upstream fake sent an HTML page instead of the go\.mod of example\.com\/m@v1\.0\.0; gomodproxy did not cache it$/ },
+    {
+      name: 'a go.mod that is an HTML page',
+      kind: 'mod',
+      body: '<html><head></head></html>',
+      line: /^upstream fake sent an HTML page instead of the go\.mod of example\.com\/m@v1\.0\.0; gomodproxy did not cache it$/,
+    },
     {
       name: 'a go.mod that does not parse',
       kind: 'mod',
@@ -274,43 +287,46 @@ describe('Artifacts: zip misses', () => {
   it.each([
     { size: 'known', known: true },
     { size: 'unknown', known: false },
-  ])('streams a zip to several clients while it arrives (size $size), with one source call, then commits it byte-exact with its .ziphash', async ({ known }) => {
-    const zip = await bigZip;
-    const core = await startCore();
-    const feed = new Feed(known ? zip.data.length : undefined);
-    core.source.on('zip', V, () => Promise.resolve(feed.body));
-    const parts = chunks(zip.data, 32 * 1024);
-    const first = parts.slice(0, 4);
-    expect(Buffer.concat(first).length).toBeGreaterThan(HOLDBACK_BYTES);
-    feed.write(...first);
+  ])(
+    'streams a zip to several clients while it arrives (size $size), with one source call, then commits it byte-exact with its .ziphash',
+    async ({ known }) => {
+      const zip = await bigZip;
+      const core = await startCore();
+      const feed = new Feed(known ? zip.data.length : undefined);
+      core.source.on('zip', V, () => Promise.resolve(feed.body));
+      const parts = chunks(zip.data, 32 * 1024);
+      const first = parts.slice(0, 4);
+      expect(Buffer.concat(first).length).toBeGreaterThan(HOLDBACK_BYTES);
+      feed.write(...first);
 
-    const clients = [core.download(at('zip')), core.download(at('zip')), core.download(at('zip'))];
-    for (const c of clients) {
-      const head = await c.head;
-      expect(head.status).toBe(200);
-      expect(head.headers['x-gomodproxy-cache']).toBe('miss');
-      expect(head.headers['content-type']).toBe('application/zip');
-      expect(head.headers['content-length']).toBe(known ? String(zip.data.length) : undefined);
-      await c.reached(1);
-    }
-    // Every client has bytes while most of the zip has not even left the upstream.
-    for (const c of clients) expect(c.received).toBeLessThanOrEqual(Buffer.concat(first).length - HOLDBACK_BYTES);
-    expect(await core.store.head(core.key(V, 'zip'))).toBeNull();
-    expect(core.source.count('zip')).toBe(1);
+      const clients = [core.download(at('zip')), core.download(at('zip')), core.download(at('zip'))];
+      for (const c of clients) {
+        const head = await c.head;
+        expect(head.status).toBe(200);
+        expect(head.headers['x-gomodproxy-cache']).toBe('miss');
+        expect(head.headers['content-type']).toBe('application/zip');
+        expect(head.headers['content-length']).toBe(known ? String(zip.data.length) : undefined);
+        await c.reached(1);
+      }
+      // Every client has bytes while most of the zip has not even left the upstream.
+      for (const c of clients) expect(c.received).toBeLessThanOrEqual(Buffer.concat(first).length - HOLDBACK_BYTES);
+      expect(await core.store.head(core.key(V, 'zip'))).toBeNull();
+      expect(core.source.count('zip')).toBe(1);
 
-    feed.write(...parts.slice(4));
-    feed.end();
-    for (const c of clients) expect((await c.body).equals(zip.data)).toBe(true);
-    await core.drain();
-    expect((await stored(core, core.key(V, 'zip')))?.equals(zip.data)).toBe(true);
-    expect((await stored(core, `${MOD}/@v/${V}.ziphash`))?.toString()).toBe(zip.h1);
-    expect(await moduleFiles(core)).toEqual([`${MOD}/@v/${V}.zip`, `${MOD}/@v/${V}.ziphash`]);
+      feed.write(...parts.slice(4));
+      feed.end();
+      for (const c of clients) expect((await c.body).equals(zip.data)).toBe(true);
+      await core.drain();
+      expect((await stored(core, core.key(V, 'zip')))?.equals(zip.data)).toBe(true);
+      expect((await stored(core, `${MOD}/@v/${V}.ziphash`))?.toString()).toBe(zip.h1);
+      expect(await moduleFiles(core)).toEqual([`${MOD}/@v/${V}.zip`, `${MOD}/@v/${V}.ziphash`]);
 
-    const hit = await core.get(at('zip'));
-    expect([hit.status, hit.headers['x-gomodproxy-cache'], hit.headers['content-length']]).toEqual([200, 'hit', String(zip.data.length)]);
-    expect(hit.body.equals(zip.data)).toBe(true);
-    expect(core.source.count()).toBe(1);
-  });
+      const hit = await core.get(at('zip'));
+      expect([hit.status, hit.headers['x-gomodproxy-cache'], hit.headers['content-length']]).toEqual([200, 'hit', String(zip.data.length)]);
+      expect(hit.body.equals(zip.data)).toBe(true);
+      expect(core.source.count()).toBe(1);
+    },
+  );
 
   it.each([
     { from: 'memory', flags: {} },
@@ -337,7 +353,11 @@ describe('Artifacts: zip misses', () => {
   const badZips: { name: string; make: () => Promise<Buffer>; line: RegExp }[] = [
     {
       name: 'a file outside module@version/',
-      make: () => rawZip([[`${MOD}@${V}/go.mod`, GOMOD], ['example.com/other@v1.0.0/x.go', 'package x\n']]),
+      make: () =>
+        rawZip([
+          [`${MOD}@${V}/go.mod`, GOMOD],
+          ['example.com/other@v1.0.0/x.go', 'package x\n'],
+        ]),
       line: /^upstream fake sent an invalid zip for example\.com\/m@v1\.0\.0: .*example\.com\/other@v1\.0\.0\/x\.go.*; gomodproxy did not cache it$/,
     },
     {
@@ -403,38 +423,41 @@ describe('Artifacts: zip misses', () => {
   it.each([
     { size: 'known', known: true },
     { size: 'unknown', known: false },
-  ])('a source that dies mid-zip (size $size): the client transfer fails, never a short 200, nothing stored, the next request fetches again', async ({ known }) => {
-    const zip = await bigZip;
-    const core = await startCore();
-    const size = known ? zip.data.length : undefined;
-    const feed = new Feed(size);
-    core.source.on('zip', V, () => Promise.resolve(feed.body));
-    const parts = chunks(zip.data, 32 * 1024);
-    feed.write(...parts.slice(0, 5));
+  ])(
+    'a source that dies mid-zip (size $size): the client transfer fails, never a short 200, nothing stored, the next request fetches again',
+    async ({ known }) => {
+      const zip = await bigZip;
+      const core = await startCore();
+      const size = known ? zip.data.length : undefined;
+      const feed = new Feed(size);
+      core.source.on('zip', V, () => Promise.resolve(feed.body));
+      const parts = chunks(zip.data, 32 * 1024);
+      feed.write(...parts.slice(0, 5));
 
-    const client = core.download(at('zip'));
-    expect((await client.head).status).toBe(200);
-    await client.reached(1);
-    feed.die();
-    await expect(client.body).rejects.toThrow();
-    expect(client.received).toBeLessThan(zip.data.length);
+      const client = core.download(at('zip'));
+      expect((await client.head).status).toBe(200);
+      await client.reached(1);
+      feed.die();
+      await expect(client.body).rejects.toThrow();
+      expect(client.received).toBeLessThan(zip.data.length);
 
-    await core.drain();
-    expect(await moduleFiles(core)).toEqual([]);
-    expect(await core.coordination.holder(core.key(V, 'zip'))).toBeNull();
+      await core.drain();
+      expect(await moduleFiles(core)).toEqual([]);
+      expect(await core.coordination.holder(core.key(V, 'zip'))).toBeNull();
 
-    // Not remembered: the upstream is asked again, and this time the zip is whole.
-    const retry = new Feed(size);
-    retry.write(zip.data);
-    retry.end();
-    core.source.on('zip', V, () => Promise.resolve(retry.body));
-    const r = await core.get(at('zip'));
-    expect([r.status, r.headers['x-gomodproxy-cache']]).toEqual([200, 'miss']);
-    expect(r.body.equals(zip.data)).toBe(true);
-    expect(core.source.count('zip')).toBe(2);
-    await core.drain();
-    expect((await stored(core, core.key(V, 'zip')))?.equals(zip.data)).toBe(true);
-  });
+      // Not remembered: the upstream is asked again, and this time the zip is whole.
+      const retry = new Feed(size);
+      retry.write(zip.data);
+      retry.end();
+      core.source.on('zip', V, () => Promise.resolve(retry.body));
+      const r = await core.get(at('zip'));
+      expect([r.status, r.headers['x-gomodproxy-cache']]).toEqual([200, 'miss']);
+      expect(r.body.equals(zip.data)).toBe(true);
+      expect(core.source.count('zip')).toBe(2);
+      await core.drain();
+      expect((await stored(core, core.key(V, 'zip')))?.equals(zip.data)).toBe(true);
+    },
+  );
 
   it('a source whose zip body breaks while the fetch waits for room on the disk: 502 with one line, the error heard', async () => {
     const zip = await bigZip;
@@ -462,7 +485,9 @@ describe('Artifacts: zip misses', () => {
     expect(listeners).toBeGreaterThan(0);
     const r = await pending;
     expect(r.status).toBe(502);
-    expect(oneLine(r)).toBe(`upstream fake broke off after 0 of ${zip.data.length} bytes of example.com/m@v1.0.0.zip; gomodproxy did not cache it; retry later`);
+    expect(oneLine(r)).toBe(
+      `upstream fake broke off after 0 of ${zip.data.length} bytes of example.com/m@v1.0.0.zip; gomodproxy did not cache it; retry later`,
+    );
     await core.drain();
     expect(await moduleFiles(core)).toEqual([]);
   });

@@ -279,7 +279,10 @@ export class Core {
     this.store = new ProbeStore(c.data);
     this.coordination = new HostCoordination(c.data);
     let i = 0;
-    const chain = new SourceChain(c.upstreams, () => sources[i++] ?? new FakeSource(`extra${i}`), { failures: c.health.failures, cooldownMs: c.health.cooldown });
+    const chain = new SourceChain(c.upstreams, () => sources[i++] ?? new FakeSource(`extra${i}`), {
+      failures: c.health.failures,
+      cooldownMs: c.health.cooldown,
+    });
     this.routes = new RouteTable(c, () => chain);
     // As ProxyApp's constructor builds them.
     this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);

@@ -76,7 +76,12 @@ describe('MutableAnswers: freshness', () => {
     k.on(core.source, k.first);
 
     const miss = await core.get(k.path);
-    expect([miss.status, miss.headers['x-gomodproxy-cache'], miss.headers['cache-control'], miss.headers['content-type']]).toEqual([200, 'miss', 'public, max-age=3600', k.type]);
+    expect([miss.status, miss.headers['x-gomodproxy-cache'], miss.headers['cache-control'], miss.headers['content-type']]).toEqual([
+      200,
+      'miss',
+      'public, max-age=3600',
+      k.type,
+    ]);
     expect(miss.body.equals(k.first)).toBe(true);
     expect(k.calls(core.source)).toBe(1);
 

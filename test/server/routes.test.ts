@@ -69,7 +69,6 @@ describe('routes', () => {
     expect(b.deniedAs).toBe('not-found');
     expect(t.routeFor('corp.example/oss/sub').name).toMatch(/^routes\[1\]/);
   });
-
 });
 
 describe('policy', () => {

@@ -5,7 +5,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { UpstreamSpec } from '../../src/config/index.js';
 import { ProxyError, type FailureKind } from '../../src/errors.js';
-import { SourceChain, type HealthPolicy, type ModuleRef, type ModuleSource, type RequestKind, type UpstreamOutcome, type ZipBody } from '../../src/sources/index.js';
+import {
+  SourceChain,
+  type HealthPolicy,
+  type ModuleRef,
+  type ModuleSource,
+  type RequestKind,
+  type UpstreamOutcome,
+  type ZipBody,
+} from '../../src/sources/index.js';
 
 const MOD: ModuleRef = { path: 'example.com/m', escaped: 'example.com/m' };
 const CTX = { via: 'test' };
@@ -123,28 +131,182 @@ const calls = (b: Built): Record<string, number> => Object.fromEntries([...b.src
 describe("between priorities: the GOPROXY ',' and '|' rules", () => {
   // [name, entries (id, answer, separator after it), the answer, the calls each entry got]
   const cases: [string, [string, Answer, ',' | '|'][], Awaited<ReturnType<typeof answer>>, Record<string, number>][] = [
-    ['the first entry answers', [['a', OK('A'), ','], ['b', OK('B'), ',']], { from: 'a', body: 'A' }, { a: 1, b: 0 }],
-    ["404 falls through ','", [['a', NOT_FOUND, ','], ['b', OK('B'), ',']], { from: 'b', body: 'B' }, { a: 1, b: 1 }],
-    ["410 falls through ','", [['a', GONE, ','], ['b', OK('B'), ',']], { from: 'b', body: 'B' }, { a: 1, b: 1 }],
-    ["404 falls through '|' too", [['a', NOT_FOUND, '|'], ['b', OK('B'), ',']], { from: 'b', body: 'B' }, { a: 1, b: 1 }],
-    ["500 stops ','", [['a', S500, ','], ['b', OK('B'), ',']], { kind: 'upstream', status: 502, message: 'a: 500' }, { a: 1, b: 0 }],
-    ["401 stops ','", [['a', S401, ','], ['b', OK('B'), ',']], { kind: 'upstream', status: 502, message: 'a: 401' }, { a: 1, b: 0 }],
-    ["403 stops ','", [['a', S403, ','], ['b', OK('B'), ',']], { kind: 'upstream', status: 502, message: 'a: 403' }, { a: 1, b: 0 }],
-    ["429 stops ','", [['a', S429, ','], ['b', OK('B'), ',']], { kind: 'upstream', status: 502, message: 'a: 429' }, { a: 1, b: 0 }],
-    ["a timeout stops ','", [['a', TIMEOUT, ','], ['b', OK('B'), ',']], { kind: 'timeout', status: 504, message: 'a: timeout' }, { a: 1, b: 0 }],
-    ["an unreachable upstream stops ','", [['a', UNREACHABLE, ','], ['b', OK('B'), ',']], { kind: 'upstream', status: 502, message: 'cannot reach upstream (ECONNREFUSED)' }, { a: 1, b: 0 }],
-    ["500 falls through '|'", [['a', S500, '|'], ['b', OK('B'), ',']], { from: 'b', body: 'B' }, { a: 1, b: 1 }],
-    ["a timeout falls through '|'", [['a', TIMEOUT, '|'], ['b', OK('B'), ',']], { from: 'b', body: 'B' }, { a: 1, b: 1 }],
-    ["'|' then ',': 500, 404, then the third answers", [['a', S500, '|'], ['b', NOT_FOUND, ','], ['c', OK('C'), ',']], { from: 'c', body: 'C' }, { a: 1, b: 1, c: 1 }],
-    ["'|' then ',': the second's 500 stops before the third", [['a', S500, '|'], ['b', S503, ','], ['c', OK('C'), ',']], { kind: 'upstream', status: 502, message: 'b: 503' }, { a: 1, b: 1, c: 0 }],
+    [
+      'the first entry answers',
+      [
+        ['a', OK('A'), ','],
+        ['b', OK('B'), ','],
+      ],
+      { from: 'a', body: 'A' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "404 falls through ','",
+      [
+        ['a', NOT_FOUND, ','],
+        ['b', OK('B'), ','],
+      ],
+      { from: 'b', body: 'B' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "410 falls through ','",
+      [
+        ['a', GONE, ','],
+        ['b', OK('B'), ','],
+      ],
+      { from: 'b', body: 'B' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "404 falls through '|' too",
+      [
+        ['a', NOT_FOUND, '|'],
+        ['b', OK('B'), ','],
+      ],
+      { from: 'b', body: 'B' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "500 stops ','",
+      [
+        ['a', S500, ','],
+        ['b', OK('B'), ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'a: 500' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "401 stops ','",
+      [
+        ['a', S401, ','],
+        ['b', OK('B'), ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'a: 401' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "403 stops ','",
+      [
+        ['a', S403, ','],
+        ['b', OK('B'), ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'a: 403' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "429 stops ','",
+      [
+        ['a', S429, ','],
+        ['b', OK('B'), ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'a: 429' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "a timeout stops ','",
+      [
+        ['a', TIMEOUT, ','],
+        ['b', OK('B'), ','],
+      ],
+      { kind: 'timeout', status: 504, message: 'a: timeout' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "an unreachable upstream stops ','",
+      [
+        ['a', UNREACHABLE, ','],
+        ['b', OK('B'), ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'cannot reach upstream (ECONNREFUSED)' },
+      { a: 1, b: 0 },
+    ],
+    [
+      "500 falls through '|'",
+      [
+        ['a', S500, '|'],
+        ['b', OK('B'), ','],
+      ],
+      { from: 'b', body: 'B' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "a timeout falls through '|'",
+      [
+        ['a', TIMEOUT, '|'],
+        ['b', OK('B'), ','],
+      ],
+      { from: 'b', body: 'B' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "'|' then ',': 500, 404, then the third answers",
+      [
+        ['a', S500, '|'],
+        ['b', NOT_FOUND, ','],
+        ['c', OK('C'), ','],
+      ],
+      { from: 'c', body: 'C' },
+      { a: 1, b: 1, c: 1 },
+    ],
+    [
+      "'|' then ',': the second's 500 stops before the third",
+      [
+        ['a', S500, '|'],
+        ['b', S503, ','],
+        ['c', OK('C'), ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'b: 503' },
+      { a: 1, b: 1, c: 0 },
+    ],
     // What is reported when all fail (GO-MODULES.md §1.4): the last error that is not a not-found,
     // else the last not-found. (The go command also prefers direct's error when direct was reached,
     // even a not-found after a proxy's 500; the chain does not special-case direct: a known divergence.)
-    ['all not found: the last not-found', [['a', NOT_FOUND, ','], ['b', GONE, ',']], { kind: 'gone', status: 410, message: 'b: 410' }, { a: 1, b: 1 }],
-    ["a 500 then a 404 ('|'): the 500, not the later 404", [['a', S500, '|'], ['b', NOT_FOUND, ',']], { kind: 'upstream', status: 502, message: 'a: 500' }, { a: 1, b: 1 }],
-    ["two failures ('|'): the last one", [['a', S500, '|'], ['b', TIMEOUT, '|']], { kind: 'timeout', status: 504, message: 'b: timeout' }, { a: 1, b: 1 }],
-    ["a 404 then a 500 ('|' after the 500, nothing after): the 500", [['a', NOT_FOUND, ','], ['b', S500, '|']], { kind: 'upstream', status: 502, message: 'b: 500' }, { a: 1, b: 1 }],
-    ["<404 proxy>,off reports the off text (as the go command does)", [['a', NOT_FOUND, ','], ['off', { kind: 'not-found', message: 'module lookup disabled by upstream=off' }, ',']], { kind: 'not-found', status: 404, message: 'module lookup disabled by upstream=off' }, { a: 1, off: 1 }],
+    [
+      'all not found: the last not-found',
+      [
+        ['a', NOT_FOUND, ','],
+        ['b', GONE, ','],
+      ],
+      { kind: 'gone', status: 410, message: 'b: 410' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "a 500 then a 404 ('|'): the 500, not the later 404",
+      [
+        ['a', S500, '|'],
+        ['b', NOT_FOUND, ','],
+      ],
+      { kind: 'upstream', status: 502, message: 'a: 500' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "two failures ('|'): the last one",
+      [
+        ['a', S500, '|'],
+        ['b', TIMEOUT, '|'],
+      ],
+      { kind: 'timeout', status: 504, message: 'b: timeout' },
+      { a: 1, b: 1 },
+    ],
+    [
+      "a 404 then a 500 ('|' after the 500, nothing after): the 500",
+      [
+        ['a', NOT_FOUND, ','],
+        ['b', S500, '|'],
+      ],
+      { kind: 'upstream', status: 502, message: 'b: 500' },
+      { a: 1, b: 1 },
+    ],
+    [
+      '<404 proxy>,off reports the off text (as the go command does)',
+      [
+        ['a', NOT_FOUND, ','],
+        ['off', { kind: 'not-found', message: 'module lookup disabled by upstream=off' }, ','],
+      ],
+      { kind: 'not-found', status: 404, message: 'module lookup disabled by upstream=off' },
+      { a: 1, off: 1 },
+    ],
   ];
   it.each(cases)('%s', async (_name, list, want, wantCalls) => {
     const b = build(list.map(([id, a, sep]) => ({ id, script: [a], fallthrough: sep === '|' ? 'any' : 'not-found', kind: id === 'off' ? 'off' : 'proxy' })));
@@ -178,8 +340,16 @@ describe("between priorities: the GOPROXY ',' and '|' rules", () => {
 });
 
 describe('within a priority: replicas', () => {
-  const replicas = (balance: 'failover' | 'round-robin', scripts: Record<string, Answer[]>, fallthrough: 'not-found' | 'any' = 'not-found', after?: Entry): Built =>
-    build([...Object.entries(scripts).map(([id, script]) => ({ id, script, priority: 0, balance, fallthrough })), ...(after ? [{ ...after, priority: 1 }] : [])]);
+  const replicas = (
+    balance: 'failover' | 'round-robin',
+    scripts: Record<string, Answer[]>,
+    fallthrough: 'not-found' | 'any' = 'not-found',
+    after?: Entry,
+  ): Built =>
+    build([
+      ...Object.entries(scripts).map(([id, script]) => ({ id, script, priority: 0, balance, fallthrough })),
+      ...(after ? [{ ...after, priority: 1 }] : []),
+    ]);
 
   it('failover: always the first replica first; an error moves to the next one', async () => {
     const b = replicas('failover', { r1: [OK('1'), S500, OK('1')], r2: [OK('2')], r3: [OK('3')] });
@@ -292,7 +462,13 @@ describe('health: a breaker per replica', () => {
 
   it('only outages count: 5xx, 429, timeouts, unreachable do; 401, 403, 404 and an oversized answer do not', async () => {
     const rested = async (a: Answer): Promise<boolean> => {
-      const b = build([{ id: 'x', script: [a], priority: 0 }, { id: 'y', script: [OK('Y')], priority: 0 }], policy);
+      const b = build(
+        [
+          { id: 'x', script: [a], priority: 0 },
+          { id: 'y', script: [OK('Y')], priority: 0 },
+        ],
+        policy,
+      );
       for (let i = 0; i < 5; i++) await answer(b.chain);
       return b.health.some((h) => h.id === 'x' && !h.healthy);
     };
@@ -392,7 +568,14 @@ describe('hooks', () => {
 
   it('close() closes every source that can be closed', async () => {
     const closed: string[] = [];
-    const specs: UpstreamSpec[] = ['a', 'b'].map((id, i) => ({ kind: 'proxy', url: id, priority: i, balance: 'failover', fallthrough: 'not-found', timeouts: { connect: 1, firstByte: 1, idle: 1 } }));
+    const specs: UpstreamSpec[] = ['a', 'b'].map((id, i) => ({
+      kind: 'proxy',
+      url: id,
+      priority: i,
+      balance: 'failover',
+      fallthrough: 'not-found',
+      timeouts: { connect: 1, firstByte: 1, idle: 1 },
+    }));
     const chain = new SourceChain(
       specs,
       (spec) => Object.assign(new FakeSource(spec.url, [OK('x')]), spec.url === 'a' ? { close: async () => void closed.push(spec.url) } : {}),

@@ -51,7 +51,14 @@ afterAll(async () => {
 });
 
 function spec(base: string): UpstreamSpec {
-  return { kind: 'proxy', url: base, priority: 0, balance: 'failover', fallthrough: 'not-found', timeouts: { connect: 5_000, firstByte: 10_000, idle: 10_000 } };
+  return {
+    kind: 'proxy',
+    url: base,
+    priority: 0,
+    balance: 'failover',
+    fallthrough: 'not-found',
+    timeouts: { connect: 5_000, firstByte: 10_000, idle: 10_000 },
+  };
 }
 
 let seed = 1;
@@ -77,7 +84,11 @@ describe('an upstream that closes the connection after the body', () => {
         for (let round = 0; round < 5; round++) {
           const sums = await Promise.all(
             Array.from({ length: 30 }, async (_v, i) => {
-              const body = await source.zip({ path: 'example.com/m', escaped: 'example.com/m' }, { version: `v1.0.${round * 30 + i}`, escaped: `v1.0.${round * 30 + i}` }, { via: 'test' });
+              const body = await source.zip(
+                { path: 'example.com/m', escaped: 'example.com/m' },
+                { version: `v1.0.${round * 30 + i}`, escaped: `v1.0.${round * 30 + i}` },
+                { via: 'test' },
+              );
               expect(body.size).toBe(framing === 'eof' ? undefined : BODY.length);
               return slowRead(body.stream);
             }),

@@ -50,7 +50,15 @@ afterAll(async () => {
 });
 
 function spec(url: string, extra: Partial<UpstreamSpec> = {}): UpstreamSpec {
-  return { kind: 'proxy', url, priority: 0, balance: 'failover', fallthrough: 'not-found', timeouts: { connect: 5_000, firstByte: 10_000, idle: 10_000 }, ...extra };
+  return {
+    kind: 'proxy',
+    url,
+    priority: 0,
+    balance: 'failover',
+    fallthrough: 'not-found',
+    timeouts: { connect: 5_000, firstByte: 10_000, idle: 10_000 },
+    ...extra,
+  };
 }
 
 /** The error a fetch of MOD@V's .zip (or the list) fails with. */
@@ -133,7 +141,9 @@ describe('an upstream that cannot be reached', () => {
   test('a name that does not resolve: the host, the upstream URL setting and HTTPS_PROXY/NO_PROXY', async () => {
     const err = await failure(new ProxySource(spec('https://goproxy.nowhere.invalid:8443')));
     expectOneLine(err);
-    expect(err.message).toMatch(/^cannot resolve the host goproxy\.nowhere\.invalid:8443 of upstream https:\/\/goproxy\.nowhere\.invalid:8443 \((ENOTFOUND|EAI_AGAIN)\) while fetching github\.com\/Corp\/lib@v1\.2\.3\.zip/);
+    expect(err.message).toMatch(
+      /^cannot resolve the host goproxy\.nowhere\.invalid:8443 of upstream https:\/\/goproxy\.nowhere\.invalid:8443 \((ENOTFOUND|EAI_AGAIN)\) while fetching github\.com\/Corp\/lib@v1\.2\.3\.zip/,
+    );
     expect(err.message).toContain('check the upstream URL setting (upstream, or upstreams[].url), and HTTPS_PROXY/NO_PROXY');
   });
 
@@ -206,18 +216,22 @@ describe('a chain whose upstreams are all resting', () => {
     const chain = new SourceChain([spec(`${base}/503`)], (s) => new ProxySource(s), { failures: 1, cooldownMs: 60_000 });
     try {
       const attempt = (): Promise<ProxyError> =>
-        chain.run('zip', (s) => s.zip(MOD, V, ctx)).then(
-          () => {
-            throw new Error('the fetch did not fail');
-          },
-          (err: unknown) => err as ProxyError,
-        );
+        chain
+          .run('zip', (s) => s.zip(MOD, V, ctx))
+          .then(
+            () => {
+              throw new Error('the fetch did not fail');
+            },
+            (err: unknown) => err as ProxyError,
+          );
       const first = await attempt();
       expect(first.message).toContain('answered 503');
       const second = await attempt();
       expectOneLine(second);
       expect(second.message).toMatch(
-        new RegExp(`^every upstream of priority 0 \\(${base.replace(/[.]/g, '\\.')}/503\\) failed health\\.failures times in a row and is in its cool-down \\(health\\.cooldown\\) \\(last failure: upstream .* answered 503 .*\\); it is tried again in \\d+s: retry then`),
+        new RegExp(
+          `^every upstream of priority 0 \\(${base.replace(/[.]/g, '\\.')}/503\\) failed health\\.failures times in a row and is in its cool-down \\(health\\.cooldown\\) \\(last failure: upstream .* answered 503 .*\\); it is tried again in \\d+s: retry then`,
+        ),
       );
     } finally {
       await chain.close();

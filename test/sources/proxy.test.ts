@@ -150,19 +150,107 @@ describe('status mapping', () => {
   const what = 'example.com/m@v1.0.0.info';
   // [title, handler, kind, our status, relayed status, outage (rests the upstream), message (the upstream's id is <id>)]
   const cases: [string, Handler, FailureKind, number, number, boolean, string][] = [
-    ['404 with a text/plain reason: that reason, verbatim', text(404, 'not found: example.com/m@v1.0.0: invalid version: unknown revision v1.0.0\n'), 'not-found', 404, 404, false, 'not found: example.com/m@v1.0.0: invalid version: unknown revision v1.0.0'],
+    [
+      '404 with a text/plain reason: that reason, verbatim',
+      text(404, 'not found: example.com/m@v1.0.0: invalid version: unknown revision v1.0.0\n'),
+      'not-found',
+      404,
+      404,
+      false,
+      'not found: example.com/m@v1.0.0: invalid version: unknown revision v1.0.0',
+    ],
     ['404 with no body', answer(404), 'not-found', 404, 404, false, `not found: ${what} (<id> answered 404)`],
-    ['404 with an HTML page: not its text', answer(404, '<html><body>Not Found</body></html>', { 'Content-Type': 'text/html' }), 'not-found', 404, 404, false, `not found: ${what} (<id> answered 404)`],
+    [
+      '404 with an HTML page: not its text',
+      answer(404, '<html><body>Not Found</body></html>', { 'Content-Type': 'text/html' }),
+      'not-found',
+      404,
+      404,
+      false,
+      `not found: ${what} (<id> answered 404)`,
+    ],
     ['410', text(410, 'gone: retracted upstream\n'), 'gone', 410, 410, false, 'gone: retracted upstream'],
-    ['401', text(401, 'bad token'), 'upstream', 502, 401, false, `upstream <id> answered 401 for ${what} (bad token); the upstream wants credentials and gomodproxy sent none: set upstreams[].token (or upstreams[].username/password) for this upstream`],
-    ['403', text(403, 'forbidden'), 'upstream', 502, 403, false, `upstream <id> answered 403 for ${what} (forbidden); the upstream refuses to serve it to gomodproxy; its operator decides what it serves, so ask them, or get the module from another source`],
-    ['429', text(429, 'slow down'), 'upstream', 502, 429, true, `upstream <id> answered 429 for ${what} (slow down); the upstream is rate-limiting gomodproxy; retry later`],
-    ['500: the first non-blank line of the body only', text(500, '\n\ndatabase down\n\tat main.go:12\n'), 'upstream', 502, 500, true, `upstream <id> answered 500 for ${what} (database down); retry later, or ask the gomodproxy operator to check this upstream`],
-    ['502 with an HTML error page: no line from it', answer(502, '<!DOCTYPE html><title>Bad Gateway</title>', { 'Content-Type': 'text/html; charset=utf-8' }), 'upstream', 502, 502, true, `upstream <id> answered 502 for ${what}; retry later, or ask the gomodproxy operator to check this upstream`],
-    ['503 without a Content-Type: the body is read as text', answer(503, 'maintenance'), 'upstream', 502, 503, true, `upstream <id> answered 503 for ${what} (maintenance); retry later, or ask the gomodproxy operator to check this upstream`],
-    ['508: a loop, with its reason', text(508, 'request loop detected'), 'loop', 508, 508, true, 'upstream <id> reports a request loop: request loop detected; fix the upstream settings'],
-    ['508 without a reason', answer(508), 'loop', 508, 508, true, 'upstream <id> reports a request loop: it is configured to use this gomodproxy as its upstream; fix the upstream settings'],
-    ['204: any other status is an error too', answer(204), 'upstream', 502, 204, false, `upstream <id> answered 204 for ${what}; retry later, or ask the gomodproxy operator to check this upstream`],
+    [
+      '401',
+      text(401, 'bad token'),
+      'upstream',
+      502,
+      401,
+      false,
+      `upstream <id> answered 401 for ${what} (bad token); the upstream wants credentials and gomodproxy sent none: set upstreams[].token (or upstreams[].username/password) for this upstream`,
+    ],
+    [
+      '403',
+      text(403, 'forbidden'),
+      'upstream',
+      502,
+      403,
+      false,
+      `upstream <id> answered 403 for ${what} (forbidden); the upstream refuses to serve it to gomodproxy; its operator decides what it serves, so ask them, or get the module from another source`,
+    ],
+    [
+      '429',
+      text(429, 'slow down'),
+      'upstream',
+      502,
+      429,
+      true,
+      `upstream <id> answered 429 for ${what} (slow down); the upstream is rate-limiting gomodproxy; retry later`,
+    ],
+    [
+      '500: the first non-blank line of the body only',
+      text(500, '\n\ndatabase down\n\tat main.go:12\n'),
+      'upstream',
+      502,
+      500,
+      true,
+      `upstream <id> answered 500 for ${what} (database down); retry later, or ask the gomodproxy operator to check this upstream`,
+    ],
+    [
+      '502 with an HTML error page: no line from it',
+      answer(502, '<!DOCTYPE html><title>Bad Gateway</title>', { 'Content-Type': 'text/html; charset=utf-8' }),
+      'upstream',
+      502,
+      502,
+      true,
+      `upstream <id> answered 502 for ${what}; retry later, or ask the gomodproxy operator to check this upstream`,
+    ],
+    [
+      '503 without a Content-Type: the body is read as text',
+      answer(503, 'maintenance'),
+      'upstream',
+      502,
+      503,
+      true,
+      `upstream <id> answered 503 for ${what} (maintenance); retry later, or ask the gomodproxy operator to check this upstream`,
+    ],
+    [
+      '508: a loop, with its reason',
+      text(508, 'request loop detected'),
+      'loop',
+      508,
+      508,
+      true,
+      'upstream <id> reports a request loop: request loop detected; fix the upstream settings',
+    ],
+    [
+      '508 without a reason',
+      answer(508),
+      'loop',
+      508,
+      508,
+      true,
+      'upstream <id> reports a request loop: it is configured to use this gomodproxy as its upstream; fix the upstream settings',
+    ],
+    [
+      '204: any other status is an error too',
+      answer(204),
+      'upstream',
+      502,
+      204,
+      false,
+      `upstream <id> answered 204 for ${what}; retry later, or ask the gomodproxy operator to check this upstream`,
+    ],
   ];
   it.each(cases)('%s', async (_title, handler, kind, status, upstreamStatus, outage, message) => {
     const up = await upstream(handler);
@@ -203,9 +291,13 @@ describe('sizes', () => {
     const v = (version: string): VersionRef => ({ version, escaped: version });
     expect((await s.info(M, v('exact'), CTX)).length).toBe(MAX_INFO_BYTES);
     const byLength = await failure(s.info(M, v('length'), CTX));
-    expect(byLength.message).toBe(`upstream ${up.url} answered ${MAX_INFO_BYTES + 1} bytes for example.com/m@length.info, over the ${MAX_INFO_BYTES}-byte limit for this kind of file`);
+    expect(byLength.message).toBe(
+      `upstream ${up.url} answered ${MAX_INFO_BYTES + 1} bytes for example.com/m@length.info, over the ${MAX_INFO_BYTES}-byte limit for this kind of file`,
+    );
     const byCount = await failure(s.info(M, v('chunked'), CTX));
-    expect(byCount.message).toBe(`upstream ${up.url} sent more than ${MAX_INFO_BYTES} bytes for example.com/m@chunked.info, over the limit for this kind of file`);
+    expect(byCount.message).toBe(
+      `upstream ${up.url} sent more than ${MAX_INFO_BYTES} bytes for example.com/m@chunked.info, over the limit for this kind of file`,
+    );
     for (const err of [byLength, byCount]) {
       expect([err.kind, err.status, err.upstreamStatus, err.isOutage]).toEqual(['upstream', 502, 200, false]);
     }
@@ -228,7 +320,9 @@ describe('sizes', () => {
     for await (const c of z.stream) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).equals(body)).toBe(true);
     const err = await failure(s.zip(M, { version: 'v9.0.0-huge', escaped: 'v9.0.0-huge' }, CTX));
-    expect(err.message).toBe(`upstream ${up.url} offers a ${MAX_ZIP_BYTES + 1}-byte zip for example.com/m@v9.0.0-huge, over the go command's 500 MiB limit; the module cannot be used`);
+    expect(err.message).toBe(
+      `upstream ${up.url} offers a ${MAX_ZIP_BYTES + 1}-byte zip for example.com/m@v9.0.0-huge, over the go command's 500 MiB limit; the module cannot be used`,
+    );
     expect([err.kind, err.upstreamStatus, err.isOutage]).toEqual(['upstream', 200, false]);
   });
 });
@@ -238,7 +332,9 @@ describe('transport failures', () => {
     const up = await upstream(() => undefined); // accepts, never answers
     const err = await failure(source(up.url, { timeouts: { connect: 30_000, firstByte: 200, idle: 30_000 } }).info(M, V, CTX));
     expect([err.kind, err.status, err.isOutage]).toEqual(['timeout', 504, true]);
-    expect(err.message).toBe(`upstream ${up.url} did not start answering within timeouts.firstByte (200ms) for example.com/m@v1.0.0.info; retry later, or raise timeouts.firstByte (upstreams[].timeouts.firstByte for one upstream) if it is just slow`);
+    expect(err.message).toBe(
+      `upstream ${up.url} did not start answering within timeouts.firstByte (200ms) for example.com/m@v1.0.0.info; retry later, or raise timeouts.firstByte (upstreams[].timeouts.firstByte for one upstream) if it is just slow`,
+    );
   });
 
   it('a body that goes silent past the idle timeout: 504 that says it stalled (a zip stream fails with the timeout for the caller to report)', async () => {
@@ -249,7 +345,9 @@ describe('transport failures', () => {
     const s = source(up.url, { timeouts: { connect: 30_000, firstByte: 30_000, idle: 200 } });
     const err = await failure(s.info(M, V, CTX));
     expect([err.kind, err.status, err.isOutage]).toEqual(['timeout', 504, true]);
-    expect(err.message).toBe(`upstream ${up.url} stalled: silent for longer than timeouts.idle (200ms) while sending example.com/m@v1.0.0.info; retry later, or raise timeouts.idle (upstreams[].timeouts.idle for one upstream)`);
+    expect(err.message).toBe(
+      `upstream ${up.url} stalled: silent for longer than timeouts.idle (200ms) while sending example.com/m@v1.0.0.info; retry later, or raise timeouts.idle (upstreams[].timeouts.idle for one upstream)`,
+    );
     const z = await s.zip(M, V, CTX);
     expect(z.size).toBe(100);
     const streamErr = await (async () => {
@@ -272,7 +370,9 @@ describe('transport failures', () => {
     }
     const err = await failure(source(url).list(M, CTX));
     expect([err.kind, err.status, err.isOutage]).toEqual(['upstream', 502, true]);
-    expect(err.message).toBe(`cannot connect to ${url.replace('http://', '')} for upstream ${url} (ECONNREFUSED) while fetching the version list of example.com/m; check the upstream URL setting (upstream, or upstreams[].url), and HTTPS_PROXY/NO_PROXY if gomodproxy reaches the internet through an egress proxy`);
+    expect(err.message).toBe(
+      `cannot connect to ${url.replace('http://', '')} for upstream ${url} (ECONNREFUSED) while fetching the version list of example.com/m; check the upstream URL setting (upstream, or upstreams[].url), and HTTPS_PROXY/NO_PROXY if gomodproxy reaches the internet through an egress proxy`,
+    );
   });
 
   it('a cancelled fetch (the client went away) is reported as cancelled, not as the upstream failing', async () => {

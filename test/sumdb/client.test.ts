@@ -1,14 +1,6 @@
 // The verifying client against a checksum database built from golang.org/x/mod's sumdb.Server.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  SumdbClient,
-  SumdbError,
-  SumdbForkError,
-  checkTree,
-  openNote,
-  newVerifier,
-  parseTree,
-} from '../../src/sumdb/index.js';
+import { SumdbClient, SumdbError, SumdbForkError, checkTree, openNote, newVerifier, parseTree } from '../../src/sumdb/index.js';
 import { cleanupAll } from '../helpers/tmp.js';
 import { MemoryOps, startGoSumdb, sumLines } from './helpers.js';
 import type { GoSumdbServer } from './helpers.js';
@@ -74,7 +66,9 @@ describe('lookups', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SumdbError);
     expect((err as SumdbError).code).toBe('not-found');
-    expect((err as SumdbError).message).toMatch(/^verifying example\.com\/missing@v1\.0\.0: checksum database sumdb\.test: reading \/lookup\/example\.com\/missing@v1\.0\.0: 404/);
+    expect((err as SumdbError).message).toMatch(
+      /^verifying example\.com\/missing@v1\.0\.0: checksum database sumdb\.test: reading \/lookup\/example\.com\/missing@v1\.0\.0: 404/,
+    );
     expect((err as SumdbError).message).toMatch(/GONOSUMDB/);
     expect((err as SumdbError).message).not.toContain('\n');
   });
@@ -265,7 +259,11 @@ describe('a misbehaving database', () => {
       ['other record id', (b) => Buffer.from(b.toString().replace(/^\d+/, '0')), /cannot authenticate record data/],
       ['id past the tree', (b) => Buffer.from(b.toString().replace(/^\d+/, '99')), /cannot validate record 99 in tree of size 5/],
       ['changed tree size', (b) => Buffer.from(b.toString().replace('tree\n5\n', 'tree\n6\n')), /invalid signature for key sumdb\.test/],
-      ['signed by someone else', (b) => Buffer.from(b.toString().replace(/— sumdb\.test \S+/, `— sumdb.test ${Buffer.alloc(68, 7).toString('base64')}`)), /no verifiable signatures/],
+      [
+        'signed by someone else',
+        (b) => Buffer.from(b.toString().replace(/— sumdb\.test \S+/, `— sumdb.test ${Buffer.alloc(68, 7).toString('base64')}`)),
+        /no verifiable signatures/,
+      ],
       ['not a record', () => Buffer.from('<html>oops</html>\n'), /malformed record data/],
     ];
     for (const [name, tamper, why] of cases) {
@@ -277,7 +275,10 @@ describe('a misbehaving database', () => {
         .catch((e: unknown) => e);
       expect(err, name).toBeInstanceOf(SumdbError);
       expect((err as SumdbError).message, name).toMatch(why);
-      expect([...ops.cache.keys()].filter((k) => k.includes('/lookup/')), name).toEqual([]);
+      expect(
+        [...ops.cache.keys()].filter((k) => k.includes('/lookup/')),
+        name,
+      ).toEqual([]);
     }
   });
 

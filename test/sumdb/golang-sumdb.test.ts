@@ -9,16 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  GO_SUMDB_KEY,
-  NoteError,
-  SumdbClient,
-  SumdbError,
-  newVerifier,
-  openNote,
-  parseRecord,
-  parseTree,
-} from '../../src/sumdb/index.js';
+import { GO_SUMDB_KEY, NoteError, SumdbClient, SumdbError, newVerifier, openNote, parseRecord, parseTree } from '../../src/sumdb/index.js';
 import type { SumdbOps } from '../../src/sumdb/index.js';
 
 const testdata = path.join(path.dirname(fileURLToPath(import.meta.url)), 'testdata');

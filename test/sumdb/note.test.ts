@@ -17,8 +17,7 @@ interface GoOpen {
   sigs?: { name: string; hash: number; base64: string }[];
   unverified?: { name: string; hash: number; base64: string }[];
 }
-const goOpen = async (msg: Buffer | string, ...vkeys: string[]): Promise<GoOpen> =>
-  JSON.parse(await runGoTool('tlogcheck', ['open', ...vkeys], msg)) as GoOpen;
+const goOpen = async (msg: Buffer | string, ...vkeys: string[]): Promise<GoOpen> => JSON.parse(await runGoTool('tlogcheck', ['open', ...vkeys], msg)) as GoOpen;
 
 /** What x/mod's note.Open says for the same failure (its error strings). */
 function goErrorFor(err: unknown): string {
@@ -53,8 +52,7 @@ async function bothOpen(msg: Buffer, vkeys: string[]): Promise<GoOpen> {
 const DOC_SKEY = 'PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz';
 const DOC_VKEY = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';
 const DOC_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-const DOC_MSG =
-  DOC_TEXT + '\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
+const DOC_MSG = DOC_TEXT + '\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
 
 describe('keys', () => {
   it('parses the documented key pair and signs exactly as documented', () => {

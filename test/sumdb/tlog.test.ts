@@ -135,7 +135,16 @@ beforeAll(async () => {
   const goRun = runGoTool(
     'tlogcheck',
     ['tlog'],
-    JSON.stringify({ records, treeSizes, recordProofs, treeProofs, newTiles: newTileQueries, tileForIndex: tileForIndexQueries, tileReads: tileReadQueries, parsePaths }),
+    JSON.stringify({
+      records,
+      treeSizes,
+      recordProofs,
+      treeProofs,
+      newTiles: newTileQueries,
+      tileForIndex: tileForIndexQueries,
+      tileReads: tileReadQueries,
+      parsePaths,
+    }),
   );
   stored = [];
   for (let i = 0; i < records.length; i++) stored.push(...(await storedHashes(i, records[i]!, reader)));

@@ -271,7 +271,9 @@ export class GitCodeHost {
   /** Whether a branch or tag, as the remote has it now, reaches commit (judged from local history). */
   private async reachable(commit: string): Promise<boolean> {
     const refs = await this.refs();
-    const r = await this.repo.gitRaw(['for-each-ref', '--contains', commit, '--format=%(refname) %(objectname) %(*objectname)', 'refs/heads', 'refs/tags'], { maxStdout: 256 << 20 });
+    const r = await this.repo.gitRaw(['for-each-ref', '--contains', commit, '--format=%(refname) %(objectname) %(*objectname)', 'refs/heads', 'refs/tags'], {
+      maxStdout: 256 << 20,
+    });
     if (r.code !== 0) return false;
     for (const line of r.stdout.toString('utf8').split('\n')) {
       const [name, obj, peeled] = line.trim().split(' ');

@@ -90,7 +90,7 @@ export class Credentials {
       await chmod(this.helperPath, 0o700);
     }
     if (withKey.length > 0) {
-      let text = '# Written by gomodproxy from git.credentials: one key per host, then the user\'s own ssh config.\n';
+      let text = "# Written by gomodproxy from git.credentials: one key per host, then the user's own ssh config.\n";
       for (const c of withKey) {
         const host = c.host.replace(/:\d+$/, '');
         text += `Host ${host}\n  IdentityFile "${path.resolve(c.sshKey as string)}"\n  IdentitiesOnly yes\n`;

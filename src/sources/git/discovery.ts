@@ -94,8 +94,20 @@ function noVcsSuffix(m: Record<string, string>): void {
 // cmd/go's table (vcs.go vcsPaths); \w is [0-9A-Za-z_] in both RE2 and JavaScript.
 const vcsPaths: VcsPath[] = [
   { pathPrefix: 'github.com', re: /^(?<root>github\.com\/[\w.-]+\/[\w.-]+)(\/[\w.-]+)*$/, vcs: 'git', repo: 'https://{root}', check: noVcsSuffix },
-  { pathPrefix: 'bitbucket.org', re: /^(?<root>bitbucket\.org\/(?<bitname>[\w.-]+\/[\w.-]+))(\/[\w.-]+)*$/, vcs: 'git', repo: 'https://{root}', check: noVcsSuffix },
-  { pathPrefix: 'hub.jazz.net/git', re: /^(?<root>hub\.jazz\.net\/git\/[a-z0-9]+\/[\w.-]+)(\/[\w.-]+)*$/, vcs: 'git', repo: 'https://{root}', check: noVcsSuffix },
+  {
+    pathPrefix: 'bitbucket.org',
+    re: /^(?<root>bitbucket\.org\/(?<bitname>[\w.-]+\/[\w.-]+))(\/[\w.-]+)*$/,
+    vcs: 'git',
+    repo: 'https://{root}',
+    check: noVcsSuffix,
+  },
+  {
+    pathPrefix: 'hub.jazz.net/git',
+    re: /^(?<root>hub\.jazz\.net\/git\/[a-z0-9]+\/[\w.-]+)(\/[\w.-]+)*$/,
+    vcs: 'git',
+    repo: 'https://{root}',
+    check: noVcsSuffix,
+  },
   { pathPrefix: 'git.apache.org', re: /^(?<root>git\.apache\.org\/[a-z0-9_.-]+\.git)(\/[\w.-]+)*$/, vcs: 'git', repo: 'https://{root}' },
   { pathPrefix: 'git.openstack.org', re: /^(?<root>git\.openstack\.org\/[\w.-]+\/[\w.-]+)(\.git)?(\/[\w.-]+)*$/, vcs: 'git', repo: 'https://{root}' },
   { pathPrefix: 'chiselapp.com', re: /^(?<root>chiselapp\.com\/user\/[A-Za-z0-9]+\/repository\/[\w.-]+)$/, vcs: 'fossil', repo: 'https://{root}' },
@@ -369,7 +381,8 @@ function hintForFailure(host: string, err: unknown): string {
 }
 
 function hintForStatus(status: number): string {
-  if (status === 401 || status === 403) return 'if it is a private module, map it with git.repos to its repository and give that host\'s credentials in git.credentials';
+  if (status === 401 || status === 403)
+    return "if it is a private module, map it with git.repos to its repository and give that host's credentials in git.credentials";
   return MAP_IT;
 }
 
@@ -391,7 +404,8 @@ export function defaultMetaFetcher(timeoutMs: number): MetaFetcher {
         await res.body.dump();
         const next = new URL(String(res.headers.location), current);
         // As the go command: never follow a redirect from https down to plain http.
-        if (current.protocol === 'https:' && next.protocol !== 'https:') throw new RefusedRedirect(`redirected from secure URL ${current.href} to insecure URL ${next.href}`);
+        if (current.protocol === 'https:' && next.protocol !== 'https:')
+          throw new RefusedRedirect(`redirected from secure URL ${current.href} to insecure URL ${next.href}`);
         current = next;
         continue;
       }

@@ -77,7 +77,12 @@ export class GitSource implements ModuleSource {
     this.credentials = new Credentials(opts.credentials, path.join(opts.cacheDir, 'credentials'));
     const net = new Semaphore(opts.concurrency);
     const env = (): NodeJS.ProcessEnv => this.gitEnv();
-    this.store = new RepoStore(opts.cacheDir, opts.maxCacheBytes, { env, timeoutMs: opts.timeoutMs, shallow: opts.shallow, locks: new FileLocks(), net }, opts.log);
+    this.store = new RepoStore(
+      opts.cacheDir,
+      opts.maxCacheBytes,
+      { env, timeoutMs: opts.timeoutMs, shallow: opts.shallow, locks: new FileLocks(), net },
+      opts.log,
+    );
     this.discovery = new Discovery({
       repos: opts.repos,
       insecure: opts.insecure,
@@ -88,7 +93,11 @@ export class GitSource implements ModuleSource {
         if (vcs !== 'git') return false;
         await this.opened;
         const r = await net.run(() =>
-          run('git', ['ls-remote', '-q', '--end-of-options', `${scheme}://${repo}`], { cwd: opts.cacheDir, env: this.gitEnv(), timeoutMs: Math.min(opts.timeoutMs, 60_000) }),
+          run('git', ['ls-remote', '-q', '--end-of-options', `${scheme}://${repo}`], {
+            cwd: opts.cacheDir,
+            env: this.gitEnv(),
+            timeoutMs: Math.min(opts.timeoutMs, 60_000),
+          }),
         );
         return r.code === 0;
       },
@@ -300,7 +309,14 @@ export function createDirectSource(config: DirectConfig, log?: StoreLog): Module
   const g = config.gocmd;
   const insecure = config.git.insecure ?? process.env.GOINSECURE ?? '';
   const gocmd = g.enabled
-    ? new GoCmdSource({ goBinary: g.goBinary, dir: g.dir ?? path.join(config.data, 'gocmd'), timeoutMs: g.timeout, concurrency: g.concurrency, insecure, vcs: g.vcs })
+    ? new GoCmdSource({
+        goBinary: g.goBinary,
+        dir: g.dir ?? path.join(config.data, 'gocmd'),
+        timeoutMs: g.timeout,
+        concurrency: g.concurrency,
+        insecure,
+        vcs: g.vcs,
+      })
     : undefined;
   if (!config.git.enabled) return gocmd;
   return new GitSource({
@@ -311,7 +327,12 @@ export function createDirectSource(config: DirectConfig, log?: StoreLog): Module
     discoveryTtlMs: config.git.discoveryTtl,
     shallow: config.git.shallow,
     concurrency: config.git.concurrency,
-    repos: config.git.repos.map((r) => ({ prefix: r.prefix.replace(/\/+$/, ''), url: r.url, ...(r.vcs ? { vcs: r.vcs } : {}), ...(r.subdir ? { subdir: r.subdir } : {}) })),
+    repos: config.git.repos.map((r) => ({
+      prefix: r.prefix.replace(/\/+$/, ''),
+      url: r.url,
+      ...(r.vcs ? { vcs: r.vcs } : {}),
+      ...(r.subdir ? { subdir: r.subdir } : {}),
+    })),
     insecure,
     credentials: config.git.credentials,
     ...(log ? { log } : {}),

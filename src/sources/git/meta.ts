@@ -125,7 +125,9 @@ export function parseMetaGoImports(html: string): MetaImport[] {
     if (t.end && lname === 'head') break;
     if (t.end || lname !== 'meta') continue;
     if (attr(t, 'name') !== 'go-import') continue;
-    const f = attr(t, 'content').split(/[\t\n\v\f\r ]+/).filter((s) => s !== '');
+    const f = attr(t, 'content')
+      .split(/[\t\n\v\f\r ]+/)
+      .filter((s) => s !== '');
     if (f.length === 3 || f.length === 4) {
       found.push({ prefix: f[0] as string, vcs: f[1] as string, repoRoot: f[2] as string, subDir: f[3] ?? '' });
     }

@@ -115,7 +115,11 @@ export class BareRepo {
     const env = { ...this.ctx.env() };
     delete env.GIT_DIR;
     // No template: the sample hooks and the rest are of no use in a cache.
-    await runChecked('git', ['init', '--bare', '-q', '--template=', `--object-format=${objectFormat ?? 'sha1'}`, this.dir], { cwd: this.dir, env, timeoutMs: this.ctx.timeoutMs });
+    await runChecked('git', ['init', '--bare', '-q', '--template=', `--object-format=${objectFormat ?? 'sha1'}`, this.dir], {
+      cwd: this.dir,
+      env,
+      timeoutMs: this.ctx.timeoutMs,
+    });
     // Written directly rather than with `git remote add` and `git config` (one process instead of
     // five). A named remote, as cmd/go uses, lets the user's insteadOf and credential settings
     // apply as usual. Fetched packs stay packs; gc, when git decides to run it, runs inside our
@@ -172,7 +176,12 @@ export class BareRepo {
         const env: NodeJS.ProcessEnv = { ...this.ctx.env(), GIT_CEILING_DIRECTORIES: path.dirname(path.dirname(this.dir)) };
         delete env.GIT_DIR;
         r = await this.ctx.net.run(() =>
-          run('git', ['ls-remote', '-q', '--end-of-options', this.url], { cwd: path.dirname(this.dir), env, timeoutMs: this.ctx.timeoutMs, maxStdout: 256 << 20 }),
+          run('git', ['ls-remote', '-q', '--end-of-options', this.url], {
+            cwd: path.dirname(this.dir),
+            env,
+            timeoutMs: this.ctx.timeoutMs,
+            maxStdout: 256 << 20,
+          }),
         );
       } catch (err) {
         throw new GitSourceError('upstream', `git ls-remote ${this.url}: ${(err as Error).message}`, { cause: err });
@@ -273,7 +282,9 @@ export class BareRepo {
         const refspecs = todo.map((w) => (w.ref === 'HEAD' ? `${w.hash}:refs/dummy` : `${w.ref}:${w.ref}`));
         const depth = this.ctx.shallow && !(await this.hasHistory()) ? ['--depth=1'] : [];
         try {
-          await this.ctx.net.run(() => this.git(['-c', 'protocol.version=2', 'fetch', '-f', '-q', '--no-tags', ...depth, '--end-of-options', 'origin', ...refspecs]));
+          await this.ctx.net.run(() =>
+            this.git(['-c', 'protocol.version=2', 'fetch', '-f', '-q', '--no-tags', ...depth, '--end-of-options', 'origin', ...refspecs]),
+          );
         } finally {
           this.generation++;
         }
@@ -284,7 +295,12 @@ export class BareRepo {
 
   /** Which of hashes are not in the local repository. */
   async missing(hashes: readonly string[]): Promise<Set<string>> {
-    const r = await run('git', ['cat-file', '--batch-check'], { cwd: this.dir, env: this.env(), timeoutMs: this.ctx.timeoutMs, input: hashes.map((h) => `${h}\n`).join('') });
+    const r = await run('git', ['cat-file', '--batch-check'], {
+      cwd: this.dir,
+      env: this.env(),
+      timeoutMs: this.ctx.timeoutMs,
+      input: hashes.map((h) => `${h}\n`).join(''),
+    });
     const out = new Set<string>();
     for (const line of r.stdout.toString('utf8').split('\n')) {
       const m = /^(\S+) missing$/.exec(line.trim());
@@ -354,10 +370,27 @@ export class BareRepo {
   async archive(commit: string, subdir: string, file: string, maxBytes: number): Promise<void> {
     // The attributes in the tree apply (as for cmd/go); the operator's global and system ones do
     // not: a module's checksum must not depend on the machine that zipped it.
-    const args = ['-c', 'core.autocrlf=input', '-c', 'core.eol=lf', '-c', 'core.attributesFile=/dev/null', 'archive', '--format=tar', '--end-of-options', commit];
+    const args = [
+      '-c',
+      'core.autocrlf=input',
+      '-c',
+      'core.eol=lf',
+      '-c',
+      'core.attributesFile=/dev/null',
+      'archive',
+      '--format=tar',
+      '--end-of-options',
+      commit,
+    ];
     // No "--" here: after --end-of-options, git archive would take it for a path.
     if (subdir) args.push(subdir);
-    const r = await run('git', args, { cwd: this.dir, env: { ...this.env(), GIT_ATTR_NOSYSTEM: '1' }, timeoutMs: this.ctx.timeoutMs, stdoutFile: file, maxStdoutFile: maxBytes });
+    const r = await run('git', args, {
+      cwd: this.dir,
+      env: { ...this.env(), GIT_ATTR_NOSYSTEM: '1' },
+      timeoutMs: this.ctx.timeoutMs,
+      stdoutFile: file,
+      maxStdoutFile: maxBytes,
+    });
     if (r.tooLarge) throw notExist(`downloaded zip file too large`);
     if (r.code !== 0 || r.timedOut) {
       if (r.stderr.includes('did not match any files')) throw notExist(`file does not exist`);
@@ -391,7 +424,11 @@ async function webStatus(url: string, timeoutMs: number): Promise<number | undef
   const t = Math.min(timeoutMs, 15_000);
   const agent = new EnvHttpProxyAgent({ headersTimeout: t, bodyTimeout: t });
   try {
-    const res = await request(url, { method: 'GET', dispatcher: agent.compose(interceptors.redirect({ maxRedirections: 10 })), signal: AbortSignal.timeout(t) });
+    const res = await request(url, {
+      method: 'GET',
+      dispatcher: agent.compose(interceptors.redirect({ maxRedirections: 10 })),
+      signal: AbortSignal.timeout(t),
+    });
     await res.body.dump();
     return res.statusCode;
   } catch {
@@ -425,9 +462,16 @@ function lsRemoteError(url: string, r: RunResult): GitSourceError & { base: stri
   }
   const host = failedHost(text) ?? hostOf(url);
   if (/SSL certificate problem|server certificate verification failed|certificate verify failed/i.test(text)) {
-    return err('upstream', `make gomodproxy's git trust the certificate of ${host} (GIT_SSL_CAINFO, or http.sslCAInfo in its git config), or map the module with git.repos to a repository it can reach`);
+    return err(
+      'upstream',
+      `make gomodproxy's git trust the certificate of ${host} (GIT_SSL_CAINFO, or http.sslCAInfo in its git config), or map the module with git.repos to a repository it can reach`,
+    );
   }
-  if (/Could not resolve host|Could not resolve hostname|Failed to connect to|Connection refused|Connection timed out|Network is unreachable|No route to host/i.test(text)) {
+  if (
+    /Could not resolve host|Could not resolve hostname|Failed to connect to|Connection refused|Connection timed out|Network is unreachable|No route to host/i.test(
+      text,
+    )
+  ) {
     const through = /^https?:/i.test(url) ? ', e.g. through HTTPS_PROXY' : '';
     return err('upstream', `let gomodproxy reach ${host}${through}, or map the module with git.repos to a repository it can reach`);
   }

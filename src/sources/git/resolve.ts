@@ -284,8 +284,14 @@ export class CodeRepo {
       let errIncompatible: GitSourceError | undefined;
       if (!matchPathMajor(base, this.pathMajor)) {
         if (await canUseIncompatible(base)) v = `${base}+incompatible`;
-        else if (this.pathMajor !== '') errIncompatible = invalidVersion(this.modPath, v, rule('module path includes a major version suffix, so major version must match'));
-        else errIncompatible = invalidVersion(this.modPath, v, rule(`module contains a go.mod file, so module path must match major version (${q(path.join(this.pathPrefix, major(v)))})`));
+        else if (this.pathMajor !== '')
+          errIncompatible = invalidVersion(this.modPath, v, rule('module path includes a major version suffix, so major version must match'));
+        else
+          errIncompatible = invalidVersion(
+            this.modPath,
+            v,
+            rule(`module contains a go.mod file, so module path must match major version (${q(path.join(this.pathPrefix, major(v)))})`),
+          );
       } else if (v.endsWith('+incompatible')) {
         errIncompatible = invalidVersion(this.modPath, v, rule(`+incompatible suffix not allowed: major version ${major(v)} is compatible`));
       }
@@ -307,7 +313,11 @@ export class CodeRepo {
     // it first, but the answer is the same, and it costs the fetch of another release.
     let retracted: ((v: string) => boolean) | undefined;
     const loadRetracted = async (): Promise<(v: string) => boolean> => {
-      retracted ??= await this.retractedVersions().catch(() => (_: string): boolean => false);
+      retracted ??= await this.retractedVersions().catch(
+        () =>
+          (_: string): boolean =>
+            false,
+      );
       return retracted;
     };
 

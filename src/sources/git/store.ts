@@ -100,7 +100,8 @@ export class RepoStore {
         removed.push(it.dir);
       }
     }
-    if (removed.length > 0) this.log?.info({ removed: removed.length, bytesBefore: before, bytesAfter: total }, 'git cache: evicted least recently used repositories');
+    if (removed.length > 0)
+      this.log?.info({ removed: removed.length, bytesBefore: before, bytesAfter: total }, 'git cache: evicted least recently used repositories');
     return { before, after: total, removed };
   }
 

@@ -57,9 +57,7 @@ export async function moduleZip(repo: CodeRepo, version: string, opts: ZipOption
   const { rev, dir: subdir } = await repo.findDir(version);
   const info = await repo.code.stat(rev);
   const entries = await lsTree(repo, info.name, subdir);
-  const listing = (await hasAttributes(repo, info.name, subdir, entries))
-    ? await fromArchive(repo, info.name, subdir, opts.tmpDir)
-    : fromTree(repo, entries);
+  const listing = (await hasAttributes(repo, info.name, subdir, entries)) ? await fromArchive(repo, info.name, subdir, opts.tmpDir) : fromTree(repo, entries);
   let handedOff = false;
   try {
     const files = listing.files;

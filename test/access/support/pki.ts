@@ -24,8 +24,27 @@ export async function makeCa(dir: string, name: string): Promise<CertFiles> {
   const keyPath = path.join(dir, `${name}.key`);
   const certPath = path.join(dir, `${name}.crt`);
   await openssl(
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-subj', `/CN=${name}`, '-days', '2',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '2',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
     dir,
   );
   return load(keyPath, certPath);
@@ -47,11 +66,36 @@ export async function issue(ca: CertFiles, dir: string, spec: LeafSpec): Promise
   const ext = path.join(dir, `${spec.name}.ext`);
   await writeFile(
     ext,
-    ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', `extendedKeyUsage=${spec.usage}`, ...(spec.san ? [`subjectAltName=${spec.san}`] : [])].join('\n') + '\n',
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      `extendedKeyUsage=${spec.usage}`,
+      ...(spec.san ? [`subjectAltName=${spec.san}`] : []),
+    ].join('\n') + '\n',
   );
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', csr, '-subj', spec.subject], dir);
   await openssl(
-    ['x509', '-req', '-in', csr, '-CA', ca.certPath, '-CAkey', ca.keyPath, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-out', certPath, '-days', '2', '-extfile', ext],
+    ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', csr, '-subj', spec.subject],
+    dir,
+  );
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.certPath,
+      '-CAkey',
+      ca.keyPath,
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-extfile',
+      ext,
+    ],
     dir,
   );
   return load(keyPath, certPath);

@@ -129,7 +129,11 @@ export async function startSlapd(ldif: string, adminPassword: string, tls?: Slap
   registerCleanup(stop);
   await waitForPort(port, child, Date.now() + START_TIMEOUT_MS, () => err);
   if (tls) await waitForPort(tlsPort, child, Date.now() + START_TIMEOUT_MS, () => err);
-  const add = await run('/usr/bin/ldapadd', ['-x', '-H', url, '-D', ADMIN_DN, '-w', adminPassword], { env: scrubbedEnv(), input: ldif, timeoutMs: START_TIMEOUT_MS });
+  const add = await run('/usr/bin/ldapadd', ['-x', '-H', url, '-D', ADMIN_DN, '-w', adminPassword], {
+    env: scrubbedEnv(),
+    input: ldif,
+    timeoutMs: START_TIMEOUT_MS,
+  });
   if (add.code !== 0) throw new Error(`ldapadd failed (${add.code}): ${add.stderr}`);
   return { url, port, ldapsUrl, stop };
 }
