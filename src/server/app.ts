@@ -50,7 +50,8 @@ export class ProxyApp {
   readonly artifacts: Artifacts;
   readonly mutable: MutableAnswers;
   readonly space: StorageSpace;
-  private readonly memory: MemoryCache<ArtifactEntry>;
+  /** Small immutable blobs with their headers, for the hot path. */
+  readonly memory: MemoryCache<ArtifactEntry>;
   private readonly prefix: string;
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };

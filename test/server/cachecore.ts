@@ -4,7 +4,7 @@
 // error, or a promise it settles when it chooses). Nothing here waits on the clock: every wait is
 // for something the test or the code under test does.
 import { readdir } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -12,19 +12,18 @@ import pino from 'pino';
 import { Agent, request, type Dispatcher } from 'undici';
 import { FsBlobStore } from '../../src/cache/fs.js';
 import { artifactKey } from '../../src/cache/keys.js';
-import { MemoryCache } from '../../src/cache/memory.js';
+import type { MemoryCache } from '../../src/cache/memory.js';
 import type { BlobReader, BlobStat } from '../../src/cache/blobstore.js';
 import { HostCoordination } from '../../src/cluster/coordination.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { ProxyError } from '../../src/errors.js';
 import { writeModuleZip, type ZipSourceFile } from '../../src/modzip/index.js';
-import { Artifacts, type ArtifactEntry } from '../../src/server/artifacts.js';
+import { ProxyApp } from '../../src/server/app.js';
+import type { Artifacts, ArtifactEntry } from '../../src/server/artifacts.js';
 import { Metrics } from '../../src/server/metrics.js';
-import { MutableAnswers } from '../../src/server/mutable.js';
-import { parseRequest } from '../../src/server/protocol.js';
-import { Exchange, sendError } from '../../src/server/respond.js';
+import type { MutableAnswers } from '../../src/server/mutable.js';
 import { RouteTable } from '../../src/server/routes.js';
-import { StorageSpace } from '../../src/server/space.js';
+import type { StorageSpace } from '../../src/server/space.js';
 import { SourceChain, type FetchContext, type ModuleRef, type ModuleSource, type VersionRef, type ZipBody } from '../../src/sources/index.js';
 import { makeTempDir, registerCleanup } from '../helpers/tmp.js';
 
@@ -262,11 +261,9 @@ export class Core {
   readonly metrics = new Metrics();
   readonly store: ProbeStore;
   readonly coordination: HostCoordination;
-  readonly memory: MemoryCache<ArtifactEntry>;
-  readonly space: StorageSpace;
   readonly routes: RouteTable;
-  readonly artifacts: Artifacts;
-  readonly mutable: MutableAnswers;
+  /** The real app over fakes: requests take the same path as in `serve`. */
+  readonly app: ProxyApp;
   readonly server: Server;
   readonly agent = new Agent({ pipelining: 0 });
   url = '';
@@ -284,74 +281,39 @@ export class Core {
       cooldownMs: c.health.cooldown,
     });
     this.routes = new RouteTable(c, () => chain);
-    // As ProxyApp's constructor builds them.
-    this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
-    this.space = new StorageSpace(this.store, c.cache.minFree, this.metrics, this.log);
-    this.metrics.rememberedAnswers = () => this.coordination.answers.size;
-    this.artifacts = new Artifacts({
+    this.app = new ProxyApp({
+      config: c,
       store: this.store,
       coordination: this.coordination,
-      memory: this.memory,
+      routes: this.routes,
       metrics: this.metrics,
       log: this.log,
-      space: this.space,
-      immutableMaxAgeMs: c.cache.immutableMaxAge,
-      notFoundTtlMs: c.cache.notFoundTtl,
-      refusedTtlMs: c.cache.refusedTtl,
+      accessLog: null,
+      instanceId: 'gmp-unit-test',
       sumdb: null,
+      access: null,
     });
-    this.mutable = new MutableAnswers({
-      store: this.store,
-      artifacts: this.artifacts,
-      space: this.space,
-      policy: this.routes,
-      metrics: this.metrics,
-      log: this.log,
-      staleWhileRevalidateMs: c.cache.staleWhileRevalidate,
-      maxStaleMs: c.cache.maxStale,
-    });
-    this.server = createServer({ keepAlive: true }, (req, res) => this.handle(req, res));
+    this.server = createServer({ keepAlive: true }, this.app.handle);
+  }
+
+  get memory(): MemoryCache<ArtifactEntry> {
+    return this.app.memory;
+  }
+
+  get artifacts(): Artifacts {
+    return this.app.artifacts;
+  }
+
+  get mutable(): MutableAnswers {
+    return this.app.mutable;
+  }
+
+  get space(): StorageSpace {
+    return this.app.space;
   }
 
   get source(): FakeSource {
     return this.sources[0] as FakeSource;
-  }
-
-  /** ProxyApp.dispatch, minus access control: policy, a memory hit, else the miss path. */
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const ex = new Exchange(req, res, this.metrics, null);
-    const ctx: FetchContext = { via: 'gmp-unit-test' };
-    try {
-      const p = parseRequest(req.url ?? '/', '');
-      if (p.kind === 'sumdb' || p.kind === 'ops') throw new ProxyError('not-found', 'not found: not served by this test');
-      const route = this.routes.routeFor(p.mod.path);
-      if (this.routes.hasPolicy) this.routes.checkPolicy(p.mod.path, p.kind === 'info' || p.kind === 'mod' || p.kind === 'zip' ? p.version.version : undefined);
-      let run: Promise<void>;
-      switch (p.kind) {
-        case 'info':
-        case 'mod':
-        case 'zip': {
-          const hit = this.memory.get(artifactKey(p.mod.escaped, p.version.escaped, p.kind));
-          if (hit) {
-            ex.cache = 'hit';
-            this.artifacts.sendEntry(ex, hit);
-            return;
-          }
-          run = this.artifacts.serve(ex, { kind: p.kind, mod: p.mod, version: p.version, route }, ctx);
-          break;
-        }
-        case 'query':
-          run = this.mutable.serve(ex, { kind: 'query', mod: p.mod, version: p.version, route }, ctx);
-          break;
-        case 'list':
-        case 'latest':
-          run = this.mutable.serve(ex, { kind: p.kind, mod: p.mod, route }, ctx);
-          break;
-      }
-      run.catch((err: unknown) => sendError(ex, err, this.log));
-    } catch (err) {
-      sendError(ex, err, this.log);
-    }
   }
 
   async listen(): Promise<void> {
