@@ -25,26 +25,44 @@ export interface BlobReader extends BlobStat {
 }
 
 export interface BlobStore {
-  /** For logs and metrics: "fs:/var/lib/gomodproxy". */
+  /** For logs and metrics: "fs:/var/lib/gomodproxy", "s3://bucket/prefix". */
   readonly description: string;
   head(key: string): Promise<BlobStat | null>;
-  get(key: string): Promise<BlobReader | null>;
+  /** The blob's bytes, from `start` when given (a follower that has sent the first bytes already). */
+  get(key: string, opts?: { start?: number }): Promise<BlobReader | null>;
   /** Reads a whole blob, refusing ones larger than maxBytes (null as if absent is wrong: it throws). */
   getBuffer(key: string, maxBytes: number): Promise<{ stat: BlobStat; data: Buffer } | null>;
   /** Atomic: readers see the old blob, no blob, or all of the new one; never a part. */
   put(key: string, data: Uint8Array): Promise<BlobStat>;
-  /** Atomic put of a local file, which the store takes over (moves or deletes). */
-  putFile(key: string, file: string): Promise<BlobStat>;
+  /**
+   * Starts a blob whose bytes arrive over time (a zip streaming in from an upstream). They are
+   * staged in a local file that readers on this host follow as it grows, and (object stores)
+   * uploaded as they come; nothing of the blob is visible to anyone before commit(), and
+   * nothing ever after abort().
+   */
+  beginWrite(key: string): Promise<BlobWrite>;
   delete(key: string): Promise<boolean>;
   /** Keys under a prefix ("" for all), in no particular order. */
   list(prefix: string): AsyncIterable<string>;
-  /**
-   * A local file path where the bytes of `key` may be staged while they stream in, so that
-   * putFile of it is cheap (a rename on the same file system for the disk store).
-   */
-  stagingPath(key: string): string;
   /** Can the store accept writes now? For /readyz. */
   checkWritable(): Promise<void>;
+  /** Bytes it can still take (stores that can tell: a disk). */
+  freeBytes?(): Promise<number>;
+  /** A URL that serves the blob directly for a while (object stores), for redirecting downloads. */
+  presign?(key: string, expiresInSeconds: number): Promise<string>;
+  /** Lets go of connection pools. */
+  close?(): Promise<void>;
+}
+
+/** A blob being written: see BlobStore.beginWrite. */
+export interface BlobWrite {
+  /** The local file holding the bytes appended so far. */
+  readonly stagingFile: string;
+  append(chunk: Buffer): Promise<void>;
+  /** The bytes are whole and checked: they become the blob, atomically. */
+  commit(): Promise<BlobStat>;
+  /** Drops what was written; safe after a failed append or commit, and more than once. */
+  abort(): Promise<void>;
 }
 
 /** Rejects keys that could escape the store's root: they are built from checked module paths, so this is a bug guard. */

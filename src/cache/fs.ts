@@ -7,8 +7,8 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, write
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.js';
-import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore } from './blobstore.js';
-import { ensureDir, forgetDir } from './dirs.js';
+import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore, type BlobWrite } from './blobstore.js';
+import { ensureDir, forgetDir } from '../dirs.js';
 
 /** Files the store writes for its own bookkeeping; never listed as blobs. */
 const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
@@ -63,7 +63,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async get(key: string): Promise<BlobReader | null> {
+  async get(key: string, opts: { start?: number } = {}): Promise<BlobReader | null> {
     const fh = await this.openBlob(key);
     if (!fh) return null;
     try {
@@ -72,7 +72,7 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
         return null;
       }
-      return fileReader(fh, toStat(st));
+      return fileReader(fh, toStat(st), opts.start ?? 0);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw this.fail(err, 'read');
@@ -113,6 +113,57 @@ export class FsBlobStore implements BlobStore {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw this.fail(err, 'write');
     }
+  }
+
+  async beginWrite(key: string): Promise<BlobWrite> {
+    const dest = this.localPath(key);
+    const staging = this.stagingPath(key);
+    let fh: FileHandle | undefined;
+    try {
+      await ensureDir(path.dirname(dest));
+      fh = await open(staging, 'w', 0o644).catch(async (err: NodeJS.ErrnoException) => {
+        // The folder was removed since we made it (a purge, a gc): make it again.
+        if (err.code !== 'ENOENT') throw err;
+        forgetDir(path.dirname(dest));
+        await ensureDir(path.dirname(dest));
+        return open(staging, 'w', 0o644);
+      });
+    } catch (err) {
+      throw this.fail(err, 'write');
+    }
+    const out = fh;
+    let done = false;
+    const drop = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      await out.close().catch(() => undefined);
+      await rm(staging, { force: true }).catch(() => undefined);
+    };
+    return {
+      stagingFile: staging,
+      append: async (chunk) => {
+        try {
+          await out.write(chunk);
+        } catch (err) {
+          throw this.fail(err, 'write');
+        }
+      },
+      // Staged beside the blob, so committing is fsync and rename: readers of the staging file
+      // keep reading the same inode under its new name.
+      commit: async () => {
+        try {
+          await out.sync();
+          await out.close();
+          done = true;
+          await rename(staging, dest);
+          return toStat(await stat(dest));
+        } catch (err) {
+          await drop();
+          throw this.fail(err, 'write');
+        }
+      },
+      abort: drop,
+    };
   }
 
   async putFile(key: string, file: string): Promise<BlobStat> {
@@ -196,14 +247,14 @@ export class FsBlobStore implements BlobStore {
  * A blob read from its open file: positionally (the server's streaming decides what is read
  * ahead), or as a stream made on first use, which then owns the handle and closes it when done.
  */
-function fileReader(fh: FileHandle, stat: BlobStat): BlobReader {
+function fileReader(fh: FileHandle, stat: BlobStat, start: number): BlobReader {
   let stream: Readable | undefined;
   let closed: Promise<void> | undefined;
   return {
     ...stat,
     get stream(): Readable {
       // 64 KiB, Node's own default: a client reading slowly holds one such piece, not a megabyte.
-      stream ??= fh.createReadStream({ autoClose: true, highWaterMark: 64 << 10 });
+      stream ??= fh.createReadStream({ autoClose: true, highWaterMark: 64 << 10, start });
       return stream;
     },
     read: async (buf, position) => (await fh.read(buf, 0, buf.length, position)).bytesRead,

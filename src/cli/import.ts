@@ -16,7 +16,8 @@
 //   files are written, and the command exits non-zero.
 // Per version the .zip goes first and the .info last, so a version is never visible before its
 // files are.
-import { copyFile, mkdir, opendir, readFile, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { opendir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { FsBlobStore } from '../cache/fs.js';
@@ -186,17 +187,16 @@ async function importVersion(f: Found, c: VersionContext): Promise<'present' | {
   }
 
   if (wantZip) {
-    // Copy to the staging name, check the copy (not the source, which could change meanwhile), then commit.
-    const staged = store.stagingPath(key('zip'));
-    await mkdir(path.dirname(staged), { recursive: true });
-    await copyFile(path.join(c.root, key('zip')), staged);
+    // Copy into a staged write, check the copy (not the source, which could change meanwhile), then commit.
+    const write = await store.beginWrite(key('zip'));
     try {
-      const { h1 } = await checkModuleZip(staged, f.mod.path, f.version);
+      for await (const chunk of createReadStream(path.join(c.root, key('zip')), { highWaterMark: 1 << 20 })) await write.append(chunk as Buffer);
+      const { h1 } = await checkModuleZip(write.stagingFile, f.mod.path, f.version);
       await verify('zip', h1, c.root);
       await store.put(zipHashKey(f.mod.escaped, f.escapedVersion), Buffer.from(h1));
-      await store.putFile(key('zip'), staged);
+      await write.commit();
     } finally {
-      await rm(staged, { force: true });
+      await write.abort();
     }
   }
   if (mod) await store.put(key('mod'), mod);

@@ -1,37 +1,95 @@
 // Who fetches a store key, and what every process learns about it. The server knows only this
-// interface; below it, processes on one host share lock files in the data folder and answers
-// relayed by the cluster primary (HostCoordination). Lock files live under state/locks/ named
-// by a hash of the key, never beside the artifact: a request that ends not-found must leave no
-// folder behind, or anonymous clients could grow the data folder without bound.
+// interface. Two implementations: HostCoordination, for the processes that share one data folder
+// (lock files under state/locks/, answers relayed by the cluster primary), and RedisCoordination
+// (redis.ts), for instances on several hosts over one object store. Lock files are named by a
+// hash of the key, never placed beside the artifact: a request that ends not-found must leave
+// no folder behind, or anonymous clients could grow the data folder without bound.
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { FileLocks, type HeldLock } from './filelock.js';
 import { RememberedAnswers } from './remembered.js';
 
+/** What a lock's holder tells followers. */
+export interface HolderInfo {
+  /** The expected size of what it writes, once the upstream said it (followers send Content-Length). */
+  size?: number;
+  /** The holder's host and staging file: a follower on the same host reads that file as it grows. */
+  host?: string;
+  staging?: string;
+}
+
 export interface FetchLock {
-  /** Tells followers what the holder knows (the expected size, once the upstream said it). */
+  /** Grows with every grant of the key's lock (a fencing token): a later holder has a larger one. */
+  readonly token: number;
   update(info: { size?: number }): Promise<void>;
+  /** False once the lock expired and another took it: a holder that lost it must not commit. */
+  stillHeld(): Promise<boolean>;
   release(): Promise<void>;
 }
 
+/** Mutable answers to drop everywhere: the modules matching a pattern (GOPRIVATE syntax), or one version of them. */
+export interface Invalidation {
+  pattern: string;
+  version?: string;
+}
+
+/** A mutable answer as kept for every process: its bytes and when it was fetched. */
+export interface StoredAnswer {
+  data: Buffer;
+  mtimeMs: number;
+}
+
+/** Where mutable answers (list, @latest, query .info) are kept for the other processes and instances. */
+export interface AnswerStore {
+  get(key: string, maxBytes: number): Promise<StoredAnswer | null>;
+  put(key: string, data: Buffer): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Keys under a prefix, in no particular order. */
+  keys(prefix: string): AsyncIterable<string>;
+}
+
 export interface Coordination {
+  /** For logs: "host", "redis://host:port/db". */
+  readonly description: string;
   /** The fetch lock of a store key; null while a live holder has it. */
-  tryLock(key: string): Promise<FetchLock | null>;
+  tryLock(key: string, info?: { staging?: string }): Promise<FetchLock | null>;
   /** The live holder of key's lock, with what it has told followers; null when nobody holds it. */
-  holder(key: string): Promise<{ size?: number } | null>;
+  holder(key: string): Promise<HolderInfo | null>;
+  /** Settles when nobody holds key's lock (its holder committed or gave up), or after timeoutMs. */
+  released(key: string, timeoutMs: number): Promise<void>;
   /** Not-found and refused upstream answers, remembered for a while by every process. */
   readonly answers: RememberedAnswers;
+  /** Mutable answers shared by every process; null: keep them in the blob store. */
+  readonly mutable: AnswerStore | null;
+  /** Tells every process to drop what matches from its memory (the caller drops the stored answers). */
+  invalidate(what: Invalidation): Promise<void>;
+  /** Called in every process (the sender's included) for each invalidation. */
+  onInvalidate(listener: (what: Invalidation) => void): void;
+  /** Null while it works as designed; else the one line /readyz reports. */
+  degraded(): string | null;
+  close(): Promise<void>;
 }
+
+export const HOST = hostname();
+
+/** Relays an invalidation to the other processes of this host (set by the cluster wiring). */
+export type InvalidationRelay = (what: Invalidation) => void;
 
 /** Coordination of the processes that share one data folder (workers, or instances on one host). */
 export class HostCoordination implements Coordination {
+  readonly description = 'host';
   readonly answers: RememberedAnswers;
+  readonly mutable = null;
   private readonly dir: string;
+  private readonly listeners: ((what: Invalidation) => void)[] = [];
+  private relay: InvalidationRelay | undefined;
 
   constructor(
     dataDir: string,
     private readonly locks = new FileLocks(),
     answers = new RememberedAnswers(),
+    private readonly pollMs = 20,
   ) {
     this.dir = path.join(dataDir, 'state', 'locks');
     this.answers = answers;
@@ -42,14 +100,61 @@ export class HostCoordination implements Coordination {
     return path.join(this.dir, `${createHash('sha256').update(key).digest('hex').slice(0, 40)}.lock`);
   }
 
-  async tryLock(key: string): Promise<FetchLock | null> {
-    const held: HeldLock | null = await this.locks.tryAcquire(this.lockFile(key), { key });
-    return held && { update: (info) => held.update(info), release: () => held.release() };
+  async tryLock(key: string, info: { staging?: string } = {}): Promise<FetchLock | null> {
+    const held: HeldLock | null = await this.locks.tryAcquire(this.lockFile(key), { key, ...info });
+    if (!held) return null;
+    const file = this.lockFile(key);
+    return {
+      token: held.since,
+      update: (i) => held.update(i),
+      stillHeld: async () => {
+        const now = await this.locks.info(file);
+        return now !== null && now.pid === process.pid && now.since === held.since && now.host === HOST;
+      },
+      release: () => held.release(),
+    };
   }
 
-  async holder(key: string): Promise<{ size?: number } | null> {
+  async holder(key: string): Promise<HolderInfo | null> {
     const h = await this.locks.holder(this.lockFile(key));
     if (!h) return null;
-    return h.info?.size !== undefined ? { size: h.info.size } : {};
+    const out: HolderInfo = {};
+    if (h.info?.size !== undefined) out.size = h.info.size;
+    if (h.info?.host !== undefined) out.host = h.info.host;
+    if (h.info?.staging !== undefined) out.staging = h.info.staging;
+    return out;
+  }
+
+  async released(key: string, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until && (await this.holder(key)) !== null) await new Promise((r) => setTimeout(r, this.pollMs));
+  }
+
+  /** Where invalidations made here go for the other processes of the host. */
+  relayInvalidationsTo(relay: InvalidationRelay): void {
+    this.relay = relay;
+  }
+
+  invalidate(what: Invalidation): Promise<void> {
+    this.invalidated(what);
+    this.relay?.(what);
+    return Promise.resolve();
+  }
+
+  /** Takes an invalidation another process of the host made. */
+  invalidated(what: Invalidation): void {
+    for (const l of this.listeners) l(what);
+  }
+
+  onInvalidate(listener: (what: Invalidation) => void): void {
+    this.listeners.push(listener);
+  }
+
+  degraded(): string | null {
+    return null;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { link, open, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import { ensureDir, forgetDir } from '../cache/dirs.js';
+import { ensureDir, forgetDir } from '../dirs.js';
 import path from 'node:path';
 
 export interface LockInfo {
@@ -16,10 +16,14 @@ export interface LockInfo {
   key?: string;
   /** Expected size of what the holder is writing, once it knows (lets followers send Content-Length). */
   size?: number;
+  /** The file it stages into, for followers on this host. */
+  staging?: string;
 }
 
 export interface HeldLock {
   readonly file: string;
+  /** When it was taken (ms): with pid and host, tells this grant from a later one. */
+  readonly since: number;
   /** Records facts for followers (e.g. the expected size). */
   update(extra: Partial<LockInfo>): Promise<void>;
   release(): Promise<void>;
@@ -132,6 +136,7 @@ export class FileLocks {
     beat.unref();
     return {
       file,
+      since: info.since,
       update: async (extra) => {
         Object.assign(current, extra);
         if (released) return;

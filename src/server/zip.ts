@@ -7,7 +7,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BlobStat } from '../cache/blobstore.js';
-import { ensureDir } from '../cache/dirs.js';
+import { ensureDir } from '../dirs.js';
 import { storageError, storageFailureOf, type FsBlobStore } from '../cache/fs.js';
 import { zipHashKey } from '../cache/keys.js';
 import { ForeignView, LocalView, StagedReader, type StagingView } from '../cache/staging.js';

@@ -1,8 +1,7 @@
 // The behaviour every BlobStore must have. A new store (S3, ...) calls blobStoreCompliance with
 // a factory and must pass all of it.
 import { randomBytes } from 'node:crypto';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../src/cache/blobstore.js';
 
@@ -76,17 +75,43 @@ export function blobStoreCompliance(name: string, makeStore: () => Promise<BlobS
       expect(last.etag).not.toBe(first.etag);
     });
 
-    it('takes over a staged file atomically', async () => {
+    it('streams a write into a local staging file, invisible until commit', async () => {
       const s = await makeStore();
       const key = 'example.com/staged/@v/v1.2.3.zip';
-      const staging = s.stagingPath(key);
-      await mkdir(path.dirname(staging), { recursive: true });
+      const w = await s.beginWrite(key);
       const data = randomBytes(100_000);
-      await writeFile(staging, data);
-      const st = await s.putFile(key, staging);
+      await w.append(data.subarray(0, 60_000));
+      expect((await readFile(w.stagingFile)).equals(data.subarray(0, 60_000))).toBe(true);
+      expect(await s.head(key)).toBeNull();
+      expect(await collectKeys(s, 'example.com/staged/')).toEqual([]);
+      await w.append(data.subarray(60_000));
+      const st = await w.commit();
       expect(st.size).toBe(data.length);
-      await expect(stat(staging)).rejects.toThrow();
       expect((await s.getBuffer(key, 1 << 20))?.data.equals(data)).toBe(true);
+      await w.abort();
+      expect((await s.head(key))?.size).toBe(data.length);
+    });
+
+    it('leaves nothing of an aborted write', async () => {
+      const s = await makeStore();
+      const key = 'example.com/aborted/@v/v1.0.0.zip';
+      const w = await s.beginWrite(key);
+      await w.append(randomBytes(10_000));
+      await w.abort();
+      await w.abort();
+      expect(await s.head(key)).toBeNull();
+      await expect(stat(w.stagingFile)).rejects.toThrow();
+      expect(await collectKeys(s, 'example.com/aborted/')).toEqual([]);
+    });
+
+    it('reads from an offset', async () => {
+      const s = await makeStore();
+      const key = 'example.com/ranged/@v/v1.0.0.zip';
+      const data = randomBytes(200_000);
+      await s.put(key, data);
+      const got = await s.get(key, { start: 123_456 });
+      expect(got?.size).toBe(data.length);
+      expect((await readAll(got!.stream)).equals(data.subarray(123_456))).toBe(true);
     });
 
     it('lists keys under a prefix, recursively, without its own temporary files', async () => {
@@ -95,12 +120,13 @@ export function blobStoreCompliance(name: string, makeStore: () => Promise<BlobS
       await s.put('example.com/a/@v/v1.0.0.mod', Buffer.from('module example.com/a\n'));
       await s.put('example.com/a/b/@v/v0.1.0.mod', Buffer.from('module example.com/a/b\n'));
       await s.put('example.com/ab/@v/v0.1.0.mod', Buffer.from('module example.com/ab\n'));
-      const staging = s.stagingPath('example.com/a/@v/v1.0.0.zip');
-      await writeFile(staging, 'partial');
+      const pending = await s.beginWrite('example.com/a/@v/v1.0.0.zip');
+      await pending.append(Buffer.from('partial'));
       expect(await collectKeys(s, 'example.com/a/')).toEqual(['example.com/a/@v/v1.0.0.info', 'example.com/a/@v/v1.0.0.mod', 'example.com/a/b/@v/v0.1.0.mod']);
       expect(await collectKeys(s, 'example.com/a/@v/')).toEqual(['example.com/a/@v/v1.0.0.info', 'example.com/a/@v/v1.0.0.mod']);
       expect(await collectKeys(s, 'nothing.example/')).toEqual([]);
       expect((await collectKeys(s, '')).filter((k) => k.startsWith('example.com/'))).toHaveLength(4);
+      await pending.abort();
     });
 
     it('deletes', async () => {

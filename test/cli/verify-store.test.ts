@@ -1,12 +1,12 @@
 // verifyCache over a store that is not the disk store (an in-memory BlobStore, keys listed in no
 // particular order): zips are copied out to be checked, each version is judged on its own files,
 // --purge deletes through the interface and rewrites the list; no checksum database (local checks).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { BlobReader, BlobStat, BlobStore } from '../../src/cache/blobstore.js';
+import type { BlobReader, BlobStat, BlobStore, BlobWrite } from '../../src/cache/blobstore.js';
 import { verifyCache, type VersionReport } from '../../src/cli/verify.js';
 import { hashGoMod, hashZipFile } from '../../src/modzip/index.js';
 import { moduleZip } from '../e2e-sumdb/util.js';
@@ -36,8 +36,16 @@ class MemStore implements BlobStore {
     this.blobs.set(key, b);
     return this.stat(b);
   }
-  async putFile(): Promise<BlobStat> {
-    throw new Error('not used');
+  async beginWrite(key: string): Promise<BlobWrite> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'memstore-'));
+    const stagingFile = path.join(dir, 'blob');
+    await writeFile(stagingFile, '');
+    return {
+      stagingFile,
+      append: (chunk) => appendFile(stagingFile, chunk),
+      commit: async () => this.put(key, await readFile(stagingFile)),
+      abort: () => rm(dir, { recursive: true, force: true }),
+    };
   }
   async delete(key: string): Promise<boolean> {
     return this.blobs.delete(key);
@@ -45,9 +53,6 @@ class MemStore implements BlobStore {
   async *list(prefix: string): AsyncIterable<string> {
     // Reverse insertion order: nothing may depend on a store listing a module's files together or sorted.
     for (const k of [...this.blobs.keys()].reverse()) if (k.startsWith(prefix)) yield k;
-  }
-  stagingPath(): string {
-    throw new Error('not used');
   }
   async checkWritable(): Promise<void> {}
 }
