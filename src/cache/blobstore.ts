@@ -2,6 +2,7 @@
 // command's download cache (<escaped module>/@v/<escaped version>.zip), so a disk store's
 // folder is itself a valid file:// GOPROXY. Every store must pass test/cache/compliance.ts.
 import type { Readable } from 'node:stream';
+import { ProxyError } from '../errors.js';
 
 export interface BlobStat {
   size: number;
@@ -52,6 +53,8 @@ export interface BlobStore {
   presign?(key: string, expiresInSeconds: number): Promise<string>;
   /** Lets go of connection pools. */
   close?(): Promise<void>;
+  /** Told of every failed read or write (the server counts them against storage, not an upstream). */
+  onError?: ((op: 'read' | 'write', reason: StorageFailure) => void) | undefined;
 }
 
 /** A blob being written: see BlobStore.beginWrite. */
@@ -76,4 +79,33 @@ export function assertSafeKey(key: string): void {
   ) {
     throw new Error(`unsafe blob key ${JSON.stringify(key)}`);
   }
+}
+
+/** Why a store operation failed, for the storage-error metric. */
+export type StorageFailure = 'no-space' | 'permission' | 'io';
+
+export function storageFailureOf(err: unknown): StorageFailure {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'no-space';
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'permission';
+  return 'io';
+}
+
+/** Storage trouble is ours, not the client's or the upstream's: 507 for a full disk, else 503, with the cause and the fix. */
+export function storageError(err: unknown, op: 'read' | 'write'): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new ProxyError(
+      'insufficient-storage',
+      'gomodproxy cannot store module data: its disk is full; nothing was cached; its operator must free space in the data folder, then retry',
+      { cause: err },
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new ProxyError('unavailable', `gomodproxy cannot ${op} its data folder (${code}); its operator must fix the folder's permissions`, { cause: err });
+  }
+  return new ProxyError('unavailable', `gomodproxy storage ${op} failed (${code ?? (err as Error).message}); retry, and tell its operator if it persists`, {
+    cause: err,
+  });
 }

@@ -7,14 +7,20 @@ import { mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, write
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.js';
-import { assertSafeKey, type BlobReader, type BlobStat, type BlobStore, type BlobWrite } from './blobstore.js';
+import {
+  assertSafeKey,
+  storageError,
+  storageFailureOf,
+  type BlobReader,
+  type BlobStat,
+  type BlobStore,
+  type BlobWrite,
+  type StorageFailure,
+} from './blobstore.js';
 import { ensureDir, forgetDir } from '../dirs.js';
 
 /** Files the store writes for its own bookkeeping; never listed as blobs. */
 const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
-
-/** Why a store operation failed, for the storage-error metric. */
-export type StorageFailure = 'no-space' | 'permission' | 'io';
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;
@@ -295,30 +301,4 @@ function toStat(st: Stats, size = st.size): BlobStat {
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-export function storageFailureOf(err: unknown): StorageFailure {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return 'no-space';
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'permission';
-  return 'io';
-}
-
-/** Storage trouble is ours, not the client's or the upstream's: 507 for a full disk, else 503, with the cause and the fix. */
-export function storageError(err: unknown, op: 'read' | 'write'): ProxyError {
-  if (err instanceof ProxyError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new ProxyError(
-      'insufficient-storage',
-      'gomodproxy cannot store module data: its disk is full; nothing was cached; its operator must free space in the data folder, then retry',
-      { cause: err },
-    );
-  }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new ProxyError('unavailable', `gomodproxy cannot ${op} its data folder (${code}); its operator must fix the folder's permissions`, { cause: err });
-  }
-  return new ProxyError('unavailable', `gomodproxy storage ${op} failed (${code ?? (err as Error).message}); retry, and tell its operator if it persists`, {
-    cause: err,
-  });
 }

@@ -3,11 +3,11 @@
 import type { Coordination } from '../cluster/coordination.js';
 import { isValid, sort as sortVersions, unescapeVersion } from '../module/index.js';
 import type { ModuleRef } from '../sources/types.js';
-import type { FsBlobStore } from './fs.js';
+import type { BlobStore } from './blobstore.js';
 import { localListKey } from './keys.js';
 
 /** Versions with a stored .mod, sorted as Go sorts them. */
-export async function localVersions(store: FsBlobStore, mod: ModuleRef): Promise<string[]> {
+export async function localVersions(store: BlobStore, mod: ModuleRef): Promise<string[]> {
   const prefix = `${mod.escaped}/@v/`;
   const out: string[] = [];
   for await (const k of store.list(prefix)) {
@@ -24,7 +24,7 @@ export async function localVersions(store: FsBlobStore, mod: ModuleRef): Promise
 }
 
 /** Rewrites the list under a lock shared with other processes on the same folder. */
-export async function writeLocalList(store: FsBlobStore, coordination: Pick<Coordination, 'tryLock'>, mod: ModuleRef): Promise<void> {
+export async function writeLocalList(store: BlobStore, coordination: Pick<Coordination, 'tryLock'>, mod: ModuleRef): Promise<void> {
   const key = localListKey(mod.escaped);
   for (let i = 0; i < 400; i++) {
     const lock = await coordination.tryLock(key);

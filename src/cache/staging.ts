@@ -5,16 +5,24 @@
 // been checked and committed: a zip is unusable without its tail (the central directory), so
 // a client can never end up holding a complete copy of something we refused.
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.js';
+import type { BlobReader } from './blobstore.js';
 
 export const HOLDBACK_BYTES = 64 * 1024;
 const CHUNK = 256 * 1024;
 
 export type StagingState = 'streaming' | 'committed' | 'failed';
 
+/** Opens the committed blob from a position (the store's get): for readers that start after the commit. */
+export type OpenCommitted = (start: number) => Promise<BlobReader | null>;
+
 export interface StagingView {
-  readonly stagingPath: string;
-  readonly finalPath: string;
+  /** The local file the bytes stream into; none when the writer is on another host (then only committed bytes are read). */
+  readonly stagingPath: string | undefined;
+  readonly openCommitted: OpenCommitted;
+  /** What is staged, for messages ("example.com/m@v1.0.0.zip"). */
+  readonly what: string;
   /** Total size when known (Content-Length, or the committed size). */
   size(): number | undefined;
   state(): StagingState;
@@ -36,9 +44,14 @@ abstract class ViewState {
   protected verified: number | undefined;
 
   constructor(
-    readonly stagingPath: string,
-    readonly finalPath: string,
+    protected staging: string | undefined,
+    readonly openCommitted: OpenCommitted,
+    readonly what: string,
   ) {}
+
+  get stagingPath(): string | undefined {
+    return this.staging;
+  }
 
   verifiedSize(): number | undefined {
     return this.verified;
@@ -73,6 +86,11 @@ abstract class ViewState {
 /** The view of a fetch this process is doing: updated directly by the writer, no polling. */
 export class LocalView extends ViewState implements StagingView {
   private waiters: (() => void)[] = [];
+
+  /** The file is known once the write has begun. */
+  setStaging(file: string): void {
+    this.staging = file;
+  }
 
   changed(): Promise<void> {
     if (this.st !== 'streaming') return Promise.resolve();
@@ -117,12 +135,12 @@ export class ForeignView extends ViewState implements StagingView {
 
   constructor(
     stagingPath: string,
-    finalPath: string,
+    openCommitted: OpenCommitted,
     private readonly probe: () => Promise<{ committedSize: number | null; lockHeld: boolean; expectedSize?: number }>,
-    private readonly what: string,
+    what: string,
     private readonly pollMs = 20,
   ) {
-    super(stagingPath, finalPath);
+    super(stagingPath, openCommitted, what);
   }
 
   changed(): Promise<void> {
@@ -144,7 +162,7 @@ export class ForeignView extends ViewState implements StagingView {
       return;
     }
     if (p.expectedSize !== undefined) this.total = p.expectedSize;
-    const st = await stat(this.stagingPath).catch(() => null);
+    const st = this.stagingPath === undefined ? null : await stat(this.stagingPath).catch(() => null);
     if (st) this.written = st.size;
     if (!p.lockHeld) {
       // The holder let go without committing: re-check the final file (it may have committed between our two looks).
@@ -157,11 +175,14 @@ export class ForeignView extends ViewState implements StagingView {
 
 /**
  * Reads a staged artifact by position as it becomes available: waits for bytes still to come,
- * goes on in the committed file once it is in place, and throws the fetch's error if it fails.
- * The caller owns the buffers (so it decides what is held for a slow client); close() when done.
+ * keeps reading the staging file it opened (renamed or unlinked at the commit, it is the same
+ * bytes), or reads the committed blob from the store when it starts after the commit; throws
+ * the fetch's error if it fails. The caller owns the buffers (so it decides what is held for a
+ * slow client); close() when done.
  */
 export class StagedReader {
   private fh: FileHandle | undefined;
+  private committed: BlobCursor | undefined;
   private opened = false;
 
   constructor(
@@ -173,8 +194,11 @@ export class StagedReader {
   async read(buf: Buffer, position: number): Promise<number> {
     if (!this.opened) {
       this.opened = true;
-      this.fh = await openStaged(this.view, this.stop);
+      const got = await openStaged(this.view, this.stop, position);
+      if (got instanceof BlobCursor) this.committed = got;
+      else this.fh = got;
     }
+    if (this.committed) return this.committed.read(buf, position);
     const fh = this.fh;
     if (!fh) return 0;
     const view = this.view;
@@ -185,7 +209,7 @@ export class StagedReader {
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, avail - position), position);
         if (bytesRead === 0) {
           // The file is shorter than the view says: another process truncated or replaced it.
-          throw new ProxyError('unavailable', `staged file for ${view.finalPath} shrank while being read; retry`);
+          throw new ProxyError('unavailable', `staged file for ${view.what} shrank while being read; retry`);
         }
         return bytesRead;
       }
@@ -202,6 +226,39 @@ export class StagedReader {
   async close(): Promise<void> {
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
+    await this.committed?.close();
+    this.committed = undefined;
+  }
+}
+
+/** A committed blob read by position: positionally where the store can, else from its stream in order. */
+export class BlobCursor {
+  private pending: Buffer | undefined;
+  private iter: AsyncIterator<unknown> | undefined;
+
+  constructor(
+    private readonly blob: BlobReader,
+    /** Where the blob's stream starts (the get's start). */
+    private pos: number,
+  ) {}
+
+  async read(buf: Buffer, position: number): Promise<number> {
+    if (this.blob.read) return this.blob.read(buf, position);
+    if (position !== this.pos) throw new Error(`BlobCursor reads in order: asked for ${position} at ${this.pos}`);
+    if (!this.pending || this.pending.length === 0) {
+      this.iter ??= (this.blob.stream as Readable)[Symbol.asyncIterator]();
+      const next = await this.iter.next();
+      if (next.done) return 0;
+      this.pending = next.value as Buffer;
+    }
+    const n = this.pending.copy(buf, 0, 0, Math.min(buf.length, this.pending.length));
+    this.pending = this.pending.subarray(n);
+    this.pos += n;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return this.blob.close();
   }
 }
 
@@ -222,18 +279,24 @@ export async function* readStaged(view: StagingView, stop: () => boolean): Async
   }
 }
 
-async function openStaged(view: StagingView, stop: () => boolean): Promise<FileHandle | undefined> {
+async function openStaged(view: StagingView, stop: () => boolean, position: number): Promise<FileHandle | BlobCursor | undefined> {
   for (;;) {
     if (stop()) return undefined;
     const st = view.state();
     if (st === 'failed') throw view.error() ?? new ProxyError('upstream', 'fetch failed');
-    const file = st === 'committed' ? view.finalPath : view.stagingPath;
-    try {
-      return await open(file, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (st === 'committed') {
+      const blob = await view.openCommitted(position);
+      if (blob) return new BlobCursor(blob, position);
+      throw new ProxyError('unavailable', `${view.what} vanished from the store just after it was stored; retry`);
     }
-    // Not created yet, or renamed into place between our look at the state and the open.
+    if (view.stagingPath !== undefined) {
+      try {
+        return await open(view.stagingPath, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    // Not created yet, or moved into the store between our look at the state and the open.
     await view.changed();
   }
 }

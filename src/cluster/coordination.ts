@@ -22,7 +22,7 @@ export interface HolderInfo {
 export interface FetchLock {
   /** Grows with every grant of the key's lock (a fencing token): a later holder has a larger one. */
   readonly token: number;
-  update(info: { size?: number }): Promise<void>;
+  update(info: { size?: number; staging?: string }): Promise<void>;
   /** False once the lock expired and another took it: a holder that lost it must not commit. */
   stillHeld(): Promise<boolean>;
   release(): Promise<void>;

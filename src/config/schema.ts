@@ -361,6 +361,8 @@ export const configSchema = z.strictObject({
       notFoundTtl: duration.default(30_000),
       /** How long an upstream answer that failed our checks is remembered before the upstream is asked again (0: never). */
       refusedTtl: duration.default(60_000),
+      /** How long a zip miss waits for another instance already fetching it before fetching it itself. */
+      followTimeout: duration.default(120_000),
       /** Free disk space kept in reserve: misses that would eat into it are not stored, and /readyz reports the disk low. */
       minFree: size.default(512 * 2 ** 20),
       memory: z

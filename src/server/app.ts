@@ -6,7 +6,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type ServerO
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { credentialsOf, decide, type Access, type AccessDecision, type AuditLog } from '../access/index.js';
-import type { FsBlobStore } from '../cache/fs.js';
+import type { BlobStore } from '../cache/blobstore.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { artifactKey } from '../cache/keys.js';
 import { MemoryCache } from '../cache/memory.js';
@@ -26,7 +26,7 @@ import type { SumdbService } from './sumdb.js';
 
 export interface AppOptions {
   config: Config;
-  store: FsBlobStore;
+  store: BlobStore;
   /** Who fetches what, across the processes sharing the store. */
   coordination: Coordination;
   routes: RouteTable;
@@ -79,6 +79,7 @@ export class ProxyApp {
       immutableMaxAgeMs: c.cache.immutableMaxAge,
       notFoundTtlMs: c.cache.notFoundTtl,
       refusedTtlMs: c.cache.refusedTtl,
+      followTimeoutMs: c.cache.followTimeout,
       sumdb: o.sumdb,
     });
     this.mutable = new MutableAnswers({

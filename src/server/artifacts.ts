@@ -6,8 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { artifactKey } from '../cache/keys.js';
 import { localVersions, writeLocalList } from '../cache/locallist.js';
-import type { FsBlobStore } from '../cache/fs.js';
-import type { BlobReader, BlobStat } from '../cache/blobstore.js';
+import type { BlobReader, BlobStat, BlobStore } from '../cache/blobstore.js';
 import type { MemoryCache, MemoryEntry } from '../cache/memory.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { escapeVersion } from '../module/index.js';
@@ -37,7 +36,7 @@ export interface ArtifactEntry extends MemoryEntry {
 }
 
 export interface ArtifactsDeps {
-  store: FsBlobStore;
+  store: BlobStore;
   coordination: Coordination;
   memory: MemoryCache<ArtifactEntry>;
   metrics: Metrics;
@@ -48,6 +47,8 @@ export interface ArtifactsDeps {
   notFoundTtlMs: number;
   /** How long an upstream answer we refused is remembered (0: never). */
   refusedTtlMs: number;
+  /** How long a zip miss waits for another instance's fetch of it before fetching it itself. */
+  followTimeoutMs: number;
   /** Checks public modules' hashes against the checksum database before they are stored. */
   sumdb?: SumdbService | null;
 }

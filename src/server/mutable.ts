@@ -3,7 +3,7 @@
 // fetch refreshes it. Older still: fetched first. When every upstream fails, the last answer
 // is served (marked stale) rather than an error.
 import type { Logger } from 'pino';
-import type { FsBlobStore } from '../cache/fs.js';
+import type { BlobStore } from '../cache/blobstore.js';
 import { MUTABLE_PREFIX, mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys.js';
 import { MemoryCache, type MemoryEntry } from '../cache/memory.js';
 import { SingleFlight } from '../cluster/flight.js';
@@ -26,7 +26,7 @@ interface Answer extends MemoryEntry {
 }
 
 export interface MutableDeps {
-  store: FsBlobStore;
+  store: BlobStore;
   artifacts: Artifacts;
   /** Room for the answer in the store: without it the answer is served, not kept. */
   space: StorageSpace;

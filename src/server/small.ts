@@ -4,7 +4,7 @@
 // full to keep it, the checked answer is still served; it just is not stored.
 import type { Logger } from 'pino';
 import type { BlobStat } from '../cache/blobstore.js';
-import type { FsBlobStore } from '../cache/fs.js';
+import type { BlobStore } from '../cache/blobstore.js';
 import type { MemoryCache } from '../cache/memory.js';
 import type { Coordination, FetchLock } from '../cluster/coordination.js';
 import { SingleFlight } from '../cluster/flight.js';
@@ -18,7 +18,7 @@ import type { ArtifactKind } from './protocol.js';
 import type { StorageSpace } from './space.js';
 
 export interface SmallFetchDeps {
-  store: FsBlobStore;
+  store: BlobStore;
   coordination: Coordination;
   memory: MemoryCache<ArtifactEntry>;
   log: Logger;

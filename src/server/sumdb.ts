@@ -2,7 +2,7 @@
 // (served through us, cached, answering from cache while the database is down), and the check
 // that every public module version's hashes agree with the database before it is stored.
 import type { Logger } from 'pino';
-import type { FsBlobStore } from '../cache/fs.js';
+import type { BlobStore } from '../cache/blobstore.js';
 import type { Coordination } from '../cluster/coordination.js';
 import type { Config, Timeouts } from '../config/index.js';
 import { ProxyError } from '../errors.js';
@@ -26,7 +26,7 @@ const PARTIAL_TTL_MS = 10_000;
 export interface SumdbServiceOptions {
   setting: GosumdbSetting;
   noSumdb: string;
-  store: FsBlobStore;
+  store: BlobStore;
   /** The lock of the verified tree head, shared by every process that keeps it. */
   coordination: Pick<Coordination, 'tryLock'>;
   /** The upstream chain's members, in order: the go command asks each proxy whether it supports the database. */

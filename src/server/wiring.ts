@@ -3,7 +3,7 @@
 // the operator commands (verify, import) use this one wiring, so they reach the same upstreams
 // and the same database, and skip the same private modules.
 import type { Logger } from 'pino';
-import type { FsBlobStore } from '../cache/fs.js';
+import type { BlobStore } from '../cache/blobstore.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { ConfigError, type Config, type UpstreamSpec } from '../config/index.js';
 import { SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
@@ -18,7 +18,7 @@ export interface Routing {
 }
 
 export interface RoutingOptions {
-  store: FsBlobStore;
+  store: BlobStore;
   coordination: Pick<Coordination, 'tryLock'>;
   metrics: Metrics;
   log: Logger;

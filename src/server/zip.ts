@@ -3,15 +3,12 @@
 // hashed; the checksum database is asked while the upstream answers; only then is it committed.
 // Everything that can refuse a zip before its first byte is sent (not found, the database, room
 // on the disk, a zip small enough to be held back whole) does so with one line instead of a 200.
-import { open, rm, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { BlobStat } from '../cache/blobstore.js';
-import { ensureDir } from '../dirs.js';
-import { storageError, storageFailureOf, type FsBlobStore } from '../cache/fs.js';
+import { storageError, storageFailureOf, type BlobStat, type BlobStore, type BlobWrite } from '../cache/blobstore.js';
 import { zipHashKey } from '../cache/keys.js';
-import { ForeignView, LocalView, StagedReader, type StagingView } from '../cache/staging.js';
-import type { Coordination, FetchLock } from '../cluster/coordination.js';
+import { ForeignView, LocalView, StagedReader, type OpenCommitted, type StagingView } from '../cache/staging.js';
+import { HOST, type Coordination, type FetchLock } from '../cluster/coordination.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { StreamingZipCheck, ZipError } from '../modzip/index.js';
 import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
@@ -23,13 +20,15 @@ import { CACHE_HEADER, contentTypes, sendError, type Exchange } from './respond.
 import { sendFromSource } from './send.js';
 
 export interface ZipFetchDeps {
-  store: FsBlobStore;
+  store: BlobStore;
   coordination: Coordination;
   metrics: Metrics;
   log: Logger;
   space: StorageSpace;
   misses: Misses;
   cacheControl: string;
+  /** How long a miss waits for another instance's fetch of the same zip before fetching it itself. */
+  followTimeoutMs: number;
 }
 
 interface ZipFlight {
@@ -41,6 +40,9 @@ interface ZipFlight {
 }
 
 const OTHER_PROCESS = 'another gomodproxy process';
+
+/** A lock for a fetch made without one: another instance's fetch outlasted followTimeout. */
+const NO_LOCK: FetchLock = { token: 0, update: () => Promise.resolve(), stillHeld: () => Promise.resolve(true), release: () => Promise.resolve() };
 
 export class ZipFetches {
   private readonly flights = new Map<string, ZipFlight>();
@@ -133,8 +135,12 @@ export class ZipFetches {
         throw this.storageFailure(err, key, 'cannot take the fetch lock');
       }
       if (!lock) {
-        if (await this.follow(key, what, flight, ready)) return;
-        continue;
+        const followed = await this.follow(key, what, flight, ready);
+        if (followed === 'done') return;
+        if (followed === 'gave-up') continue;
+        // The other instance is still at it after followTimeout: fetch it here too (the same bytes).
+        this.d.log.warn({ key, waitedMs: this.d.followTimeoutMs }, 'another instance is still fetching a zip; fetching it here too');
+        lock = NO_LOCK;
       }
       try {
         await this.lead(r, key, ctx, lock, flight, ready);
@@ -146,13 +152,47 @@ export class ZipFetches {
     throw new ProxyError('unavailable', `${OTHER_PROCESS} kept failing to fetch ${what}; retry`);
   }
 
-  /** Reads the fetch another process leads; false if it gave up before sending anything. */
-  private async follow(key: string, what: string, flight: ZipFlight, ready: (v: StagingView) => void): Promise<boolean> {
+  private opener(key: string): OpenCommitted {
+    return (start) => this.d.store.get(key, start > 0 ? { start } : undefined);
+  }
+
+  /**
+   * Reads the fetch another process leads: on this host through its staging file as it grows;
+   * on another host, once it is committed. 'gave-up' if the leader let go without committing,
+   * 'waiting' if it is still at it after followTimeout.
+   */
+  private async follow(key: string, what: string, flight: ZipFlight, ready: (v: StagingView) => void): Promise<'done' | 'gave-up' | 'waiting'> {
     const store = this.d.store;
-    const staging = store.stagingPath(key);
+    const committed = async (): Promise<boolean> => {
+      const st = await store.head(key);
+      if (!st) return false;
+      flight.source = 'cache';
+      const view = new LocalView(undefined, this.opener(key), what);
+      view.commit(st.size);
+      ready(view);
+      return true;
+    };
+    for (;;) {
+      if (await committed()) return 'done';
+      const held = await this.d.coordination.holder(key);
+      if (!held) return (await committed()) ? 'done' : 'gave-up';
+      if (held.host !== undefined && held.host !== HOST) {
+        await this.d.coordination.released(key, this.d.followTimeoutMs);
+        if (await committed()) return 'done';
+        return (await this.d.coordination.holder(key)) ? 'waiting' : 'gave-up';
+      }
+      if (held.staging !== undefined) return this.followStaging(key, held.staging, what, flight, ready);
+      // The holder has not begun writing yet (it is asking its upstream).
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  }
+
+  /** Follows a staging file of this host as it grows. */
+  private async followStaging(key: string, staging: string, what: string, flight: ZipFlight, ready: (v: StagingView) => void): Promise<'done' | 'gave-up'> {
+    const store = this.d.store;
     const view = new ForeignView(
       staging,
-      store.localPath(key),
+      this.opener(key),
       async () => {
         const st = await store.head(key);
         if (st) return { committedSize: st.size, lockHeld: false };
@@ -164,19 +204,18 @@ export class ZipFetches {
     await view.refresh();
     // Wait until the other process streams, commits or fails; if it fails before sending anything, take over.
     while (view.state() === 'streaming' && !(await exists(staging))) await view.changed();
-    if (view.state() === 'failed') return false;
+    if (view.state() === 'failed') return 'gave-up';
     flight.source = OTHER_PROCESS;
     ready(view);
     while (view.state() === 'streaming') await view.changed();
-    return true;
+    return 'done';
   }
 
   private async lead(r: ArtifactRequest, key: string, ctx: FetchContext, lock: FetchLock, flight: ZipFlight, ready: (v: StagingView) => void): Promise<void> {
     const store = this.d.store;
-    const staging = store.stagingPath(key);
     const what = `${r.mod.path}@${r.version.version}.zip`;
-    const local = new LocalView(staging, store.localPath(key));
-    let fh: FileHandle | undefined;
+    const local = new LocalView(undefined, this.opener(key), what);
+    let write: BlobWrite | undefined;
     let started = false;
     let releaseSlot: (() => void) | undefined;
     let checker: StreamingZipCheck | undefined;
@@ -220,20 +259,20 @@ export class ZipFetches {
         throw err;
       }
       local.setSize(body.size);
-      if (body.size !== undefined) await lock.update({ size: body.size });
       try {
-        await ensureDir(path.dirname(staging));
-        fh = await open(staging, 'w', 0o644);
+        write = await store.beginWrite(key);
       } catch (err) {
         discard(body.stream);
-        throw this.storageFailure(err, key, 'cannot create the staging file');
+        throw this.storageFailure(err, key, 'cannot begin storing the zip');
       }
+      local.setStaging(write.stagingFile);
+      await lock.update({ size: body.size, staging: write.stagingFile });
       started = true;
       ready(local);
       let written = 0;
       // The zip is checked (and hashed) as it arrives, so little is left to do after its last byte.
       checker = new StreamingZipCheck(r.mod.path, r.version.version);
-      const out = fh;
+      const out = write;
       try {
         for await (const chunk of body.stream) {
           const buf = chunk as Buffer;
@@ -251,8 +290,8 @@ export class ZipFetches {
             );
           }
           await Promise.all([
-            out.write(buf).catch((err: unknown) => {
-              throw this.storageFailure(err, key, 'writing the staging file failed');
+            out.append(buf).catch((err: unknown) => {
+              throw this.storageFailure(err, key, 'writing the zip failed');
             }),
             checker.push(buf),
           ]);
@@ -271,24 +310,29 @@ export class ZipFetches {
         res.reportFailure(pe);
         throw pe;
       }
-      await fh.close();
-      fh = undefined;
       let h1: string;
       try {
-        h1 = (await checker.finish(staging)).h1;
+        h1 = (await checker.finish(write.stagingFile)).h1;
       } catch (err) {
         if (!(err instanceof ZipError)) throw err;
         throw this.invalidZip(key, res.source.id, r, err);
       }
       await this.d.misses.verifyChecksum(key, r, 'zip', h1, res.source.id);
+      if (!(await lock.stillHeld())) {
+        // Our lock expired (we stalled) and another holder has the key now: its commit, not ours, stands.
+        this.d.log.warn({ key, token: lock.token }, 'lost the fetch lock before committing; leaving the zip to its new holder');
+        local.release(written);
+        throw new ProxyError('unavailable', `gomodproxy lost the fetch of ${what} to another instance; retry`);
+      }
       let stat: BlobStat;
       try {
         await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
-        stat = await store.putFile(key, staging);
+        stat = await write.commit();
       } catch (err) {
-        // Good bytes that could not be stored (a full disk): the clients reading them still get them whole.
+        // Good bytes that could not be stored (a full disk): the clients reading them still get them whole;
+        // the tail is held back until the commit so that a client that has all of it finds it stored.
         local.release(written);
-        throw err;
+        throw this.storageFailure(err, key, 'storing the zip failed');
       }
       local.commit(stat.size);
     } catch (err) {
@@ -300,8 +344,7 @@ export class ZipFetches {
       releaseSlot?.();
       claim?.release();
       if (local.state() !== 'committed') checker?.abort();
-      await fh?.close().catch(() => undefined);
-      if (local.state() !== 'committed') await rm(staging, { force: true }).catch(() => undefined);
+      if (local.state() !== 'committed') await write?.abort();
     }
   }
 

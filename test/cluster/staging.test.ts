@@ -3,13 +3,23 @@ import { mkdtemp, open, rename, writeFile, readFile, utimes } from 'node:fs/prom
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ForeignView, HOLDBACK_BYTES, LocalView, readStaged } from '../../src/cache/staging.js';
+import { Readable } from 'node:stream';
+import { ForeignView, HOLDBACK_BYTES, LocalView, readStaged, type OpenCommitted } from '../../src/cache/staging.js';
 import { FileLocks } from '../../src/cluster/filelock.js';
 import { SingleFlight } from '../../src/cluster/flight.js';
 import { ProxyError } from '../../src/errors.js';
 
 async function dir(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'gmp-staging-'));
+}
+
+/** Opens a committed file as a store's get does, streamed (no positional read: the BlobCursor path). */
+function opener(file: string): OpenCommitted {
+  return async (start) => {
+    const data = await readFile(file).catch(() => null);
+    if (!data) return null;
+    return { size: data.length, etag: '"x"', mtimeMs: 0, stream: Readable.from([data.subarray(start)]), close: async () => undefined };
+  };
 }
 
 async function drain(gen: AsyncGenerator<Buffer>, seen?: (n: number) => void): Promise<Buffer> {
@@ -29,7 +39,7 @@ describe('staged artifacts', () => {
     const staging = path.join(d, 'x.zip.partial');
     const final = path.join(d, 'x.zip');
     const data = randomBytes(HOLDBACK_BYTES * 4);
-    const view = new LocalView(staging, final);
+    const view = new LocalView(staging, opener(final), 'x.zip');
     view.setSize(data.length);
     const fh = await open(staging, 'w');
     let maxSeenBeforeCommit = 0;
@@ -63,7 +73,7 @@ describe('staged artifacts', () => {
   it('fails readers when the fetch fails, after they got only what was safe', async () => {
     const d = await dir();
     const staging = path.join(d, 'y.zip.partial');
-    const view = new LocalView(staging, path.join(d, 'y.zip'));
+    const view = new LocalView(staging, opener(path.join(d, 'y.zip')), 'y.zip');
     await writeFile(staging, randomBytes(HOLDBACK_BYTES + 100));
     view.progress(HOLDBACK_BYTES + 100);
     const got: number[] = [];
@@ -87,7 +97,7 @@ describe('staged artifacts', () => {
     let lockHeld = true;
     const view = new ForeignView(
       staging,
-      final,
+      opener(final),
       async () => {
         const committed = await readFile(final)
           .then((b) => b.length)
@@ -114,7 +124,7 @@ describe('staged artifacts', () => {
 
   it('reports a follower whose leader gave up', async () => {
     const d = await dir();
-    const view = new ForeignView(path.join(d, 'n.partial'), path.join(d, 'n'), async () => ({ committedSize: null, lockHeld: false }), 'n.zip', 5);
+    const view = new ForeignView(path.join(d, 'n.partial'), opener(path.join(d, 'n')), async () => ({ committedSize: null, lockHeld: false }), 'n.zip', 5);
     await view.refresh();
     expect(view.state()).toBe('failed');
     expect(view.error()?.message).toMatch(/gave up; retry/);

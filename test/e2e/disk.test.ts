@@ -141,7 +141,7 @@ describe('a disk too full for a miss', () => {
     });
     expect(r.status).toBe(200);
     expect(r.error).toBeDefined();
-    await proxy.waitForLog((l) => l.level === 'error' && String(l.msg).startsWith('writing the staging file failed'));
+    await proxy.waitForLog((l) => l.level === 'error' && String(l.msg).startsWith('writing the zip failed'));
     expect(await metric(`gomodproxy_upstream_errors_total{upstream="${up.url}"`)).toEqual(errorsBefore);
     await waitFor(async () => (await listFiles(proxy.dataView)).filter((f) => /\.partial$/.test(f)).length === 0, 'the staging file to be removed');
     await expectNothingStored(v);
