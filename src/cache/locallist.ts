@@ -1,8 +1,7 @@
 // <module>/@v/list as the go command's download cache keeps it: the versions that have a .mod,
 // sorted. It keeps the data folder a valid file:// GOPROXY.
 import type { Coordination } from '../cluster/coordination.js';
-import { isValid, sort as sortVersions, unescapeVersion } from '../module/index.js';
-import type { ModuleRef } from '../sources/types.js';
+import { isValid, sort as sortVersions, unescapeVersion, type ModuleRef } from '../module/index.js';
 import type { BlobStore } from './blobstore.js';
 import { localListKey } from './keys.js';
 

@@ -1,6 +1,7 @@
 // The Go module domain: pure functions over module paths, versions, patterns and go.mod files,
 // matching golang.org/x/mod (v0.43.0) and cmd/go. Nothing here does I/O.
 export { ModuleError } from './errors.js';
+export type { ModuleRef, VersionRef } from './refs.js';
 export { escapePath, unescapePath, escapeVersion, unescapeVersion } from './escape.js';
 export {
   canonicalVersion,

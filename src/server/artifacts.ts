@@ -7,14 +7,14 @@ import type { Logger } from 'pino';
 import { artifactKey } from '../cache/keys.js';
 import { localVersions, writeLocalList } from '../cache/locallist.js';
 import type { BlobReader, BlobStat, BlobStore } from '../cache/blobstore.js';
-import type { MemoryCache, MemoryEntry } from '../cache/memory.js';
+import type { MemoryCache } from '../cache/memory.js';
+import type { ArtifactEntry, ArtifactRequest } from './artifact.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { escapeVersion } from '../module/index.js';
-import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef, type VersionRef } from '../sources/index.js';
+import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef } from '../sources/index.js';
 import type { Metrics } from './metrics.js';
 import { Misses } from './misses.js';
 import type { ArtifactKind } from './protocol.js';
-import type { Route } from './routes.js';
 import { SmallFetches } from './small.js';
 import type { StorageSpace } from './space.js';
 import type { SumdbService } from './sumdb.js';
@@ -22,18 +22,7 @@ import { CACHE_HEADER, contentTypes, etagMatches, httpDate, sendBody, sendError,
 import { sendFromSource } from './send.js';
 import { ZipFetches } from './zip.js';
 
-export interface ArtifactRequest {
-  kind: ArtifactKind;
-  mod: ModuleRef;
-  version: VersionRef;
-  route: Route;
-}
-
-/** A blob held in memory with its response headers built once. */
-export interface ArtifactEntry extends MemoryEntry {
-  headers: string[];
-  notModified: string[];
-}
+export type { ArtifactEntry, ArtifactRequest } from './artifact.js';
 
 export interface ArtifactsDeps {
   store: BlobStore;

@@ -11,7 +11,7 @@ import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError } from '../errors.js';
 import { hashGoMod } from '../modzip/index.js';
 import { MAX_GOMOD_BYTES, type FetchContext, type ModuleRef, withFetchSlot } from '../sources/index.js';
-import type { ArtifactEntry, ArtifactRequest } from './artifacts.js';
+import type { ArtifactEntry, ArtifactRequest } from './artifact.js';
 import { checkInfo, checkMod } from './check.js';
 import type { Misses } from './misses.js';
 import type { ArtifactKind } from './protocol.js';

@@ -12,7 +12,7 @@ import { HOST, type Coordination, type FetchLock } from '../cluster/coordination
 import { ProxyError, errorMessage } from '../errors.js';
 import { StreamingZipCheck, ZipError } from '../modzip/index.js';
 import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
-import type { ArtifactRequest } from './artifacts.js';
+import type { ArtifactRequest } from './artifact.js';
 import type { Metrics } from './metrics.js';
 import type { Misses } from './misses.js';
 import type { Claim, StorageSpace } from './space.js';

@@ -3,19 +3,9 @@
 // on the miss path, whatever the source. Failures are ProxyErrors: not-found/gone mean
 // "not here" (the chain may fall through), anything else is trouble with the source.
 import type { Readable } from 'node:stream';
+import type { ModuleRef, VersionRef } from '../module/index.js';
 
-export interface ModuleRef {
-  /** Module path as written in go.mod: github.com/Azure/go. */
-  path: string;
-  /** Case-encoded: github.com/!azure/go. */
-  escaped: string;
-}
-
-export interface VersionRef {
-  /** A canonical version, or for `.info` any query the go command sends (branch, hash). */
-  version: string;
-  escaped: string;
-}
+export type { ModuleRef, VersionRef } from '../module/index.js';
 
 /** What a source is asked for; also the `kind` label of metrics and logs. */
 export type RequestKind = 'list' | 'latest' | 'info' | 'query' | 'mod' | 'zip';
