@@ -35,7 +35,7 @@ export async function runServe(opts: LoadOptions): Promise<void> {
     // prom-client answers the primary's metrics requests only once an AggregatorRegistry exists in the worker.
     new AggregatorRegistry();
     metricsText = askPrimaryForMetrics;
-    relayThroughPrimary(coordination.answers);
+    relayThroughPrimary(coordination);
   } else {
     sweepNowAndThen(config, coordination, loggers.log);
   }

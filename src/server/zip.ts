@@ -318,12 +318,15 @@ export class ZipFetches {
         throw this.invalidZip(key, res.source.id, r, err);
       }
       await this.d.misses.verifyChecksum(key, r, 'zip', h1, res.source.id);
-      if (!(await lock.stillHeld())) {
-        // Our lock expired (we stalled) and another holder has the key now: its commit, not ours, stands.
-        this.d.log.warn({ key, token: lock.token }, 'lost the fetch lock before committing; leaving the zip to its new holder');
-        local.release(written);
-        throw new ProxyError('unavailable', `gomodproxy lost the fetch of ${what} to another instance; retry`);
+      // Whatever happened meanwhile (our lock expired while we stalled, and a newer holder was
+      // quicker), a commit already in place stands: immutable means never replaced.
+      const already = await store.head(key);
+      if (already) {
+        this.d.log.warn({ key, token: lock.token, stillHeld: await lock.stillHeld() }, 'the zip was committed by another holder meanwhile; keeping that one');
+        local.commit(already.size);
+        return;
       }
+      if (!(await lock.stillHeld())) this.d.log.warn({ key, token: lock.token }, 'our fetch lock expired before the commit; committing, as nobody else has');
       let stat: BlobStat;
       try {
         await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
