@@ -3,7 +3,7 @@
 // test kills and starts again. Waits are bounded polls for a state, never timed assertions.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import pino, { type Logger } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { RedisConfig } from '../../src/config/index.js';
 import { HOST, HostCoordination, type FetchLock, type Invalidation } from '../../src/cluster/coordination.js';
+import { run, scrubbedEnv } from '../helpers/proc.js';
 import { RedisCoordination, RedisUnreachableError, createRedisCoordination, describeRedis, type RedisCoordinationOptions } from '../../src/cluster/redis.js';
 
 const SHARED_URL = 'redis://127.0.0.1:6379';
@@ -72,11 +73,18 @@ interface Made {
 }
 
 async function make(
-  over: { url?: string; prefix?: string; lockTtl?: number; fallbackDir?: string } & Partial<Omit<RedisCoordinationOptions, 'fallback' | 'log'>> = {},
+  over: {
+    url?: string;
+    /** Sentinel or Cluster instead of url. */
+    connection?: Pick<RedisConfig, 'sentinels' | 'name' | 'cluster'>;
+    prefix?: string;
+    lockTtl?: number;
+    fallbackDir?: string;
+  } & Partial<Omit<RedisCoordinationOptions, 'fallback' | 'log'>> = {},
 ): Promise<Made> {
-  const { url = SHARED_URL, prefix, lockTtl = 5000, fallbackDir, ...opts } = over;
+  const { url = SHARED_URL, connection, prefix, lockTtl = 5000, fallbackDir, ...opts } = over;
   const keyPrefix = prefix ?? newPrefix(url);
-  const config: RedisConfig = { url, keyPrefix, lockTtl };
+  const config: RedisConfig = { ...(connection ?? { url }), keyPrefix, lockTtl };
   const fallback = new HostCoordination(fallbackDir ?? (await tempDir()));
   const { log, lines } = captureLog();
   const c = new RedisCoordination(config, { fallback, log, answerTtlMs: 60_000, ...opts });
@@ -355,25 +363,38 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A redis-server (or sentinel) of the test's own, on a free port, that it may kill and start again. */
 class OwnRedis {
   private proc: ChildProcess | undefined;
-  constructor(
+  private constructor(
     readonly port: number,
-    readonly password: string,
+    private readonly args: string[],
+    readonly password: string | undefined,
+    private readonly cwd: string,
   ) {}
 
+  static async plain(password?: string, extra: string[] = []): Promise<OwnRedis> {
+    const port = await freePort();
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra];
+    if (password) args.push('--requirepass', password, '--masterauth', password);
+    return new OwnRedis(port, args, password, await tempDir());
+  }
+
+  static async sentinel(master: OwnRedis, name: string): Promise<OwnRedis> {
+    const port = await freePort();
+    const cwd = await tempDir();
+    // A sentinel rewrites its configuration file, so it gets one of its own.
+    const conf = path.join(cwd, 'sentinel.conf');
+    await writeFile(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${master.port} 1\n`);
+    return new OwnRedis(port, [conf, '--sentinel'], undefined, cwd);
+  }
+
   get url(): string {
-    return `redis://:${this.password}@127.0.0.1:${this.port}`;
+    return `redis://${this.password ? `:${this.password}@` : ''}127.0.0.1:${this.port}`;
   }
 
   async start(): Promise<void> {
-    const proc = spawn(
-      '/usr/bin/redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--requirepass', this.password],
-      {
-        stdio: 'ignore',
-      },
-    );
+    const proc = spawn('/usr/bin/redis-server', this.args, { cwd: this.cwd, stdio: 'ignore' });
     this.proc = proc;
     await until(async () => {
       if (proc.exitCode !== null) throw new Error(`redis-server on port ${this.port} exited with ${proc.exitCode}`);
@@ -400,16 +421,97 @@ class OwnRedis {
   }
 }
 
-describe('RedisCoordination: while Redis is unreachable', () => {
-  const servers: OwnRedis[] = [];
-  afterAll(async () => {
-    for (const s of servers) await s.kill();
+const servers: OwnRedis[] = [];
+afterAll(async () => {
+  for (const s of servers.splice(0)) await s.kill();
+});
+
+async function own(s: Promise<OwnRedis>): Promise<OwnRedis> {
+  const server = await s;
+  servers.push(server);
+  await server.start();
+  return server;
+}
+
+/** What two instances must see of each other whatever the topology: locks, holders, releases, answers, invalidations. */
+async function exercise(a: RedisCoordination, b: RedisCoordination): Promise<void> {
+  expect(await a.ready()).toBe(true);
+  expect(await b.ready()).toBe(true);
+  // Keys enough to land on every node of a cluster.
+  const keys = Array.from({ length: 30 }, (_, i) => `example.com/m${i}/@v/v1.0.0.zip`);
+  const locks = await Promise.all(keys.map((k) => a.tryLock(k)));
+  expect(locks.every((l) => l !== null)).toBe(true);
+  expect((await Promise.all(keys.map((k) => b.tryLock(k)))).filter((l) => l !== null)).toEqual([]);
+  await locks[1]?.update({ size: 42 });
+  expect(await b.holder(keys[1] as string)).toEqual({ host: HOST, size: 42 });
+  const woke = b.released(keys[0] as string, 60_000);
+  await locks[0]?.release();
+  await woke;
+  const again = await b.tryLock(keys[0] as string);
+  expect(again?.token).toBeGreaterThan(locks[0]?.token ?? Infinity);
+  await again?.release();
+  for (const l of locks) await l?.release();
+  expect(await b.holder(keys[1] as string)).toBeNull();
+
+  for (const k of keys) await a.mutable.put(`mutable/${k}`, Buffer.from(k));
+  const listed: string[] = [];
+  for await (const k of b.mutable.keys('mutable/example.com/')) listed.push(k);
+  expect(listed.sort()).toEqual(keys.map((k) => `mutable/${k}`).sort());
+  expect((await b.mutable.get(`mutable/${keys[7]}`, 100))?.data.toString()).toBe(keys[7]);
+
+  const heard: Invalidation[] = [];
+  b.onInvalidate((w) => heard.push(w));
+  await a.invalidate({ pattern: 'example.com/*' });
+  const now = Date.now();
+  a.answers.set('example.com/gone/@v/list', { kind: 'gone', message: 'gone', at: now, until: now + 60_000 });
+  await until(() => heard.length === 1 && b.answers.get('example.com/gone/@v/list') !== undefined, 'the invalidation and the answer reached b');
+}
+
+describe('RedisCoordination: through Sentinel and Cluster', () => {
+  it('works through Sentinel, the master found by its name', async () => {
+    const master = await own(OwnRedis.plain());
+    const sentinel = await own(OwnRedis.sentinel(master, 'gmp'));
+    const connection = { sentinels: [`127.0.0.1:${sentinel.port}`], name: 'gmp' };
+    const prefix = 'gmp-test-sentinel:';
+    const a = await make({ connection, prefix });
+    const b = await make({ connection, prefix });
+    expect(a.c.description).toBe(`redis+sentinel://127.0.0.1:${sentinel.port}/gmp`);
+    await exercise(a.c, b.c);
   });
 
+  it('works through a Cluster, with the password in the node URLs', async () => {
+    const password = `pw-${randomBytes(6).toString('hex')}`;
+    const nodes = [];
+    for (let i = 0; i < 3; i++) nodes.push(await own(OwnRedis.plain(password, ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'])));
+    const created = await run(
+      '/usr/bin/redis-cli',
+      ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes', '-a', password],
+      {
+        env: scrubbedEnv(),
+      },
+    );
+    expect(created.code, created.stdout + created.stderr).toBe(0);
+    for (const n of nodes) {
+      const r = raw(n.url);
+      try {
+        await until(async () => String(await r.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), `node ${n.port} sees the cluster up`);
+      } finally {
+        r.disconnect();
+      }
+    }
+    const connection = { cluster: nodes.map((n) => n.url) };
+    const prefix = 'gmp-test-cluster:';
+    const a = await make({ connection, prefix });
+    const b = await make({ connection, prefix });
+    expect(a.c.description).toBe(`redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`);
+    expect(a.c.description).not.toContain(password);
+    await exercise(a.c, b.c);
+  });
+});
+
+describe('RedisCoordination: while Redis is unreachable', () => {
   it('falls back to the host’s locks, refuses answers at once, says so once, and goes back to Redis when it returns', async () => {
-    const server = new OwnRedis(await freePort(), `pw-${randomBytes(6).toString('hex')}`);
-    servers.push(server);
-    await server.start();
+    const server = await own(OwnRedis.plain(`pw-${randomBytes(6).toString('hex')}`));
     const prefix = `gmp-test-${randomBytes(6).toString('hex')}:`;
     const fallbackDir = await tempDir();
     const a = await make({ url: server.url, prefix, fallbackDir, maxReconnectDelayMs: 100 });
@@ -427,7 +529,7 @@ describe('RedisCoordination: while Redis is unreachable', () => {
     await until(() => a.c.degraded() !== null && b.c.degraded() !== null, 'both instances see Redis gone');
     const line = a.c.degraded() as string;
     expect(line).toMatch(new RegExp(`^redis at redis://127\\.0\\.0\\.1:${server.port} unreachable: .+; misses fall back to per-instance single flight$`));
-    expect(line).not.toContain(server.password);
+    expect(line).not.toContain(server.password as string);
 
     // The host's locks take over: one holder on this host, seen by the other instance.
     const held = (await a.c.tryLock('example.com/m/@v/v2.0.0.zip', { staging: '/tmp/x.partial' })) as FetchLock;
@@ -449,7 +551,7 @@ describe('RedisCoordination: while Redis is unreachable', () => {
 
     const warnings = a.lines.filter((l) => l.level === 40 && String(l.msg).startsWith('redis unreachable'));
     expect(warnings).toHaveLength(1);
-    expect(JSON.stringify(a.lines)).not.toContain(server.password);
+    expect(JSON.stringify(a.lines)).not.toContain(server.password as string);
 
     await server.start();
     await until(() => a.c.degraded() === null && b.c.degraded() === null, 'both instances see Redis back');
@@ -475,7 +577,7 @@ describe('RedisCoordination: while Redis is unreachable', () => {
   });
 
   it('starts with Redis down, on the fallback, and takes Redis up when it comes', async () => {
-    const server = new OwnRedis(await freePort(), `pw-${randomBytes(6).toString('hex')}`);
+    const server = await OwnRedis.plain(`pw-${randomBytes(6).toString('hex')}`);
     servers.push(server);
     const a = await make({ url: server.url, maxReconnectDelayMs: 100 });
     expect(await a.c.ready()).toBe(false);
