@@ -297,7 +297,7 @@ const redisSchema = z
     name: z.string().min(1).optional(),
     /** Cluster: some of its nodes, as redis:// or rediss:// URLs; the rest are discovered. */
     cluster: listOf(redisUrl).optional(),
-    /** Put before every key and channel, so several deployments can share one Redis. */
+    /** Put before every key and channel, so several deployments can share one Redis (pub/sub ignores the database number: a prefix apiece). */
     keyPrefix: z.string().min(1).default('gomodproxy:'),
     /** How long a fetch lock outlives a holder that stopped renewing it (a crashed instance). */
     lockTtl: duration.refine((v) => v >= 1000, { message: 'must be at least 1s: a live holder renews it every third of it' }).default(15_000),
