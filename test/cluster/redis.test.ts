@@ -524,9 +524,15 @@ describe('RedisCoordination: while Redis is unreachable', () => {
     const viaRedis = await a.c.tryLock('example.com/m/@v/v1.0.0.zip');
     expect(await a.fallback.holder('example.com/m/@v/v1.0.0.zip')).toBeNull();
     await viaRedis?.release();
+    // A holder whose Redis goes away keeps its lease only as long as it could have renewed it.
+    const shortLease = await make({ url: server.url, prefix, fallbackDir, lockTtl: 1000, maxReconnectDelayMs: 100 });
+    const stranded = (await shortLease.c.tryLock('example.com/m/@v/v0.9.0.zip')) as FetchLock;
+    expect(await stranded.stillHeld()).toBe(true);
 
     await server.kill();
     await until(() => a.c.degraded() !== null && b.c.degraded() !== null, 'both instances see Redis gone');
+    await until(async () => !(await stranded.stillHeld()), 'the stranded holder’s lease ran out');
+    await stranded.release();
     const line = a.c.degraded() as string;
     expect(line).toMatch(new RegExp(`^redis at redis://127\\.0\\.0\\.1:${server.port} unreachable: .+; misses fall back to per-instance single flight$`));
     expect(line).not.toContain(server.password as string);
