@@ -270,6 +270,50 @@ export const gocmdSchema = z.strictObject({
 
 // ---- end of git ----
 
+// ---- redis: coordination of instances on several hosts over one shared store ----
+
+/** A comma-separated string or a list, as an environment variable or the file writes it. */
+const listOf = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item).min(1),
+  );
+
+const redisUrl = z.string().regex(/^rediss?:\/\/[^/?#]+/, 'expected redis://[:password@]host[:port][/db], or rediss:// for TLS');
+
+const redisSchema = z
+  .strictObject({
+    /** One server: redis://[:password@]host[:port][/db], rediss:// for TLS. */
+    url: redisUrl.optional(),
+    /** Sentinel: the sentinels (host:port) that name the current master of `name`. */
+    sentinels: listOf(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/, 'expected host:port such as sentinel-1:26379')).optional(),
+    /** The master group the sentinels watch. */
+    name: z.string().min(1).optional(),
+    /** Cluster: some of its nodes, as redis:// or rediss:// URLs; the rest are discovered. */
+    cluster: listOf(redisUrl).optional(),
+    /** Put before every key and channel, so several deployments can share one Redis (pub/sub ignores the database number: a prefix apiece). */
+    keyPrefix: z.string().min(1).default('gomodproxy:'),
+    /** How long a fetch lock outlives a holder that stopped renewing it (a crashed instance). */
+    lockTtl: duration.refine((v) => v >= 1000, { message: 'must be at least 1s: a live holder renews it every third of it' }).default(15_000),
+  })
+  .refine((v) => [v.url, v.sentinels, v.cluster].filter((x) => x !== undefined).length === 1, {
+    message: 'set exactly one of url (one server), sentinels with name (Sentinel) or cluster (a list of node URLs)',
+  })
+  .refine((v) => (v.sentinels === undefined) === (v.name === undefined), {
+    message: 'sentinels and name go together: name is the master group the sentinels watch',
+    path: ['name'],
+  });
+
+export type RedisConfig = z.output<typeof redisSchema>;
+
+// ---- end of redis ----
+
 export const configSchema = z.strictObject({
   /** Address to serve on. */
   listen: hostPort.default('0.0.0.0:3000'),
@@ -395,6 +439,8 @@ export const configSchema = z.strictObject({
   gocmd: gocmdSchema.prefault({}),
   /** Authentication, rate limits and the audit log; with nothing set, everyone is anonymous and may read. */
   auth: authSchema.prefault({}),
+  /** Several instances over one shared store: fetch locks, shared answers and invalidation through Redis; unset: this host alone. */
+  redis: redisSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
