@@ -11,7 +11,7 @@ import { HostCoordination } from '../cluster/coordination.js';
 import { sweepLeftovers } from '../cluster/janitor.js';
 import { relayThroughPrimary, relayToWorkers } from '../cluster/relay.js';
 import { ConfigError, loadConfig, parseListen, type Config, type LoadOptions } from '../config/index.js';
-import { Metrics, buildServer, createLoggers, startServer } from '../server/index.js';
+import { Metrics, buildServer, createCoordination, createLoggers, startServer } from '../server/index.js';
 
 const METRICS_REQ = 'gomodproxy:metrics';
 const METRICS_RES = 'gomodproxy:metrics:res';
@@ -29,15 +29,17 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   const loggers = createLoggers(config.log.level, config.log.access);
   const metrics = new Metrics();
   let metricsText: (() => Promise<string>) | undefined;
-  const coordination = new HostCoordination(config.data);
+  const host = new HostCoordination(config.data);
+  const coordination = createCoordination(config, loggers.log, host);
   if (cluster.isWorker) {
     AggregatorRegistry.setRegistries([metrics.registry]);
     // prom-client answers the primary's metrics requests only once an AggregatorRegistry exists in the worker.
     new AggregatorRegistry();
     metricsText = askPrimaryForMetrics;
-    relayThroughPrimary(coordination);
+    // With Redis, every process hears the others through it; the primary relays only for the host.
+    if (coordination === host) relayThroughPrimary(host);
   } else {
-    sweepNowAndThen(config, coordination, loggers.log);
+    sweepNowAndThen(config, host, loggers.log);
   }
   let running;
   try {

@@ -425,5 +425,7 @@ export class ProxyApp {
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();
+    await this.o.coordination.close();
+    await this.o.store.close?.();
   }
 }
