@@ -96,6 +96,7 @@ interface Waiter {
 
 export class RedisCoordination implements Coordination {
   readonly description: string;
+  readonly host: string;
   readonly answers: RememberedAnswers;
   readonly mutable: AnswerStore;
 
@@ -132,6 +133,7 @@ export class RedisCoordination implements Coordination {
     this.heartbeat = opts.heartbeat ?? true;
     this.releasePollMs = opts.releasePollMs ?? Math.max(50, Math.min(1000, Math.floor(this.lockTtl / 5)));
     this.description = describeRedis(config);
+    this.host = config.hostName ?? HOST;
     this.channels = { released: `${this.prefix}released`, remember: `${this.prefix}remember`, invalidate: `${this.prefix}invalidate` };
     this.answers = opts.answers ?? new RememberedAnswers();
     this.mutable = this.answerStore();
@@ -214,7 +216,7 @@ export class RedisCoordination implements Coordination {
       async () => {
         const token = Number(await this.cmd.eval(FENCE, 1, this.key('fence', key), FENCE_TTL_MS));
         const id = randomBytes(16).toString('hex');
-        const body: LockBody = { token, host: HOST, pid: process.pid };
+        const body: LockBody = { token, host: this.host, pid: process.pid };
         if (info.staging !== undefined) body.staging = info.staging;
         const grantedAt = Date.now();
         const ok = await this.cmd.set(this.key('lock', key), `${id}\n${JSON.stringify(body)}`, 'PX', this.lockTtl, 'NX');

@@ -301,6 +301,8 @@ const redisSchema = z
     keyPrefix: z.string().min(1).default('gomodproxy:'),
     /** How long a fetch lock outlives a holder that stopped renewing it (a crashed instance). */
     lockTtl: duration.refine((v) => v >= 1000, { message: 'must be at least 1s: a live holder renews it every third of it' }).default(15_000),
+    /** The name this instance gives its host in fetch locks (default: the OS hostname): instances with one name read each other's staging files, so they must share a file system. */
+    hostName: z.string().min(1).max(255).optional(),
   })
   .refine((v) => [v.url, v.sentinels, v.cluster].filter((x) => x !== undefined).length === 1, {
     message: 'set exactly one of url (one server), sentinels with name (Sentinel) or cluster (a list of node URLs)',

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { storageError, storageFailureOf, type BlobStat, type BlobStore, type BlobWrite } from '../cache/blobstore.js';
 import { zipHashKey } from '../cache/keys.js';
 import { ForeignView, LocalView, StagedReader, type OpenCommitted, type StagingView } from '../cache/staging.js';
-import { HOST, type Coordination, type FetchLock } from '../cluster/coordination.js';
+import type { Coordination, FetchLock } from '../cluster/coordination.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { StreamingZipCheck, ZipError } from '../modzip/index.js';
 import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
@@ -176,7 +176,7 @@ export class ZipFetches {
       if (await committed()) return 'done';
       const held = await this.d.coordination.holder(key);
       if (!held) return (await committed()) ? 'done' : 'gave-up';
-      if (held.host !== undefined && held.host !== HOST) {
+      if (held.host !== undefined && held.host !== this.d.coordination.host) {
         await this.d.coordination.released(key, this.d.followTimeoutMs);
         if (await committed()) return 'done';
         return (await this.d.coordination.holder(key)) ? 'waiting' : 'gave-up';
