@@ -1,16 +1,18 @@
 // The `store` setting: the data folder by default, or an S3 bucket, from the file or one
 // GOMODPROXY_STORE_* variable per key, with errors that name the key and the fix.
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createBlobStore } from '../../src/cache/create.js';
 import { FsBlobStore } from '../../src/cache/fs.js';
 import { S3BlobStore } from '../../src/cache/s3.js';
 import { ConfigError, loadConfig, schemaLeaves } from '../../src/config/index.js';
+import { cleanupAll, makeTempDir } from '../helpers/tmp.js';
 
-async function tmpDir(): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), 'gmp-config-store-'));
+afterAll(cleanupAll);
+
+function tmpDir(): Promise<string> {
+  return makeTempDir('config-store');
 }
 
 function errorOf(fn: () => unknown): ConfigError {
