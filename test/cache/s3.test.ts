@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore, type S3BlobStoreOptions } from '../../src/cache/s3.js';
+import { HostCoordination } from '../../src/cluster/coordination.js';
+import { sweepLeftovers } from '../../src/cluster/janitor.js';
 import { ProxyError } from '../../src/errors.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { cleanupAll, makeTempDir, registerCleanup } from '../helpers/tmp.js';
@@ -113,10 +115,11 @@ describe('S3BlobStore', () => {
     await expect(readFile(w.stagingFile)).rejects.toThrow();
   });
 
-  it('leaves no object when the writing process is killed mid-write, and abortStaleUploads removes its parts', async () => {
+  it('leaves no object when the writing process is killed mid-write; the janitor sweeps its staging file, abortStaleUploads its parts', async () => {
     const s = await newStore({ partSize: 5 << 20 });
     const key = 'example.com/killed/@v/v1.0.0.zip';
-    const stagingDir = await makeTempDir('s3-killed');
+    const dataDir = await makeTempDir('s3-killed');
+    const stagingDir = path.join(dataDir, 'staging');
     // vite-node (vitest's own) runs the TypeScript writer as it is.
     const viteNode = path.join(path.dirname(createRequire(import.meta.url).resolve('vite-node/package.json')), 'vite-node.mjs');
     const child = spawn(process.execPath, [viteNode, path.join(here, 'support/s3-writer.ts'), s3.endpoint, shared, s.root, stagingDir, key], {
@@ -140,9 +143,10 @@ describe('S3BlobStore', () => {
     child.kill('SIGKILL');
     await exited;
     expect(await s.head(key)).toBeNull();
-    // What the janitor sweeps from the data folder: the dead writer's staging file.
+    // The dead writer's staging file is a leftover the janitor sweeps from the data folder.
     expect(path.dirname(staging)).toBe(stagingDir);
-    expect(staging).toMatch(/\.partial$/);
+    const swept = await sweepLeftovers(dataDir, new HostCoordination(dataDir), { minAgeMs: 0 });
+    expect(swept.removed).toEqual([`staging/${path.basename(staging)}`]);
     // A young upload may be a live writer's on another host: left alone.
     expect(await s.abortStaleUploads(3_600_000)).toBe(0);
     expect(await uploadsOf(shared, s.objectKey(key))).toEqual([s.objectKey(key)]);
