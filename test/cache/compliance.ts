@@ -126,6 +126,16 @@ export function blobStoreCompliance(name: string, makeStore: () => Promise<BlobS
       expect((await s.getBuffer(key, data.length))?.data.equals(data)).toBe(true);
     });
 
+    it('commits a streamed write of no bytes as an empty blob', async () => {
+      const s = await makeStore();
+      const key = 'example.com/empty/@v/list';
+      const w = await s.beginWrite(key);
+      const st = await w.commit();
+      expect(st.size).toBe(0);
+      expect(await s.head(key)).toEqual(st);
+      expect((await s.getBuffer(key, 0))?.data.length).toBe(0);
+    });
+
     it('takes the bytes of a chunk when append resolves: the caller may reuse its buffer', async () => {
       const s = await makeStore();
       const key = 'example.com/reused/@v/v1.0.0.zip';
