@@ -199,14 +199,24 @@ describe('S3BlobStore', () => {
       credentials: { accessKeyId: own.accessKey, secretAccessKey: own.secretKey },
       bucket,
       prefix: 'down',
+      partSize: 5 << 20,
       stagingDir: await makeTempDir('s3-down'),
     });
     registerCleanup(() => s.close());
     await s.put('example.com/m/@v/v1.0.0.info', Buffer.from('{}'));
     const w = await s.beginWrite('example.com/m/@v/v1.0.0.zip');
     await w.append(Buffer.from('partial'));
+    // A write whose parts are being sent when the server goes.
+    const streaming = await s.beginWrite('example.com/m/@v/v2.0.0.zip');
+    for (let i = 0; i < 6; i++) await streaming.append(Buffer.alloc(1 << 20, i));
     await own.kill();
+    // Its appends stop being taken and fail once the upload has: they never wait for a body nobody reads.
+    const appending = (async (): Promise<unknown> => {
+      for (let i = 0; i < 256; i++) await streaming.append(Buffer.alloc(1 << 20, i));
+      return 'every append was taken';
+    })().catch((e: unknown) => e);
     const failures = await Promise.all([
+      appending,
       s.head('example.com/m/@v/v1.0.0.info').catch((e: unknown) => e),
       s.get('example.com/m/@v/v1.0.0.info').catch((e: unknown) => e),
       s.put('example.com/m/@v/v1.0.0.mod', Buffer.from('module example.com/m\n')).catch((e: unknown) => e),
@@ -220,6 +230,8 @@ describe('S3BlobStore', () => {
       expect((err as ProxyError).message).toContain(`store.endpoint (${own.endpoint})`);
     }
     await w.abort();
+    await streaming.abort();
     await expect(readFile(w.stagingFile)).rejects.toThrow();
+    await expect(readFile(streaming.stagingFile)).rejects.toThrow();
   });
 });
