@@ -86,6 +86,7 @@ export class ProxyApp {
       notFoundTtlMs: c.cache.notFoundTtl,
       refusedTtlMs: c.cache.refusedTtl,
       followTimeoutMs: c.cache.followTimeout,
+      presignZipSeconds: c.store.type === 's3' && c.store.presignZips ? c.store.presignSeconds : null,
       sumdb: o.sumdb,
     });
     const answers = o.coordination.mutable ?? new BlobAnswers(o.store);

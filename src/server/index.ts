@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { BlobStore } from '../cache/blobstore.js';
-import { FsBlobStore } from '../cache/fs.js';
+import { createBlobStore } from '../cache/create.js';
 import { HostCoordination, type Coordination } from '../cluster/coordination.js';
 import { createRedisCoordination } from '../cluster/redis.js';
 import { STATE_PREFIX } from '../cache/keys.js';
@@ -55,7 +55,7 @@ export interface BuiltServer {
  */
 export async function buildServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<BuiltServer> {
   const { log, accessLog } = loggers;
-  const store = new FsBlobStore(config.data);
+  const store = createBlobStore(config);
   await store.checkWritable();
   const instanceId = config.instanceId ?? (await instanceIdOf(store));
   const metrics = opts.metrics ?? new Metrics();
