@@ -22,7 +22,16 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ProxyError } from '../errors.js';
 import { ensureDir, forgetDir } from '../dirs.js';
-import { assertSafeKey, storageError, storageFailureOf, type BlobReader, type BlobStat, type BlobStore, type BlobWrite, type StorageFailure } from './blobstore.js';
+import {
+  assertSafeKey,
+  storageError,
+  storageFailureOf,
+  type BlobReader,
+  type BlobStat,
+  type BlobStore,
+  type BlobWrite,
+  type StorageFailure,
+} from './blobstore.js';
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -262,7 +271,7 @@ export class S3BlobStore implements BlobStore {
    * crashed mid-write left (their parts cost storage, though no object was made). A bucket
    * lifecycle rule (AbortIncompleteMultipartUpload) does the same without being asked.
    */
-  async abortStaleUploads(olderThanMs: number): Promise<number> {
+  async removeAbandonedWrites(olderThanMs: number): Promise<number> {
     const before = Date.now() - olderThanMs;
     let aborted = 0;
     let keyMarker: string | undefined;

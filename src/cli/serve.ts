@@ -7,6 +7,7 @@ import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
+import { createBlobStore } from '../cache/create.js';
 import { HostCoordination } from '../cluster/coordination.js';
 import { sweepLeftovers } from '../cluster/janitor.js';
 import { relayThroughPrimary, relayToWorkers } from '../cluster/relay.js';
@@ -138,9 +139,28 @@ function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Lo
       })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping the data folder for leftovers failed'));
   };
-  setTimeout(sweep, 1_000).unref();
-  setInterval(sweep, SWEEP_EVERY_MS).unref();
+  // Uploads that an instance killed mid-write left in the object store: no object was made, but their parts cost storage.
+  const store = createBlobStore(config);
+  const sweepStore = (): void => {
+    store
+      .removeAbandonedWrites?.(ABANDONED_AFTER_MS)
+      .then((n) => {
+        if (n > 0) log.info({ uploads: n, store: store.description }, 'aborted uploads that interrupted writes left in the store');
+      })
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'removing abandoned uploads from the store failed'));
+  };
+  setTimeout(() => {
+    sweep();
+    sweepStore();
+  }, 1_000).unref();
+  setInterval(() => {
+    sweep();
+    sweepStore();
+  }, SWEEP_EVERY_MS).unref();
 }
+
+/** No write lasts a day (a zip is at most 500 MiB, under upstream timeouts): an upload older than that was abandoned. */
+const ABANDONED_AFTER_MS = 24 * 3600_000;
 
 function superviseWorkers(config: Config): void {
   const n = config.workers;

@@ -115,7 +115,7 @@ describe('S3BlobStore', () => {
     await expect(readFile(w.stagingFile)).rejects.toThrow();
   });
 
-  it('leaves no object when the writing process is killed mid-write; the janitor sweeps its staging file, abortStaleUploads its parts', async () => {
+  it('leaves no object when the writing process is killed mid-write; the janitor sweeps its staging file, removeAbandonedWrites its parts', async () => {
     const s = await newStore({ partSize: 5 << 20 });
     const key = 'example.com/killed/@v/v1.0.0.zip';
     const dataDir = await makeTempDir('s3-killed');
@@ -148,9 +148,9 @@ describe('S3BlobStore', () => {
     const swept = await sweepLeftovers(dataDir, new HostCoordination(dataDir), { minAgeMs: 0 });
     expect(swept.removed).toEqual([`staging/${path.basename(staging)}`]);
     // A young upload may be a live writer's on another host: left alone.
-    expect(await s.abortStaleUploads(3_600_000)).toBe(0);
+    expect(await s.removeAbandonedWrites(3_600_000)).toBe(0);
     expect(await uploadsOf(shared, s.objectKey(key))).toEqual([s.objectKey(key)]);
-    expect(await s.abortStaleUploads(0)).toBeGreaterThanOrEqual(1);
+    expect(await s.removeAbandonedWrites(0)).toBeGreaterThanOrEqual(1);
     expect(await uploadsOf(shared, s.objectKey(key))).toEqual([]);
     expect(await s.head(key)).toBeNull();
   });
