@@ -14,9 +14,15 @@ export interface InvalidateOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Resolves with the exit status: 0 done, 1 refused or failed. */
+/** Resolves with the exit status: 0 done, 1 refused or failed, 2 a bad target. */
 export async function runInvalidate(target: string, opts: InvalidateOptions): Promise<number> {
-  const what = parseInvalidation(target);
+  let what;
+  try {
+    what = parseInvalidation(target);
+  } catch (err) {
+    process.stderr.write(`gomodproxy invalidate: ${errorMessage(err)}\n`);
+    return 2;
+  }
   const config = loadConfig({ file: opts.file, env: opts.env });
   const shown = what.version ? `${what.pattern}@${what.version}` : what.pattern;
   try {

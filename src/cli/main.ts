@@ -136,7 +136,7 @@ program
 program
   .command('invalidate')
   .description(
-    'Drop the cached list, @latest and query answers of the matching modules on every instance at once (a new tag is then seen at once, not after cache.ttl). With redis configured it publishes there; otherwise it asks the server at --url (default: the configured listen address) through its admin API. Exit status: 0 done, 1 refused or failed',
+    'Drop the cached list, @latest and query answers of the matching modules on every instance at once (a new tag is then seen at once, not after cache.ttl). With redis configured it publishes there; otherwise it asks the server at --url (default: the configured listen address) through its admin API. Exit status: 0 done, 1 refused or failed, 2 a bad pattern or version',
   )
   .argument('<pattern>', 'a module path or GOPRIVATE-style glob (example.com/team/*), optionally @version to drop that version from every memory too')
   .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
