@@ -4,7 +4,7 @@
 // visible at a key before commit, and an abort (or a crash) leaves no object behind.
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
@@ -21,7 +21,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ProxyError } from '../errors.js';
-import { ensureDir, forgetDir } from '../dirs.js';
+import { openCreating } from '../dirs.js';
 import {
   assertSafeKey,
   storageError,
@@ -206,7 +206,7 @@ export class S3BlobStore implements BlobStore {
     const file = path.join(this.stagingDir, `${createHash('sha256').update(key).digest('hex').slice(0, 16)}-${randomBytes(6).toString('hex')}.partial`);
     let fh: FileHandle;
     try {
-      fh = await openStaging(file, this.stagingDir);
+      fh = await openCreating(file, this.stagingDir);
     } catch (err) {
       throw this.fail(err, 'write');
     }
@@ -483,19 +483,6 @@ function bodyReader(body: Readable, stat: BlobStat): BlobReader {
       return Promise.resolve();
     },
   };
-}
-
-/** Opens a new staging file, making its folder when needed (and again if it was removed meanwhile). */
-async function openStaging(file: string, dir: string): Promise<FileHandle> {
-  await ensureDir(dir);
-  try {
-    return await open(file, 'wx', 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    forgetDir(dir);
-    await ensureDir(dir);
-    return open(file, 'wx', 0o644);
-  }
 }
 
 // S3's LastModified has whole seconds; mutable answers compare store times, so each object carries its own in ms.

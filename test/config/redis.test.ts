@@ -2,20 +2,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, schemaLeaves } from '../../src/config/index.js';
+import { loadConfig, schemaLeaves } from '../../src/config/index.js';
+import { errorOf } from './support.js';
 
 async function tmpDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'gmp-config-'));
-}
-
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('redis settings', () => {

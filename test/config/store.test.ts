@@ -6,23 +6,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createBlobStore } from '../../src/cache/create.js';
 import { FsBlobStore } from '../../src/cache/fs.js';
 import { S3BlobStore } from '../../src/cache/s3.js';
-import { ConfigError, loadConfig, schemaLeaves } from '../../src/config/index.js';
+import { loadConfig, schemaLeaves } from '../../src/config/index.js';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.js';
+import { errorOf } from './support.js';
 
 afterAll(cleanupAll);
 
 function tmpDir(): Promise<string> {
   return makeTempDir('config-store');
-}
-
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('store setting', () => {
