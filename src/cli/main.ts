@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The gomodproxy command: `serve` and the operator commands, each with --help.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError } from '../config/index.js';
+import { ConfigError, parseDuration } from '../config/index.js';
+import { runDoctor } from './doctor.js';
 import { runImport } from './import.js';
 import { runInvalidate } from './invalidate.js';
 import { runServe } from './serve.js';
@@ -18,6 +19,16 @@ program
 function int(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
   return Number(value);
+}
+
+function duration(value: string): number {
+  try {
+    const ms = parseDuration(value);
+    if (ms <= 0) throw new Error('expected a duration above zero');
+    return ms;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 program
@@ -144,6 +155,31 @@ program
   .option('--token <token>', 'an admin credential for the admin API, sent as a Bearer token (env GOMODPROXY_TOKEN)')
   .action(async (pattern: string, opts: { config?: string; url?: string; token?: string }) => {
     process.exitCode = await runInvalidate(pattern, { file: opts.config, url: opts.url, token: opts.token });
+  });
+
+program
+  .command('doctor')
+  .description(
+    'Find why the go command on this machine cannot use the proxy: its settings as go env -json reports them (GOPROXY, GOPRIVATE/GONOPROXY, GOSUMDB, GOINSECURE, GOFLAGS, GOAUTH, .netrc), HTTP proxies, the connection and TLS as the go command verifies it, /healthz and /readyz, credentials, the checksum database through the proxy, and a real go mod download in a throwaway cache. One line per finding: ok|warn|fail <check>: <what> — <fix>. Exit status: 0 nothing failed, 1 something failed, 2 bad arguments',
+  )
+  .argument('[url]', 'the proxy to check (default: the first http(s) entry of GOPROXY)')
+  .option('-m, --module <path[@version]>', 'a module the proxy should serve, fetched for real (default: golang.org/x/text@latest)')
+  .option('--json', 'one JSON object per finding ({status, check, message, fix}), one per line')
+  .option('--timeout <duration>', 'limit of each network step, e.g. 10s (default 10s)')
+  .option('--go-timeout <duration>', 'limit of the go command download (default 2m)')
+  .action(async (url: string | undefined, opts: { module?: string; json?: boolean; timeout?: string; goTimeout?: string }) => {
+    let timeoutMs: number | undefined;
+    let goTimeoutMs: number | undefined;
+    try {
+      timeoutMs = opts.timeout === undefined ? undefined : duration(opts.timeout);
+      goTimeoutMs = opts.goTimeout === undefined ? undefined : duration(opts.goTimeout);
+    } catch (err) {
+      // Parsed here rather than by commander, whose errors exit 1: 1 means "something failed" for doctor.
+      process.stderr.write(`gomodproxy doctor: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.exitCode = await runDoctor({ url, module: opts.module, json: opts.json, timeoutMs, goTimeoutMs });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
