@@ -76,7 +76,9 @@ const agents = new Map<string, Agent>();
 
 /** One pooled agent per client identity, closed by cleanupAll. */
 export function agentFor(c: TlsClient = {}): Agent {
-  const key = JSON.stringify([c.ca?.toString('base64').slice(-40), c.cert?.toString('base64').slice(-40), c.localAddress]);
+  // The whole bytes: PEM files end alike (the END line), so a tail would let two identities share a pool.
+  const digest = (b: Buffer | undefined): string | undefined => b && createHash('sha256').update(b).digest('hex');
+  const key = JSON.stringify([digest(c.ca), digest(c.cert), digest(c.key), c.localAddress]);
   let a = agents.get(key);
   if (!a) {
     a = new Agent({
