@@ -30,6 +30,14 @@ fi
 npm ci --no-audit --no-fund
 # Go test tools (they wrap golang.org/x/mod so our code is checked against Go's own answers).
 (cd test/gotools && go mod download)
+# A real S3 server for the S3 store's tests (versitygw, posix backend), built once per machine:
+# the build takes minutes, so it happens here rather than inside a test's time limit, and is
+# kept in the cache where test/helpers/s3.ts looks (GMP_VERSITYGW overrides both).
+versitygw_bin="${HOME}/.cache/gomodproxy-test/bin"
+if [ -z "${GMP_VERSITYGW:-}" ] && [ ! -x "${versitygw_bin}/versitygw" ]; then
+  mkdir -p "${versitygw_bin}"
+  GOBIN="${versitygw_bin}" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
 
 # The gates every change passes: types (src, tests and benchmarks), lint, formatting.
 npm run check

@@ -51,6 +51,8 @@ export interface BlobStore {
   freeBytes?(): Promise<number>;
   /** A URL that serves the blob directly for a while (object stores), for redirecting downloads. */
   presign?(key: string, expiresInSeconds: number): Promise<string>;
+  /** Removes what writers that died mid-write left in the store itself (incomplete multipart uploads); how many. */
+  removeAbandonedWrites?(olderThanMs: number): Promise<number>;
   /** Lets go of connection pools. */
   close?(): Promise<void>;
   /** Told of every failed read or write (the server counts them against storage, not an upstream). */

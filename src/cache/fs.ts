@@ -17,7 +17,7 @@ import {
   type BlobWrite,
   type StorageFailure,
 } from './blobstore.js';
-import { ensureDir, forgetDir } from '../dirs.js';
+import { ensureDir, openCreating } from '../dirs.js';
 
 /** Files the store writes for its own bookkeeping; never listed as blobs. */
 const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
@@ -126,14 +126,8 @@ export class FsBlobStore implements BlobStore {
     const staging = this.stagingPath(key);
     let fh: FileHandle | undefined;
     try {
-      await ensureDir(path.dirname(dest));
-      fh = await open(staging, 'w', 0o644).catch(async (err: NodeJS.ErrnoException) => {
-        // The folder was removed since we made it (a purge, a gc): make it again.
-        if (err.code !== 'ENOENT') throw err;
-        forgetDir(path.dirname(dest));
-        await ensureDir(path.dirname(dest));
-        return open(staging, 'w', 0o644);
-      });
+      // Not exclusive: a staging file left by a holder that died is ours to overwrite (we hold the key's lock).
+      fh = await openCreating(staging, path.dirname(dest), 'w');
     } catch (err) {
       throw this.fail(err, 'write');
     }
@@ -274,19 +268,6 @@ function fileReader(fh: FileHandle, stat: BlobStat, start: number): BlobReader {
       return closed;
     },
   };
-}
-
-/** Creates a file exclusively, making its folder when needed (and again if it was removed meanwhile). */
-async function openCreating(file: string, dir: string): Promise<Awaited<ReturnType<typeof open>>> {
-  await ensureDir(dir);
-  try {
-    return await open(file, 'wx', 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    forgetDir(dir);
-    await ensureDir(dir);
-    return open(file, 'wx', 0o644);
-  }
 }
 
 function toStat(st: Stats, size = st.size): BlobStat {

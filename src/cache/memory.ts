@@ -30,6 +30,11 @@ export class MemoryCache<E extends MemoryEntry = MemoryEntry> {
     this.lru?.delete(key);
   }
 
+  /** Every key held (for invalidation: a walk over at most the cache's bound, off the hot path). */
+  keys(): IterableIterator<string> {
+    return this.lru ? this.lru.keys() : [].values();
+  }
+
   get size(): number {
     return this.lru?.calculatedSize ?? 0;
   }

@@ -20,7 +20,8 @@ import { createReadStream } from 'node:fs';
 import { opendir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { FsBlobStore } from '../cache/fs.js';
+import type { BlobStore } from '../cache/blobstore.js';
+import { createBlobStore } from '../cache/create.js';
 import { artifactKey, zipHashKey } from '../cache/keys.js';
 import { writeLocalList } from '../cache/locallist.js';
 import { HostCoordination } from '../cluster/coordination.js';
@@ -84,7 +85,7 @@ export async function runImport(dir: string, opts: ImportOptions): Promise<numbe
     return unreadable.length > 0 ? 2 : 1;
   }
 
-  const store = new FsBlobStore(config.data);
+  const store = createBlobStore(config);
   const coordination = new HostCoordination(config.data);
   const via = await instanceIdOf(store);
   // The server's own wiring: the same routes (private modules from version control only) and the
@@ -142,7 +143,7 @@ export async function runImport(dir: string, opts: ImportOptions): Promise<numbe
 
 interface VersionContext {
   root: string;
-  store: FsBlobStore;
+  store: BlobStore;
   routing: Routing;
   ctx: FetchContext;
 }

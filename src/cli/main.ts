@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/index.js';
 import { runImport } from './import.js';
+import { runInvalidate } from './invalidate.js';
 import { runServe } from './serve.js';
 import { runVerify } from './verify.js';
 import { tokenCommand } from './token.js';
@@ -131,6 +132,19 @@ program
       });
     },
   );
+
+program
+  .command('invalidate')
+  .description(
+    'Drop the cached list, @latest and query answers of the matching modules on every instance at once (a new tag is then seen at once, not after cache.ttl). With redis configured it publishes there; otherwise it asks the server at --url (default: the configured listen address) through its admin API. Exit status: 0 done, 1 refused or failed, 2 a bad pattern or version',
+  )
+  .argument('<pattern>', 'a module path or GOPRIVATE-style glob (example.com/team/*), optionally @version to drop that version from every memory too')
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('--url <url>', 'the server to ask, e.g. http://proxy.internal:3000 (its admin API)')
+  .option('--token <token>', 'an admin credential for the admin API, sent as a Bearer token (env GOMODPROXY_TOKEN)')
+  .action(async (pattern: string, opts: { config?: string; url?: string; token?: string }) => {
+    process.exitCode = await runInvalidate(pattern, { file: opts.config, url: opts.url, token: opts.token });
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -7,11 +7,12 @@ import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
+import { createBlobStore } from '../cache/create.js';
 import { HostCoordination } from '../cluster/coordination.js';
 import { sweepLeftovers } from '../cluster/janitor.js';
 import { relayThroughPrimary, relayToWorkers } from '../cluster/relay.js';
 import { ConfigError, loadConfig, parseListen, type Config, type LoadOptions } from '../config/index.js';
-import { Metrics, buildServer, createLoggers, startServer } from '../server/index.js';
+import { Metrics, buildServer, createCoordination, createLoggers, startServer } from '../server/index.js';
 
 const METRICS_REQ = 'gomodproxy:metrics';
 const METRICS_RES = 'gomodproxy:metrics:res';
@@ -29,15 +30,17 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   const loggers = createLoggers(config.log.level, config.log.access);
   const metrics = new Metrics();
   let metricsText: (() => Promise<string>) | undefined;
-  const coordination = new HostCoordination(config.data);
+  const host = new HostCoordination(config.data);
+  const coordination = createCoordination(config, loggers.log, host);
   if (cluster.isWorker) {
     AggregatorRegistry.setRegistries([metrics.registry]);
     // prom-client answers the primary's metrics requests only once an AggregatorRegistry exists in the worker.
     new AggregatorRegistry();
     metricsText = askPrimaryForMetrics;
-    relayThroughPrimary(coordination.answers);
+    // With Redis, every process hears the others through it; the primary relays only for the host.
+    if (coordination === host) relayThroughPrimary(host);
   } else {
-    sweepNowAndThen(config, coordination, loggers.log);
+    sweepNowAndThen(config, host, loggers.log);
   }
   let running;
   try {
@@ -136,9 +139,28 @@ function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Lo
       })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping the data folder for leftovers failed'));
   };
-  setTimeout(sweep, 1_000).unref();
-  setInterval(sweep, SWEEP_EVERY_MS).unref();
+  // Uploads that an instance killed mid-write left in the object store: no object was made, but their parts cost storage.
+  const store = createBlobStore(config);
+  const sweepStore = (): void => {
+    store
+      .removeAbandonedWrites?.(ABANDONED_AFTER_MS)
+      .then((n) => {
+        if (n > 0) log.info({ uploads: n, store: store.description }, 'aborted uploads that interrupted writes left in the store');
+      })
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'removing abandoned uploads from the store failed'));
+  };
+  setTimeout(() => {
+    sweep();
+    sweepStore();
+  }, 1_000).unref();
+  setInterval(() => {
+    sweep();
+    sweepStore();
+  }, SWEEP_EVERY_MS).unref();
 }
+
+/** No write lasts a day (a zip is at most 500 MiB, under upstream timeouts): an upload older than that was abandoned. */
+const ABANDONED_AFTER_MS = 24 * 3600_000;
 
 function superviseWorkers(config: Config): void {
   const n = config.workers;

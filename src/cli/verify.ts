@@ -16,6 +16,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pino from 'pino';
 import type { BlobStore } from '../cache/blobstore.js';
+import { createBlobStore } from '../cache/create.js';
 import { FsBlobStore } from '../cache/fs.js';
 import { STATE_PREFIX, artifactKey, localListKey, zipHashKey } from '../cache/keys.js';
 import { writeLocalList } from '../cache/locallist.js';
@@ -390,14 +391,14 @@ export async function verifyCache(o: VerifyCacheOptions): Promise<VerifySummary>
   return summary;
 }
 
-async function instanceId(store: FsBlobStore): Promise<string> {
+async function instanceId(store: BlobStore): Promise<string> {
   const got = await store.getBuffer(`${STATE_PREFIX}instance-id`, 256).catch(() => null);
   const id = got?.data.toString('utf8').trim();
   return id && /^[A-Za-z0-9._-]{1,64}$/.test(id) ? id : 'gomodproxy-verify';
 }
 
 /** The database as the server reaches it (same route, same cache, same modules skipped), or null when off. */
-function sumdbFor(config: Config, store: FsBlobStore, via: string, offline: boolean): { sumdb: SumdbService | null; close: () => Promise<void> } {
+function sumdbFor(config: Config, store: BlobStore, via: string, offline: boolean): { sumdb: SumdbService | null; close: () => Promise<void> } {
   // The command prints its own report; the service's logs would only repeat it.
   return createRouting(config, {
     store,
@@ -417,7 +418,7 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
     process.stderr.write(`gomodproxy verify: data folder ${config.data} does not exist; give the one serve uses with --data (or GOMODPROXY_DATA)\n`);
     return 2;
   }
-  const store = new FsBlobStore(config.data);
+  const store = createBlobStore(config);
   const offline = opts.offline ?? false;
   let db: ReturnType<typeof sumdbFor>;
   try {

@@ -52,6 +52,8 @@ export interface AnswerStore {
 export interface Coordination {
   /** For logs: "host", "redis://host:port/db". */
   readonly description: string;
+  /** The name of this host in holders' info: a follower reads the staging file of a holder with the same name. */
+  readonly host: string;
   /** The fetch lock of a store key; null while a live holder has it. */
   tryLock(key: string, info?: { staging?: string }): Promise<FetchLock | null>;
   /** The live holder of key's lock, with what it has told followers; null when nobody holds it. */
@@ -79,6 +81,7 @@ export type InvalidationRelay = (what: Invalidation) => void;
 /** Coordination of the processes that share one data folder (workers, or instances on one host). */
 export class HostCoordination implements Coordination {
   readonly description = 'host';
+  readonly host = HOST;
   readonly answers: RememberedAnswers;
   readonly mutable = null;
   private readonly dir: string;

@@ -1,25 +1,43 @@
-// Relaying remembered answers between the worker processes of one server: a worker sends what
-// it learnt to the primary, which passes it to every other worker. No process waits for it.
+// Relaying what one worker process of a server learns to the others: remembered answers and
+// invalidations. A worker sends to the primary, which passes it to every other worker. No
+// process waits for it.
 import type { Worker } from 'node:cluster';
-import { REMEMBER_MESSAGE, isRememberMessage, type RememberedAnswers } from './remembered.js';
+import type { HostCoordination, Invalidation } from './coordination.js';
+import { REMEMBER_MESSAGE, isRememberMessage } from './remembered.js';
 
-/** In a worker: answers learnt here go to the primary; answers from the primary are taken. */
-export function relayThroughPrimary(answers: RememberedAnswers): void {
-  answers.relayTo((key, answer) => {
-    try {
-      process.send?.({ type: REMEMBER_MESSAGE, key, answer });
-    } catch {
-      // The primary is gone (shutting down): the answer stays ours alone.
-    }
-  });
+export const INVALIDATE_MESSAGE = 'gomodproxy:invalidate';
+
+interface InvalidateMessage {
+  type: typeof INVALIDATE_MESSAGE;
+  what: Invalidation;
+}
+
+function isInvalidateMessage(msg: unknown): msg is InvalidateMessage {
+  const m = msg as Partial<InvalidateMessage> | null;
+  return typeof m === 'object' && m !== null && m.type === INVALIDATE_MESSAGE && typeof m.what?.pattern === 'string';
+}
+
+function send(msg: unknown): void {
+  try {
+    process.send?.(msg);
+  } catch {
+    // The primary is gone (shutting down): what we learnt stays ours alone.
+  }
+}
+
+/** In a worker: what is learnt here goes to the primary; what the primary passes on is taken. */
+export function relayThroughPrimary(coordination: HostCoordination): void {
+  coordination.answers.relayTo((key, answer) => send({ type: REMEMBER_MESSAGE, key, answer }));
+  coordination.relayInvalidationsTo((what) => send({ type: INVALIDATE_MESSAGE, what }));
   process.on('message', (msg: unknown) => {
-    if (isRememberMessage(msg)) answers.remember(msg.key, msg.answer);
+    if (isRememberMessage(msg)) coordination.answers.remember(msg.key, msg.answer);
+    else if (isInvalidateMessage(msg)) coordination.invalidated(msg.what);
   });
 }
 
-/** In the primary: passes a worker's answer on to the others. Returns false for other messages. */
+/** In the primary: passes a worker's message on to the others. Returns false for other messages. */
 export function relayToWorkers(msg: unknown, from: Worker, workers: Iterable<Worker | undefined>): boolean {
-  if (!isRememberMessage(msg)) return false;
+  if (!isRememberMessage(msg) && !isInvalidateMessage(msg)) return false;
   for (const w of workers) {
     if (!w || w === from || !w.isConnected()) continue;
     try {

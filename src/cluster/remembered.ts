@@ -64,6 +64,10 @@ export class RememberedAnswers {
   get size(): number {
     return this.map.size;
   }
+
+  keys(): IterableIterator<string> {
+    return this.map.keys();
+  }
 }
 
 /** The message a worker sends the primary, and the primary passes to every other worker. */

@@ -1,9 +1,9 @@
 export { loadConfig, describeOrigin, ConfigError, schemaLeaves, envName, ENV_PREFIX, DEFAULT_CONFIG_FILE, DEFAULT_GOPROXY } from './load.js';
-export type { Config, UpstreamSpec, UpstreamAuth, LoadOptions, SettingOrigin, SettingOrigins } from './load.js';
+export type { Config, StoreConfig, UpstreamSpec, UpstreamAuth, LoadOptions, SettingOrigin, SettingOrigins } from './load.js';
 export { goEnvFile, parseGoEnvFile, readGoEnv } from './goenv.js';
 export type { GoEnv, GoEnvOrigin, GoEnvValue } from './goenv.js';
 export { configSchema, parseListen } from './schema.js';
-export type { Timeouts, Balance, ConfigInput } from './schema.js';
+export type { Timeouts, Balance, ConfigInput, RedisConfig, StoreSettings } from './schema.js';
 export { parseGoProxyList, formatGoProxyList, redactURL, GoProxyListError } from './goproxy.js';
 export type { GoProxyEntry, Fallthrough } from './goproxy.js';
 export { parseDuration, parseSize, formatDuration } from './units.js';

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { GO_SUMDB_NAME, parseGosumdb, type GosumdbSetting } from '../sumdb/index.js';
 import { readGoEnv, type GoEnv, type GoEnvOptions, type GoEnvOrigin } from './goenv.js';
 import { GoProxyListError, formatGoProxyList, parseGoProxyList, type Fallthrough, type GoProxyEntry } from './goproxy.js';
-import { configSchema, parseListen, type Balance, type ParsedConfig, type Timeouts, type UpstreamInput } from './schema.js';
+import { configSchema, parseListen, type Balance, type ParsedConfig, type StoreSettings, type Timeouts, type UpstreamInput } from './schema.js';
 
 export const ENV_PREFIX = 'GOMODPROXY_';
 export const DEFAULT_CONFIG_FILE = 'gomodproxy.yaml';
@@ -28,8 +28,12 @@ export interface UpstreamSpec {
   timeouts: Timeouts;
 }
 
-export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb' | 'private'> {
+/** Where artifacts live, with the S3 region decided. */
+export type StoreConfig = Exclude<StoreSettings, { type: 's3' }> | (Extract<StoreSettings, { type: 's3' }> & { region: string });
+
+export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb' | 'private' | 'store'> {
   workers: number;
+  store: StoreConfig;
   /** GOPRIVATE-style patterns of private modules (direct only, never sent to public destinations). */
   private: string;
   /** The checksum database every public module is verified against, or off. */
@@ -202,6 +206,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     sumdb,
     noSumdb,
     data: path.resolve(cwd, parsed.data),
+    // As the AWS tools: the region from the environment when the settings name none.
+    store: parsed.store.type === 's3' ? { ...parsed.store, region: parsed.store.region ?? (env.AWS_REGION || 'us-east-1') } : parsed.store,
     git: { ...rest.git, insecure: parsed.git.insecure ?? insecureFrom?.value },
     workers: workers ?? Math.max(1, os.availableParallelism()),
     upstreams,
@@ -300,7 +306,21 @@ export function describeOrigin(src: SettingOrigin): string {
   }
 }
 
-type ZodNode = z.ZodType & { def: { type: string; innerType?: ZodNode; in?: ZodNode; shape?: Record<string, ZodNode> } };
+type ZodNode = z.ZodType & { def: { type: string; innerType?: ZodNode; in?: ZodNode; shape?: Record<string, ZodNode>; options?: ZodNode[] } };
+
+/**
+ * The settings an object holds; for a union of objects (store: fs | s3), those of every variant,
+ * so each variant's keys are settable one by one (GOMODPROXY_STORE_TYPE, GOMODPROXY_STORE_BUCKET).
+ */
+function shapeOf(node: ZodNode): Record<string, ZodNode> | undefined {
+  if (node.def.type === 'object') return node.def.shape;
+  if (node.def.type !== 'union' || !node.def.options) return undefined;
+  const variants = node.def.options.map((o) => unwrap(o));
+  if (!variants.every((v) => v.def.type === 'object' && v.def.shape)) return undefined;
+  const merged: Record<string, ZodNode> = {};
+  for (const v of variants) for (const [k, child] of Object.entries(v.def.shape ?? {})) merged[k] ??= child;
+  return merged;
+}
 
 function unwrap(node: ZodNode): ZodNode {
   let n = node;
@@ -320,8 +340,9 @@ export function schemaLeaves(): Leaf[] {
   const out: Leaf[] = [];
   const walk = (node: ZodNode, p: string[]): void => {
     const n = unwrap(node);
-    if (n.def.type === 'object' && n.def.shape) {
-      for (const [k, child] of Object.entries(n.def.shape)) walk(child, [...p, k]);
+    const shape = shapeOf(n);
+    if (shape) {
+      for (const [k, child] of Object.entries(shape)) walk(child, [...p, k]);
       return;
     }
     out.push({ path: p, env: envName(p), plainString: n.def.type === 'string' });
@@ -345,13 +366,13 @@ function knownKeysAt(p: PropertyKey[]): string[] {
       node = unwrap(el);
       continue;
     }
-    const child = node.def.shape?.[seg];
+    const child = shapeOf(node)?.[seg];
     if (!child) return [];
     node = unwrap(child);
     const el = (node.def as unknown as { element?: ZodNode }).element;
     if (node.def.type === 'array' && el) node = unwrap(el);
   }
-  return Object.keys(node.def.shape ?? {});
+  return Object.keys(shapeOf(node) ?? {});
 }
 
 function formatIssues(issues: z.core.$ZodIssue[], sources: Map<string, Source>, leaves: Leaf[]): string {

@@ -270,6 +270,99 @@ export const gocmdSchema = z.strictObject({
 
 // ---- end of git ----
 
+// ---- redis: coordination of instances on several hosts over one shared store ----
+
+/** A comma-separated string or a list, as an environment variable or the file writes it. */
+const listOf = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item).min(1),
+  );
+
+const redisUrl = z.string().regex(/^rediss?:\/\/[^/?#]+/, 'expected redis://[:password@]host[:port][/db], or rediss:// for TLS');
+
+const redisSchema = z
+  .strictObject({
+    /** One server: redis://[:password@]host[:port][/db], rediss:// for TLS. */
+    url: redisUrl.optional(),
+    /** Sentinel: the sentinels (host:port) that name the current master of `name`. */
+    sentinels: listOf(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/, 'expected host:port such as sentinel-1:26379')).optional(),
+    /** The master group the sentinels watch. */
+    name: z.string().min(1).optional(),
+    /** Cluster: some of its nodes, as redis:// or rediss:// URLs; the rest are discovered. */
+    cluster: listOf(redisUrl).optional(),
+    /** Put before every key and channel, so several deployments can share one Redis (pub/sub ignores the database number: a prefix apiece). */
+    keyPrefix: z.string().min(1).default('gomodproxy:'),
+    /** How long a fetch lock outlives a holder that stopped renewing it (a crashed instance). */
+    lockTtl: duration.refine((v) => v >= 1000, { message: 'must be at least 1s: a live holder renews it every third of it' }).default(15_000),
+    /** The name this instance gives its host in fetch locks (default: the OS hostname): instances with one name read each other's staging files, so they must share a file system. */
+    hostName: z.string().min(1).max(255).optional(),
+  })
+  .refine((v) => [v.url, v.sentinels, v.cluster].filter((x) => x !== undefined).length === 1, {
+    message: 'set exactly one of url (one server), sentinels with name (Sentinel) or cluster (a list of node URLs)',
+  })
+  .refine((v) => (v.sentinels === undefined) === (v.name === undefined), {
+    message: 'sentinels and name go together: name is the master group the sentinels watch',
+    path: ['name'],
+  });
+
+export type RedisConfig = z.output<typeof redisSchema>;
+
+// ---- end of redis ----
+
+// ---- store: where artifacts live ----
+
+const fsStoreSchema = z.strictObject({
+  /** The data folder (`data`), in the go command's download-cache layout. */
+  type: z.literal('fs'),
+});
+
+const s3StoreSchema = z.strictObject({
+  /** An S3 or S3-compatible bucket that instances on several hosts share. */
+  type: z.literal('s3'),
+  bucket: z
+    .string({ error: (iss) => (iss.input === undefined ? 'required with type s3: the bucket that holds the cache' : undefined) })
+    .regex(/^[^/\s]+$/, 'expected a bucket name without "/" or spaces; a path inside the bucket goes in store.prefix'),
+  /** Key prefix inside the bucket ('' for its root): the objects under it are a GOPROXY tree. */
+  prefix: z
+    .string()
+    .default('')
+    .refine((v) => !v.startsWith('/'), { message: 'expected a key prefix such as gomodproxy or cache/go, without a leading "/"' })
+    .transform((v) => v.replace(/\/+$/, ''))
+    .refine((v) => v === '' || v.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..'), {
+      message: 'expected a key prefix such as gomodproxy or cache/go: no empty, "." or ".." segments',
+    }),
+  /** An S3-compatible service's URL (MinIO, Ceph, R2...); default: AWS S3 of the region. */
+  endpoint: z
+    .string()
+    .refine((v) => /^https?:\/\/[^/@\s]+(\/.*)?$/.test(v), {
+      message: 'expected the service URL, such as https://s3.example.com or http://127.0.0.1:9000 (no credentials in it)',
+    })
+    .optional(),
+  /** Default: $AWS_REGION, else us-east-1 (load.ts fills it in). */
+  region: z.string().min(1).optional(),
+  /** <endpoint>/<bucket>/<key> addressing instead of <bucket>.<endpoint>; most S3-compatible services need it. */
+  forcePathStyle: z.boolean().default(false),
+  /** Answer .zip hits with a 302 to a presigned URL of the object, so the bytes do not pass through the proxy. */
+  presignZips: z.boolean().default(false),
+  /** How long such a URL works. */
+  presignSeconds: z.number().int().min(1).max(604_800).default(300),
+});
+
+export const storeSchema = z
+  .discriminatedUnion('type', [fsStoreSchema, s3StoreSchema], {
+    error: (iss) => (iss.code === 'invalid_union' ? 'expected type: fs (the data folder) or s3 (a bucket shared by several hosts)' : undefined),
+  })
+  .default({ type: 'fs' });
+
+// ---- end of store ----
+
 export const configSchema = z.strictObject({
   /** Address to serve on. */
   listen: hostPort.default('0.0.0.0:3000'),
@@ -307,6 +400,8 @@ export const configSchema = z.strictObject({
     .default([]),
   /** Data folder: the disk cache (itself a valid file:// GOPROXY) and the server's state. */
   data: z.string().min(1).default('./data'),
+  /** Where artifacts live: the data folder (default), or an S3 bucket that several hosts share. */
+  store: storeSchema,
   /** Serve under a path prefix, e.g. /go, when mounted behind a reverse proxy. */
   pathPrefix: z
     .string()
@@ -395,6 +490,8 @@ export const configSchema = z.strictObject({
   gocmd: gocmdSchema.prefault({}),
   /** Authentication, rate limits and the audit log; with nothing set, everyone is anonymous and may read. */
   auth: authSchema.prefault({}),
+  /** Several instances over one shared store: fetch locks, shared answers and invalidation through Redis; unset: this host alone. */
+  redis: redisSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -402,6 +499,7 @@ export type ParsedConfig = z.output<typeof configSchema>;
 export type UpstreamInput = z.output<typeof upstreamSchema>;
 export type Timeouts = z.output<typeof timeoutsSchema>;
 export type Balance = z.output<typeof balanceSchema>;
+export type StoreSettings = z.output<typeof storeSchema>;
 
 export function parseListen(v: string): { host: string; port: number } | null {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v.trim());

@@ -9,11 +9,14 @@ import { credentialsOf, decide, type Access, type AccessDecision, type AuditLog 
 import type { BlobStore } from '../cache/blobstore.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { artifactKey } from '../cache/keys.js';
+import { BlobAnswers } from '../cache/answers.js';
 import { MemoryCache } from '../cache/memory.js';
 import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
+import { ADMIN_PREFIX, AdminApi } from './admin.js';
 import { Artifacts, type ArtifactEntry } from './artifacts.js';
+import { Invalidations } from './invalidation.js';
 import type { AccessLog } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
@@ -59,6 +62,9 @@ export class ProxyApp {
   private readonly addresses: ClientAddresses | null;
   private tlsServer: TlsServer | undefined;
   private readonly audit: AuditLog | null;
+  private readonly apiPrefix: string;
+  private readonly admin: AdminApi;
+  readonly invalidations: Invalidations;
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
@@ -80,23 +86,39 @@ export class ProxyApp {
       notFoundTtlMs: c.cache.notFoundTtl,
       refusedTtlMs: c.cache.refusedTtl,
       followTimeoutMs: c.cache.followTimeout,
+      presignZipSeconds: c.store.type === 's3' && c.store.presignZips ? c.store.presignSeconds : null,
       sumdb: o.sumdb,
     });
+    const answers = o.coordination.mutable ?? new BlobAnswers(o.store);
     this.mutable = new MutableAnswers({
-      store: o.store,
+      answers,
       artifacts: this.artifacts,
-      space: this.space,
+      space: o.coordination.mutable ? null : this.space,
       policy: o.routes,
       metrics: o.metrics,
       log: o.log,
       staleWhileRevalidateMs: c.cache.staleWhileRevalidate,
       maxStaleMs: c.cache.maxStale,
     });
+    this.invalidations = new Invalidations({
+      coordination: o.coordination,
+      answers,
+      memories: [this.mutable.memory, this.memory],
+      remembered: o.coordination.answers,
+      log: o.log,
+    });
+    this.apiPrefix = `${this.prefix}${ADMIN_PREFIX}`;
+    this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, log: o.log });
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ex = new Exchange(req, res, this.o.metrics, this.o.accessLog, this.audit);
     if (this.addresses) ex.clientIp = this.addresses.of(req);
+    // Operator surfaces first (they take other methods); a startsWith, so the hot path barely notices.
+    if (req.url?.startsWith(this.apiPrefix)) {
+      this.admin.handle(ex, req.url.slice(this.apiPrefix.length).split('?')[0] ?? '').catch((err: unknown) => sendError(ex, err, this.o.log));
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       sendError(ex, new ProxyError('method', `method ${req.method} is not allowed; a Go module proxy answers GET and HEAD`), this.o.log);
@@ -293,8 +315,11 @@ export class ProxyApp {
       return;
     }
     const problems = await this.readiness();
+    // Degraded is still ready: hits are served and misses fetched per instance; a load balancer
+    // that took every instance out because Redis is down would turn a slowdown into an outage.
+    const degraded = this.o.coordination.degraded();
     if (problems.length === 0) {
-      sendBody(ex, 200, ['Content-Type', TEXT, 'Cache-Control', 'no-store'], Buffer.from('ready\n'));
+      sendBody(ex, 200, ['Content-Type', TEXT, 'Cache-Control', 'no-store'], Buffer.from(degraded ? `ready, degraded: ${degraded}\n` : 'ready\n'));
     } else {
       sendBody(ex, 503, ['Content-Type', TEXT, 'Cache-Control', 'no-store'], Buffer.from(`not ready: ${problems.join('; ')}\n`));
     }
@@ -401,5 +426,7 @@ export class ProxyApp {
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();
+    await this.o.coordination.close();
+    await this.o.store.close?.();
   }
 }

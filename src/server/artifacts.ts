@@ -38,6 +38,8 @@ export interface ArtifactsDeps {
   refusedTtlMs: number;
   /** How long a zip miss waits for another instance's fetch of it before fetching it itself. */
   followTimeoutMs: number;
+  /** Answer stored zips with a redirect to a URL of the store valid this long (s); null: send the bytes. */
+  presignZipSeconds: number | null;
   /** Checks public modules' hashes against the checksum database before they are stored. */
   sumdb?: SumdbService | null;
 }
@@ -116,8 +118,21 @@ export class Artifacts {
     this.sendEntry(ex, entry);
   }
 
-  /** A stored zip: small ones go to memory for the next hit, large ones stream from the store. */
+  /** A stored zip: small ones go to memory for the next hit, large ones stream from the store (or are redirected to it). */
   private async serveStoredZip(ex: Exchange, key: string): Promise<boolean> {
+    if (this.d.presignZipSeconds !== null && this.d.store.presign) {
+      const st = await this.d.store.head(key);
+      if (!st) return false;
+      if (st.size > this.d.memory.maxItemBytes) {
+        // The go command follows redirects: the bytes go from the store to the client, not through us.
+        ex.cache = 'hit';
+        const url = await this.d.store.presign(key, this.d.presignZipSeconds);
+        ex.res.writeHead(302, ['Location', url, 'Cache-Control', 'no-store', 'Content-Length', '0', CACHE_HEADER, 'redirect']);
+        ex.res.end();
+        ex.finish(302, 0);
+        return true;
+      }
+    }
     const blob = await this.d.store.get(key);
     if (!blob) return false;
     ex.cache = 'hit';

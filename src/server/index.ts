@@ -1,8 +1,10 @@
 // Wiring: configuration -> store, upstream chain, metrics -> the app, listening.
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { FsBlobStore } from '../cache/fs.js';
-import { HostCoordination } from '../cluster/coordination.js';
+import type { BlobStore } from '../cache/blobstore.js';
+import { createBlobStore } from '../cache/create.js';
+import { HostCoordination, type Coordination } from '../cluster/coordination.js';
+import { createRedisCoordination } from '../cluster/redis.js';
 import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, describeOrigin, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
@@ -32,7 +34,7 @@ export interface StartOptions {
   metricsText?: () => Promise<string>;
   metrics?: Metrics;
   /** Shared with the other processes of this server (the workers relay remembered answers). */
-  coordination?: HostCoordination;
+  coordination?: Coordination;
 }
 
 /** Everything a server is made of, checked and ready to listen; close() undoes it (for the primary's check of the settings). */
@@ -42,6 +44,8 @@ export interface BuiltServer {
   instanceId: string;
   sumdbName: string;
   access: Access | null;
+  /** Where bytes live and who coordinates, for the listening line. */
+  storage: { store: string; coordination: string };
   close(): Promise<void>;
 }
 
@@ -51,12 +55,12 @@ export interface BuiltServer {
  */
 export async function buildServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<BuiltServer> {
   const { log, accessLog } = loggers;
-  const store = new FsBlobStore(config.data);
+  const store = createBlobStore(config);
   await store.checkWritable();
   const instanceId = config.instanceId ?? (await instanceIdOf(store));
   const metrics = opts.metrics ?? new Metrics();
   store.onError = (op, reason) => metrics.storageErrors.labels(op, reason).inc();
-  const coordination = opts.coordination ?? new HostCoordination(config.data);
+  const coordination = opts.coordination ?? createCoordination(config, log);
   const hooks: ChainHooks = {
     onUpstream: (id, kind, outcome, ms, err) => metrics.upstream(id, kind, outcome, ms, err?.kind),
     onHealthChange: (id, healthy) => {
@@ -94,6 +98,7 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
     instanceId,
     sumdbName: sumdb?.name ?? 'off',
     access,
+    storage: { store: store.description, coordination: coordination.description },
     close: async () => {
       await app.close();
     },
@@ -102,7 +107,7 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
 
 export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
   const { log } = loggers;
-  const { app, metrics, instanceId, sumdbName, access } = await buildServer(config, loggers, opts);
+  const { app, metrics, instanceId, sumdbName, access, storage } = await buildServer(config, loggers, opts);
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   const addr = server.address();
@@ -117,6 +122,8 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     {
       url,
       data: config.data,
+      store: storage.store,
+      coordination: storage.coordination,
       upstream: formatGoProxyList(config.upstreams),
       sumdb: sumdbName,
       private: config.private,
@@ -141,8 +148,16 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   };
 }
 
+/**
+ * Lock files on this host, or Redis across hosts (with the lock files as its fallback while
+ * Redis is lost: misses are then single-flight per host, hits unaffected).
+ */
+export function createCoordination(config: Config, log: Loggers['log'], host = new HostCoordination(config.data)): Coordination {
+  return createRedisCoordination(config.redis, { fallback: host, log, answerTtlMs: config.cache.maxStale }) ?? host;
+}
+
 /** One id per data folder: every worker and instance sharing it recognises its own requests. */
-export async function instanceIdOf(store: FsBlobStore): Promise<string> {
+export async function instanceIdOf(store: BlobStore): Promise<string> {
   const key = `${STATE_PREFIX}instance-id`;
   const got = await store.getBuffer(key, 256);
   const existing = got?.data.toString('utf8').trim();

@@ -3,9 +3,9 @@
 // fetch refreshes it. Older still: fetched first. When every upstream fails, the last answer
 // is served (marked stale) rather than an error.
 import type { Logger } from 'pino';
-import type { BlobStore } from '../cache/blobstore.js';
 import { MUTABLE_PREFIX, mutableLatestKey, mutableListKey, mutableQueryKey } from '../cache/keys.js';
 import { MemoryCache, type MemoryEntry } from '../cache/memory.js';
+import type { AnswerStore, StoredAnswer } from '../cluster/coordination.js';
 import { SingleFlight } from '../cluster/flight.js';
 import { ProxyError } from '../errors.js';
 import { MAX_INFO_BYTES, MAX_LIST_BYTES, type FetchContext, type ModuleRef, type VersionRef, withFetchSlot } from '../sources/index.js';
@@ -26,10 +26,11 @@ interface Answer extends MemoryEntry {
 }
 
 export interface MutableDeps {
-  store: BlobStore;
+  /** Where answers are kept for the other processes and instances (the store, or Redis). */
+  answers: AnswerStore;
   artifacts: Artifacts;
-  /** Room for the answer in the store: without it the answer is served, not kept. */
-  space: StorageSpace;
+  /** Room for the answer where it is kept (a disk): without it the answer is served, not kept. Null: no disk involved. */
+  space: StorageSpace | null;
   /** Operator policy: denied versions are dropped from lists and refused as @latest or query answers. */
   policy: RouteTable;
   metrics: Metrics;
@@ -39,7 +40,7 @@ export interface MutableDeps {
 }
 
 export class MutableAnswers {
-  private readonly memory = new MemoryCache<Answer>(32 << 20, 1 << 20);
+  readonly memory = new MemoryCache<Answer>(32 << 20, 1 << 20);
   private readonly flights = new SingleFlight<Answer>();
   /** The last failed refresh per key, until one succeeds (bounded: cleared when it grows large). */
   private readonly failures = new Map<string, { at: number; message: string }>();
@@ -56,9 +57,9 @@ export class MutableAnswers {
     let cached = this.memory.get(key);
     if (!cached || Date.now() - cached.mtimeMs >= r.route.ttlMs) {
       // Another process (or instance) may have refreshed it already.
-      const stored = await this.d.store.getBuffer(key, r.kind === 'list' ? MAX_LIST_BYTES : MAX_INFO_BYTES);
-      if (stored && (!cached || stored.stat.mtimeMs > cached.mtimeMs)) {
-        cached = { data: stored.data, etag: stored.stat.etag, mtimeMs: stored.stat.mtimeMs, source: 'cache' };
+      const stored = await this.shared(key, r.kind === 'list' ? MAX_LIST_BYTES : MAX_INFO_BYTES);
+      if (stored && (!cached || stored.mtimeMs > cached.mtimeMs)) {
+        cached = { data: stored.data, etag: '', mtimeMs: stored.mtimeMs, source: 'cache' };
         this.memory.set(key, cached);
       }
       // A refresh in this process may have finished while we looked: take it rather than start another.
@@ -174,7 +175,7 @@ export class MutableAnswers {
         }
         if (err instanceof ProxyError && err.isNotFound) {
           this.memory.delete(key);
-          await this.d.store.delete(key).catch(() => false);
+          await this.d.answers.delete(key).catch(() => undefined);
           throw this.d.artifacts.misses.learn(key, err);
         } else {
           if (this.failures.size > 10_000) this.failures.clear();
@@ -190,20 +191,30 @@ export class MutableAnswers {
     });
   }
 
+  /** The answer other processes keep; none when it cannot be read (Redis lost: this process then answers alone). */
+  private async shared(key: string, maxBytes: number): Promise<StoredAnswer | null> {
+    try {
+      return await this.d.answers.get(key, maxBytes);
+    } catch (err) {
+      this.d.log.warn({ key, err: (err as Error).message }, 'could not read the shared answer; asking the upstream');
+      return null;
+    }
+  }
+
   /** Stores a fresh answer for other processes and restarts; one that cannot be stored is still served (from memory). */
   private async keep(key: string, data: Buffer): Promise<void> {
     let claim;
     try {
-      claim = await this.d.space.claim(data.length, `the answer ${key.slice(MUTABLE_PREFIX.length)}`);
+      claim = await this.d.space?.claim(data.length, `the answer ${key.slice(MUTABLE_PREFIX.length)}`);
     } catch {
       return;
     }
     try {
-      await this.d.store.put(key, data);
+      await this.d.answers.put(key, data);
     } catch (err) {
       this.d.log.error({ key, err: (err as Error).message }, 'could not store a fresh answer; serving it from memory');
     } finally {
-      claim.release();
+      claim?.release();
     }
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { storageError, storageFailureOf, type BlobStat, type BlobStore, type BlobWrite } from '../cache/blobstore.js';
 import { zipHashKey } from '../cache/keys.js';
 import { ForeignView, LocalView, StagedReader, type OpenCommitted, type StagingView } from '../cache/staging.js';
-import { HOST, type Coordination, type FetchLock } from '../cluster/coordination.js';
+import type { Coordination, FetchLock } from '../cluster/coordination.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { StreamingZipCheck, ZipError } from '../modzip/index.js';
 import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
@@ -176,7 +176,7 @@ export class ZipFetches {
       if (await committed()) return 'done';
       const held = await this.d.coordination.holder(key);
       if (!held) return (await committed()) ? 'done' : 'gave-up';
-      if (held.host !== undefined && held.host !== HOST) {
+      if (held.host !== undefined && held.host !== this.d.coordination.host) {
         await this.d.coordination.released(key, this.d.followTimeoutMs);
         if (await committed()) return 'done';
         return (await this.d.coordination.holder(key)) ? 'waiting' : 'gave-up';
@@ -318,12 +318,15 @@ export class ZipFetches {
         throw this.invalidZip(key, res.source.id, r, err);
       }
       await this.d.misses.verifyChecksum(key, r, 'zip', h1, res.source.id);
-      if (!(await lock.stillHeld())) {
-        // Our lock expired (we stalled) and another holder has the key now: its commit, not ours, stands.
-        this.d.log.warn({ key, token: lock.token }, 'lost the fetch lock before committing; leaving the zip to its new holder');
-        local.release(written);
-        throw new ProxyError('unavailable', `gomodproxy lost the fetch of ${what} to another instance; retry`);
+      // Whatever happened meanwhile (our lock expired while we stalled, and a newer holder was
+      // quicker), a commit already in place stands: immutable means never replaced.
+      const already = await store.head(key);
+      if (already) {
+        this.d.log.warn({ key, token: lock.token, stillHeld: await lock.stillHeld() }, 'the zip was committed by another holder meanwhile; keeping that one');
+        local.commit(already.size);
+        return;
       }
+      if (!(await lock.stillHeld())) this.d.log.warn({ key, token: lock.token }, 'our fetch lock expired before the commit; committing, as nobody else has');
       let stat: BlobStat;
       try {
         await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));

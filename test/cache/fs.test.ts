@@ -1,14 +1,17 @@
-import { chmod, mkdtemp, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/cache/fs.js';
 import { artifactKey, localListKey, mutableListKey } from '../../src/cache/keys.js';
 import { ProxyError } from '../../src/errors.js';
+import { cleanupAll, makeTempDir } from '../helpers/tmp.js';
 import { blobStoreCompliance } from './compliance.js';
 
+// The suite writes tens of MiB per store: removed afterwards, not left in the temp folder.
+afterAll(cleanupAll);
+
 async function newStore(): Promise<FsBlobStore> {
-  return new FsBlobStore(await mkdtemp(path.join(os.tmpdir(), 'gmp-fs-')));
+  return new FsBlobStore(await makeTempDir('fs'));
 }
 
 blobStoreCompliance('fs', newStore);

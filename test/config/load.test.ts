@@ -2,7 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseGoProxyList, schemaLeaves } from '../../src/config/index.js';
+import { loadConfig, parseGoProxyList, schemaLeaves } from '../../src/config/index.js';
+import { errorOf } from './support.js';
 
 async function tmpDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'gmp-config-'));
@@ -13,16 +14,6 @@ async function withFile(yaml: string): Promise<{ file: string; cwd: string }> {
   const file = path.join(cwd, 'gomodproxy.yaml');
   await writeFile(file, yaml);
   return { file, cwd };
-}
-
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('defaults', () => {

@@ -14,7 +14,7 @@ import { FsBlobStore } from '../../src/cache/fs.js';
 import { artifactKey } from '../../src/cache/keys.js';
 import type { MemoryCache } from '../../src/cache/memory.js';
 import type { BlobReader, BlobStat } from '../../src/cache/blobstore.js';
-import { HostCoordination } from '../../src/cluster/coordination.js';
+import { HostCoordination, type Coordination } from '../../src/cluster/coordination.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { ProxyError } from '../../src/errors.js';
 import { writeModuleZip, type ZipSourceFile } from '../../src/modzip/index.js';
@@ -254,13 +254,15 @@ export interface CoreOptions {
   data?: string;
   /** One fake per upstream of the `upstream` setting, in order (default: one). */
   sources?: FakeSource[];
+  /** Coordination other than the host's lock files (another instance's view, say); given the data folder. */
+  coordination?: (data: string) => Coordination;
 }
 
 export class Core {
   readonly log = pino({ level: 'silent' });
   readonly metrics = new Metrics();
   readonly store: ProbeStore;
-  readonly coordination: HostCoordination;
+  readonly coordination: Coordination;
   readonly routes: RouteTable;
   /** The real app over fakes: requests take the same path as in `serve`. */
   readonly app: ProxyApp;
@@ -271,10 +273,11 @@ export class Core {
   constructor(
     readonly config: Config,
     readonly sources: FakeSource[],
+    coordination?: (data: string) => Coordination,
   ) {
     const c = config;
     this.store = new ProbeStore(c.data);
-    this.coordination = new HostCoordination(c.data);
+    this.coordination = coordination?.(c.data) ?? new HostCoordination(c.data);
     let i = 0;
     const chain = new SourceChain(c.upstreams, () => sources[i++] ?? new FakeSource(`extra${i}`), {
       failures: c.health.failures,
@@ -424,7 +427,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
       ...opts.flags,
     },
   });
-  const core = new Core(config, sources);
+  const core = new Core(config, sources, opts.coordination);
   // As buildServer does before anything else.
   await core.store.checkWritable();
   await core.listen();

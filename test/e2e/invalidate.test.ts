@@ -1,0 +1,70 @@
+// `gomodproxy invalidate` against one server without Redis: through its admin API, with an
+// admin's API token; a new version is listed at once instead of after cache.ttl; every worker
+// drops it (relayed through the primary); a wrong or missing credential is refused with a line.
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { gomodproxy } from '../e2e-sumdb/util.js';
+import { startProxyWithConfig } from '../e2e-access/util.js';
+import type { ProxyProcess } from '../helpers/gomodproxy.js';
+import { get } from '../helpers/http.js';
+import { cleanupAll, makeTempDir } from '../helpers/tmp.js';
+import { startTestUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const M = 'example.com/gmp-inv/m';
+let upstream: TestUpstream;
+let proxy: ProxyProcess;
+let token: string;
+let reader: string;
+
+beforeAll(async () => {
+  upstream = await startTestUpstream({ root: await makeTempDir('inv-root') });
+  upstream.on(`/${M}/@v/list`, { replaceBody: 'v1.0.0\n' });
+  const dataDir = path.join(await makeTempDir('inv'), 'data');
+  const created = await gomodproxy(['token', 'create', '--user', 'ops', '--data', dataDir]);
+  expect(created.code, created.stderr).toBe(0);
+  token = created.stdout.trim();
+  reader = (await gomodproxy(['token', 'create', '--user', 'dev', '--data', dataDir])).stdout.trim();
+  proxy = await startProxyWithConfig({ cache: { ttl: '1h' }, auth: { admin: ['user:ops'] } }, { upstream: upstream.url, dataDir, workers: 2 });
+});
+afterAll(cleanupAll);
+
+/** The list as each of the two workers answers it (new connections until both have answered). */
+async function listsOfEveryWorker(): Promise<Set<string>> {
+  const byPid = new Map<number, string>();
+  for (let i = 0; i < 200 && byPid.size < 2; i++) {
+    const r = await get(`${proxy.url}/${M}/@v/list`, { connection: 'close' });
+    const line = proxy
+      .logs()
+      .filter((l) => l.log === 'access' && l.path === `/${M}/@v/list`)
+      .at(-1);
+    byPid.set(Number(line?.pid), r.body.toString());
+  }
+  expect(byPid.size).toBe(2);
+  return new Set(byPid.values());
+}
+
+describe('gomodproxy invalidate', () => {
+  test('a new version is listed by every worker at once, instead of after cache.ttl', async () => {
+    expect(await listsOfEveryWorker()).toEqual(new Set(['v1.0.0\n']));
+    upstream.on(`/${M}/@v/list`, { replaceBody: 'v1.0.0\nv1.1.0\n' });
+    expect(await listsOfEveryWorker()).toEqual(new Set(['v1.0.0\n']));
+    const r = await gomodproxy(['invalidate', M, '--url', proxy.url, '--token', token]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^invalidated ${M} on ${proxy.url}: \\d+ stored answers dropped\\n$`));
+    expect(await listsOfEveryWorker()).toEqual(new Set(['v1.0.0\nv1.1.0\n']));
+    const audit = proxy.logs().find((l) => l.log === 'access' && l.path === '/-/api/invalidate');
+    expect(audit).toMatchObject({ method: 'POST', kind: 'admin', status: 200, user: 'ops', module: M });
+  });
+
+  test('a user who is not an admin, no credential, or a bad target: refused with one line, exit 1', async () => {
+    const notAdmin = await gomodproxy(['invalidate', M, '--url', proxy.url, '--token', reader]);
+    expect(notAdmin.code).toBe(1);
+    expect(notAdmin.stderr).toMatch(/refused \(403\): .*dev/);
+    const anonymous = await gomodproxy(['invalidate', M, '--url', proxy.url]);
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.stderr).toMatch(/refused \(401\)/);
+    const bad = await gomodproxy(['invalidate', `${M}@latest`, '--url', proxy.url, '--token', token]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid version "latest"/);
+  });
+});
