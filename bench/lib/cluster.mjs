@@ -12,6 +12,9 @@ import { Redis } from 'ioredis';
 import { freePort, run, start, stopProc, treePids, waitHttp } from './procs.mjs';
 import { CLI, REPO, serverEnv, serverPid, withTime } from './servers.mjs';
 
+// The AWS SDK warns on every client it makes under Node 20; this process makes one per S3 server.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** Where the test suite keeps its versitygw build (scripts/test-ci.sh builds it when absent). */
 export function versitygwBinary() {
   const bin = process.env.GMP_VERSITYGW ?? path.join(os.homedir(), '.cache', 'gomodproxy-test', 'bin', 'versitygw');
@@ -52,7 +55,13 @@ export async function startS3(runDir, name, dir) {
     client,
     only: /versitygw/,
     /** The credentials every instance gets through the standard AWS chain (its environment). */
-    env: { AWS_ACCESS_KEY_ID: accessKey, AWS_SECRET_ACCESS_KEY: secretKey, AWS_REGION: region, AWS_EC2_METADATA_DISABLED: 'true' },
+    env: {
+      AWS_ACCESS_KEY_ID: accessKey,
+      AWS_SECRET_ACCESS_KEY: secretKey,
+      AWS_REGION: region,
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
     /** @param {string} bucket */
     async bucket(bucket) {
       await client.send(new CreateBucketCommand({ Bucket: bucket }));
