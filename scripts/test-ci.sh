@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: nginx and wrk (load benchmark references), time (memory figures),
 # slapd and ldap-utils (a real OpenLDAP for the LDAP tests), python3 (its http.server is an
-# HTTP/1.0 upstream that closes every connection).
+# HTTP/1.0 upstream that closes every connection), redis-server (the Redis coordination's tests
+# and the cluster e2e test use the machine's Redis and start servers of their own).
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -14,6 +15,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -37,6 +39,12 @@ versitygw_bin="${HOME}/.cache/gomodproxy-test/bin"
 if [ -z "${GMP_VERSITYGW:-}" ] && [ ! -x "${versitygw_bin}/versitygw" ]; then
   mkdir -p "${versitygw_bin}"
   GOBIN="${versitygw_bin}" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+
+# The machine's Redis on its default port, where the tests look (GMP_REDIS_URL overrides it);
+# started here without persistence when nothing answers there.
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+  redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
 fi
 
 # The gates every change passes: types (src, tests and benchmarks), lint, formatting.

@@ -35,6 +35,12 @@ export interface StartProxyOptions {
    * from the test through `dataView` (the folder as the server sees it).
    */
   tmpfsBytes?: number;
+  /**
+   * Run the server under this host name (a UTS namespace of its own, through unshare): instances on
+   * one machine then tell each other apart as instances on several hosts do (fetch locks name the
+   * holder's host; only a holder on the same host has a staging file a follower can read).
+   */
+  hostname?: string;
   /** How long to wait for the listening line; 60 s by default (a hung start, not a slow one). */
   startTimeoutMs?: number;
   /** Log lines kept for `logs()`; 5000 by default. */
@@ -104,18 +110,23 @@ export async function startProxy(opts: StartProxyOptions = {}): Promise<ProxyPro
   // Own process group, so kill() also reaches cluster workers and nothing outlives the test.
   let command = process.execPath;
   let argv = args;
-  if (opts.tmpfsBytes !== undefined) {
-    // Without root, a user namespace (-r) lets the server mount its own tmpfs. unshare and sh
-    // exec, so the server keeps the pid, and /proc/<pid>/root shows its view of the folder.
+  if (opts.tmpfsBytes !== undefined || opts.hostname !== undefined) {
+    if (opts.hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(opts.hostname)) throw new Error(`not a host name: ${opts.hostname}`);
+    // Without root, a user namespace (-r) lets the server mount its own tmpfs and name its own
+    // host. unshare and sh exec, so the server keeps the pid, and /proc/<pid>/root shows its view
+    // of the folder.
+    const steps = [
+      ...(opts.tmpfsBytes !== undefined ? [`mount -t tmpfs -o size=${opts.tmpfsBytes} gmp-test "$0"`] : []),
+      ...(opts.hostname !== undefined ? [`hostname ${opts.hostname}`] : []),
+    ];
     command = 'unshare';
     argv = [
       ...(process.getuid?.() === 0 ? [] : ['-r']),
-      '-m',
-      '--propagation',
-      'private',
+      ...(opts.tmpfsBytes !== undefined ? ['-m', '--propagation', 'private'] : []),
+      ...(opts.hostname !== undefined ? ['-u'] : []),
       'sh',
       '-c',
-      `mount -t tmpfs -o size=${opts.tmpfsBytes} gmp-test "$0" && exec "$@"`,
+      `${steps.join(' && ')} && exec "$@"`,
       dataDir,
       process.execPath,
       ...args,
