@@ -51,8 +51,12 @@ export interface BlobStore {
   freeBytes?(): Promise<number>;
   /** A URL that serves the blob directly for a while (object stores), for redirecting downloads. */
   presign?(key: string, expiresInSeconds: number): Promise<string>;
-  /** Removes what writers that died mid-write left in the store itself (incomplete multipart uploads); how many. */
-  removeAbandonedWrites?(olderThanMs: number): Promise<number>;
+  /**
+   * Removes what writers that died mid-write left in the store itself (incomplete multipart
+   * uploads): those older than olderThanMs, and those whose key `isLive` says nobody writes now
+   * (every live write holds its key's fetch lock). Resolves with how many.
+   */
+  removeAbandonedWrites?(olderThanMs: number, isLive?: (key: string) => Promise<boolean>): Promise<number>;
   /** Lets go of connection pools. */
   close?(): Promise<void>;
   /** Told of every failed read or write (the server counts them against storage, not an upstream). */

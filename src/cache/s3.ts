@@ -271,7 +271,21 @@ export class S3BlobStore implements BlobStore {
    * crashed mid-write left (their parts cost storage, though no object was made). A bucket
    * lifecycle rule (AbortIncompleteMultipartUpload) does the same without being asked.
    */
-  async removeAbandonedWrites(olderThanMs: number): Promise<number> {
+  /** Aborts the unfinished uploads of one key begun before `beforeMs`; never throws (a sweep picks up what it misses). */
+  async abortUploadsBefore(key: string, beforeMs: number): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: objectKey }), this.small());
+      for (const u of page.Uploads ?? []) {
+        if (u.Key !== objectKey || !u.UploadId || (u.Initiated?.getTime() ?? Infinity) >= beforeMs) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: u.UploadId }), this.small());
+      }
+    } catch {
+      // The periodic sweep (removeAbandonedWrites) is the backstop.
+    }
+  }
+
+  async removeAbandonedWrites(olderThanMs: number, isLive?: (key: string) => Promise<boolean>): Promise<number> {
     const before = Date.now() - olderThanMs;
     let aborted = 0;
     let keyMarker: string | undefined;
@@ -283,7 +297,9 @@ export class S3BlobStore implements BlobStore {
           this.small(),
         );
         for (const u of page.Uploads ?? []) {
-          if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? 0) > before) continue;
+          if (!u.Key || !u.UploadId || !u.Key.startsWith(this.root)) continue;
+          const old = (u.Initiated?.getTime() ?? 0) <= before;
+          if (!old && (!isLive || (await isLive(u.Key.slice(this.root.length))))) continue;
           await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), this.small());
           aborted++;
         }
@@ -419,6 +435,9 @@ class StreamedWrite implements BlobWrite {
         const out = await this.done;
         this.state = 'committed';
         await rm(this.stagingFile, { force: true }).catch(() => undefined);
+        // An upload of this key begun before ours was abandoned by a writer that died holding the
+        // key (only the key's lock holder writes it): its parts go now, not at the next sweep.
+        void this.store.abortUploadsBefore(this.key, this.mtimeMs - 1000);
         if (out.ETag) return { size: this.bytes, etag: quoted(out.ETag), mtimeMs: this.mtimeMs };
       } catch (err) {
         await this.drop();

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { createBlobStore } from '../cache/create.js';
-import { HostCoordination } from '../cluster/coordination.js';
+import { HostCoordination, type Coordination } from '../cluster/coordination.js';
 import { sweepLeftovers } from '../cluster/janitor.js';
 import { relayThroughPrimary, relayToWorkers } from '../cluster/relay.js';
 import { ConfigError, loadConfig, parseListen, type Config, type LoadOptions } from '../config/index.js';
@@ -40,7 +40,7 @@ export async function runServe(opts: LoadOptions): Promise<void> {
     // With Redis, every process hears the others through it; the primary relays only for the host.
     if (coordination === host) relayThroughPrimary(host);
   } else {
-    sweepNowAndThen(config, host, loggers.log);
+    sweepNowAndThen(config, host, loggers.log, coordination);
   }
   let running;
   try {
@@ -127,7 +127,7 @@ async function checkSettings(config: Config): Promise<void> {
 }
 
 /** Sweeps crash leftovers at start and every hour, off every request's path. */
-function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Logger): void {
+function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Logger, keys: Coordination = coordination): void {
   const sweep = (): void => {
     sweepLeftovers(config.data, coordination)
       .then((r) => {
@@ -142,8 +142,10 @@ function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Lo
   // Uploads that an instance killed mid-write left in the object store: no object was made, but their parts cost storage.
   const store = createBlobStore(config);
   const sweepStore = (): void => {
+    // Only while the coordination sees every instance's locks: a degraded one sees this host's alone.
+    const isLive = keys.degraded() === null ? async (key: string) => (await keys.holder(key)) !== null : undefined;
     store
-      .removeAbandonedWrites?.(ABANDONED_AFTER_MS)
+      .removeAbandonedWrites?.(ABANDONED_AFTER_MS, isLive)
       .then((n) => {
         if (n > 0) log.info({ uploads: n, store: store.description }, 'aborted uploads that interrupted writes left in the store');
       })
@@ -153,11 +155,12 @@ function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Lo
     sweep();
     sweepStore();
   }, 1_000).unref();
-  setInterval(() => {
-    sweep();
-    sweepStore();
-  }, SWEEP_EVERY_MS).unref();
+  setInterval(sweep, SWEEP_EVERY_MS).unref();
+  setInterval(sweepStore, STORE_SWEEP_EVERY_MS).unref();
 }
+
+/** Uploads orphaned by a crash cost storage until swept: more often than the data folder. */
+const STORE_SWEEP_EVERY_MS = 5 * 60_000;
 
 /** No write lasts a day (a zip is at most 500 MiB, under upstream timeouts): an upload older than that was abandoned. */
 const ABANDONED_AFTER_MS = 24 * 3600_000;
@@ -166,7 +169,9 @@ function superviseWorkers(config: Config): void {
   const n = config.workers;
   const { log, flush } = createLoggers(config.log.level, false);
   const aggregator = new AggregatorRegistry();
-  sweepNowAndThen(config, new HostCoordination(config.data), log);
+  const host = new HostCoordination(config.data);
+  // The primary asks Redis (when configured) which keys are being written, for the store's sweep.
+  sweepNowAndThen(config, host, log, createCoordination(config, log, host));
   let stopping = false;
   const crashes: number[] = [];
   const fork = (): Worker => {
