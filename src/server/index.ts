@@ -68,7 +68,16 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
       log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
     },
   };
-  const { routes, sumdb } = createRouting(config, { store, coordination, metrics, log, via: instanceId, hooks });
+  const { routes, sumdb } = createRouting(config, {
+    store,
+    coordination,
+    metrics,
+    log,
+    via: instanceId,
+    hooks,
+    offline: config.offline,
+    sourcesOff: config.offline,
+  });
   let access: Access | null;
   try {
     access = await createAccess(config.auth, {
@@ -125,6 +134,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
       store: storage.store,
       coordination: storage.coordination,
       upstream: formatGoProxyList(config.upstreams),
+      offline: config.offline,
       sumdb: sumdbName,
       private: config.private,
       noSumdb: config.noSumdb,
