@@ -116,6 +116,11 @@ export class ProxyApp {
     this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, log: o.log });
   }
 
+  /** Where the bytes live (for an operator command driving this app in-process). */
+  get store(): BlobStore {
+    return this.o.store;
+  }
+
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const ex = new Exchange(req, res, this.o.metrics, this.o.accessLog, this.audit);
     if (this.addresses) ex.clientIp = this.addresses.of(req);
