@@ -5,6 +5,7 @@ import { ConfigError, parseDuration } from '../config/index.js';
 import { runDoctor } from './doctor.js';
 import { runImport } from './import.js';
 import { runInvalidate } from './invalidate.js';
+import { runPrefetch } from './prefetch.js';
 import { runServe } from './serve.js';
 import { runVerify } from './verify.js';
 import { tokenCommand } from './token.js';
@@ -29,6 +30,12 @@ function duration(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+function positive(value: string): number {
+  const n = int(value);
+  if (n < 1) throw new InvalidArgumentError('expected 1 or more');
+  return n;
 }
 
 program
@@ -99,6 +106,40 @@ program
       progress: opts.progress === false ? false : undefined,
     });
   });
+
+program
+  .command('prefetch')
+  .description(
+    'Fill the cache with module versions (.info, .mod, .zip) through the configured upstreams, checked and verified as serve checks a miss, e.g. to carry them to an offline gomodproxy. Takes module@version (or @latest, @v1.2, @<branch>) arguments and files: a go.mod, a go.sum, the output of go list -m all or go list -m -json all, or lines of module@version (- reads standard input). Versions already complete are skipped. Exit status: 0 all in the cache, 1 some failed (each named with the reason), 2 the input cannot be read',
+  )
+  .argument(
+    '[input...]',
+    'module@version or module@query, or a file (go.mod, go.sum, go list -m [-json] all output, module@version lines), or - for standard input',
+  )
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('-d, --data <dir>', 'data folder to fill (default ./data; env GOMODPROXY_DATA)')
+  .option('-u, --upstream <list>', 'upstreams in GOPROXY syntax, as serve would use them (default: $GOPROXY; env GOMODPROXY_UPSTREAM)')
+  .option(
+    '--sumdb <setting>',
+    'checksum database public modules are verified against, in GOSUMDB syntax (default: $GOSUMDB, else sum.golang.org; env GOMODPROXY_SUMDB)',
+  )
+  .option('--deps', "also every version each fetched version's go.mod requires, transitively: the whole requirement graph")
+  .option('-j, --concurrency <n>', 'versions fetched at once (default 8)', positive)
+  .option('--json', 'one JSON line per module version on stdout, even on a terminal (the default when stdout or stderr is not one)')
+  .action(
+    async (
+      inputs: string[],
+      opts: { config?: string; data?: string; upstream?: string; sumdb?: string; deps?: boolean; concurrency?: number; json?: boolean },
+    ) => {
+      process.exitCode = await runPrefetch(inputs, {
+        file: opts.config,
+        flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
+        deps: opts.deps,
+        concurrency: opts.concurrency,
+        json: opts.json ? true : undefined,
+      });
+    },
+  );
 
 program.addCommand(tokenCommand());
 

@@ -31,8 +31,10 @@ export interface UpstreamSpec {
 /** Where artifacts live, with the S3 region decided. */
 export type StoreConfig = Exclude<StoreSettings, { type: 's3' }> | (Extract<StoreSettings, { type: 's3' }> & { region: string });
 
-export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb' | 'private' | 'store'> {
+export interface Config extends Omit<ParsedConfig, 'upstream' | 'upstreams' | 'workers' | 'sumdb' | 'noSumdb' | 'private' | 'store' | 'offline'> {
   workers: number;
+  /** Serve only the cache: nothing is fetched from anywhere (`offline`, or an upstream list that is just `off`). */
+  offline: boolean;
   store: StoreConfig;
   /** GOPRIVATE-style patterns of private modules (direct only, never sent to public destinations). */
   private: string;
@@ -199,9 +201,19 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     insecure: parsed.git.insecure !== undefined ? setting('git.insecure') : (insecureFrom?.origin ?? { from: 'default' }),
   };
 
-  const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, private: _p, ...rest } = parsed;
+  // `upstream: off` has always meant "the cache only"; offline mode makes that whole (no database,
+  // no version control either), unless offline: false says the operator wants those still.
+  const offline = parsed.offline ?? upstreams[0]?.kind === 'off';
+  if (offline) {
+    parsed.routes.forEach((r, i) => {
+      if (r.sources !== undefined) warnings.push(`routes[${i}].sources (${r.sources}) is not used: gomodproxy is offline and fetches nothing`);
+    });
+  }
+
+  const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, private: _p, offline: _o, ...rest } = parsed;
   const config: Config = {
     ...rest,
+    offline,
     private: privatePatterns,
     sumdb,
     noSumdb,

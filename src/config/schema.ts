@@ -416,6 +416,11 @@ export const configSchema = z.strictObject({
   upstream: z.string().optional(),
   /** Structured upstreams (priorities, balancing, credentials, timeouts); replaces `upstream`. */
   upstreams: z.array(upstreamSchema).min(1).optional(),
+  /**
+   * Serve only what is cached: no upstream, no version control, no checksum database is asked,
+   * and a miss is a 404 that says how to add it. Default: on when `upstream` is `off`.
+   */
+  offline: z.boolean().optional(),
   /** Private modules, GOPRIVATE syntax: served only direct from version control, never sent to a public upstream or the checksum database. Default: $GONOPROXY, else $GOPRIVATE. */
   private: z.string().optional(),
   /** Ordered routes; the first whose patterns match a module path decides its sources, checks and readers. */

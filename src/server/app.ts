@@ -20,6 +20,7 @@ import { Invalidations } from './invalidation.js';
 import type { AccessLog } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
+import { OfflineAnswers } from './offline.js';
 import { parseRequest, type ParsedRequest } from './protocol.js';
 import type { Route, RouteTable } from './routes.js';
 import { ClientAddresses } from './clientip.js';
@@ -65,6 +66,8 @@ export class ProxyApp {
   private readonly apiPrefix: string;
   private readonly admin: AdminApi;
   readonly invalidations: Invalidations;
+  /** Set in offline mode: what would ask an upstream is computed from the cache instead. */
+  private readonly offline: OfflineAnswers | null;
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
@@ -88,7 +91,9 @@ export class ProxyApp {
       followTimeoutMs: c.cache.followTimeout,
       presignZipSeconds: c.store.type === 's3' && c.store.presignZips ? c.store.presignSeconds : null,
       sumdb: o.sumdb,
+      offline: c.offline,
     });
+    this.offline = c.offline ? new OfflineAnswers({ store: o.store, policy: o.routes }) : null;
     const answers = o.coordination.mutable ?? new BlobAnswers(o.store);
     this.mutable = new MutableAnswers({
       answers,
@@ -109,6 +114,11 @@ export class ProxyApp {
     });
     this.apiPrefix = `${this.prefix}${ADMIN_PREFIX}`;
     this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, log: o.log });
+  }
+
+  /** Where the bytes live (for an operator command driving this app in-process). */
+  get store(): BlobStore {
+    return this.o.store;
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -182,13 +192,15 @@ export class ProxyApp {
       }
       case 'query': {
         const r = { kind: p.kind, mod: p.mod, version: p.version, route };
-        this.miss(ex, (ctx) => this.mutable.serve(ex, r, ctx));
+        const offline = this.offline;
+        this.miss(ex, (ctx) => (offline ? offline.serve(ex, r) : this.mutable.serve(ex, r, ctx)));
         return;
       }
       case 'list':
       case 'latest': {
         const r = { kind: p.kind, mod: p.mod, route };
-        this.miss(ex, (ctx) => this.mutable.serve(ex, r, ctx));
+        const offline = this.offline;
+        this.miss(ex, (ctx) => (offline ? offline.serve(ex, r) : this.mutable.serve(ex, r, ctx)));
         return;
       }
     }
@@ -341,7 +353,8 @@ export class ProxyApp {
     if (!this.writable.ok) problems.push(`storage ${this.o.store.description} is not writable (${this.writable.reason ?? 'unknown'})`);
     const low = await this.space.low().catch((err: unknown) => `cannot read the free space of ${this.o.store.description} (${(err as Error).message})`);
     if (low) problems.push(low);
-    if (!this.routes.chains().some((c) => c.healthy())) problems.push('every upstream is failing');
+    // Offline, no upstream is asked, so none can be failing.
+    if (!this.offline && !this.routes.chains().some((c) => c.healthy())) problems.push('every upstream is failing');
     return problems;
   }
 

@@ -14,6 +14,7 @@ import { escapeVersion } from '../module/index.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef } from '../sources/index.js';
 import type { Metrics } from './metrics.js';
 import { Misses } from './misses.js';
+import { offlineMiss } from './offline.js';
 import type { ArtifactKind } from './protocol.js';
 import { SmallFetches } from './small.js';
 import type { StorageSpace } from './space.js';
@@ -42,6 +43,8 @@ export interface ArtifactsDeps {
   presignZipSeconds: number | null;
   /** Checks public modules' hashes against the checksum database before they are stored. */
   sumdb?: SumdbService | null;
+  /** Serve the store only: a miss is a not-found that says how to add the version. */
+  offline?: boolean;
 }
 
 export class Artifacts {
@@ -98,6 +101,7 @@ export class Artifacts {
     const key = artifactKey(r.mod.escaped, r.version.escaped, r.kind);
     if (r.kind === 'zip') {
       if (await this.serveStoredZip(ex, key)) return;
+      if (this.d.offline) throw offlineMiss(`${r.mod.path}@${r.version.version}`, `${r.mod.path}@${r.version.version}`);
       ex.cache = 'miss';
       this.misses.checkRemembered(ex, key);
       await this.zips.serve(ex, r, key, ctx);
@@ -111,6 +115,7 @@ export class Artifacts {
       this.sendEntry(ex, entry);
       return;
     }
+    if (this.d.offline) throw offlineMiss(`${r.mod.path}@${r.version.version}`, `${r.mod.path}@${r.version.version}`);
     ex.cache = 'miss';
     this.misses.checkRemembered(ex, key);
     const { entry, source } = await this.small.fetch(r, key, ctx);

@@ -35,6 +35,11 @@ export interface StartOptions {
   metrics?: Metrics;
   /** Shared with the other processes of this server (the workers relay remembered answers). */
   coordination?: Coordination;
+  /**
+   * No sign-in, limits or audit: the app answers only its own process (`gomodproxy prefetch`
+   * drives it over a private socket), which is the operator already.
+   */
+  withoutAccess?: boolean;
 }
 
 /** Everything a server is made of, checked and ready to listen; close() undoes it (for the primary's check of the settings). */
@@ -68,22 +73,33 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
       log.warn({ upstream: id, healthy }, healthy ? 'upstream recovered' : 'upstream failing: skipped during its cool-down');
     },
   };
-  const { routes, sumdb } = createRouting(config, { store, coordination, metrics, log, via: instanceId, hooks });
-  let access: Access | null;
-  try {
-    access = await createAccess(config.auth, {
-      dataDir: config.data,
-      onReloadError: (what, err) => log.error({ what, err: (err as Error).message }, 'reloading an access file failed; the previous contents stay in force'),
-    });
-  } catch (err) {
-    if (err instanceof AccessConfigError) throw new ConfigError(err.message);
-    throw err;
-  }
-  // With no sign-in method, limit, audit or restricted reader configured, the hot path skips access control entirely.
-  const restricted = [...config.routes.map((r) => r.read ?? config.read), config.read, config.auth.metrics].some((rules) => !rules.includes('anonymous'));
-  if (access.authenticator.methods.length === 0 && !access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled && !restricted) {
-    await access.close();
-    access = null;
+  const { routes, sumdb } = createRouting(config, {
+    store,
+    coordination,
+    metrics,
+    log,
+    via: instanceId,
+    hooks,
+    offline: config.offline,
+    sourcesOff: config.offline,
+  });
+  let access: Access | null = null;
+  if (!opts.withoutAccess) {
+    try {
+      access = await createAccess(config.auth, {
+        dataDir: config.data,
+        onReloadError: (what, err) => log.error({ what, err: (err as Error).message }, 'reloading an access file failed; the previous contents stay in force'),
+      });
+    } catch (err) {
+      if (err instanceof AccessConfigError) throw new ConfigError(err.message);
+      throw err;
+    }
+    // With no sign-in method, limit, audit or restricted reader configured, the hot path skips access control entirely.
+    const restricted = [...config.routes.map((r) => r.read ?? config.read), config.read, config.auth.metrics].some((rules) => !rules.includes('anonymous'));
+    if (access.authenticator.methods.length === 0 && !access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled && !restricted) {
+      await access.close();
+      access = null;
+    }
   }
   const app = new ProxyApp({ config, store, coordination, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb, access });
   try {
@@ -125,6 +141,7 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
       store: storage.store,
       coordination: storage.coordination,
       upstream: formatGoProxyList(config.upstreams),
+      offline: config.offline,
       sumdb: sumdbName,
       private: config.private,
       noSumdb: config.noSumdb,

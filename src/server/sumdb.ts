@@ -184,7 +184,13 @@ export class SumdbService {
   }
 
   private async readRemote(path: string): Promise<Buffer> {
-    if (this.o.offline) throw new Error(`offline: ${path} was not verified and kept before`);
+    // A not-found (404), so that the go command, and our own client, treat it as "not here" rather than an outage.
+    if (this.o.offline) {
+      throw new ProxyError(
+        'not-found',
+        `not found: gomodproxy is offline and ${path.replace(/^\//, '')} of checksum database ${this.name} is not in its cache; only what was verified and kept before is served`,
+      );
+    }
     const route = await this.resolveRoute();
     const ctx: FetchContext = { via: this.o.via };
     return route.source.fetchPath(`${route.prefix}${path.replace(/^\//, '')}`, MAX_SUMDB_BYTES, ctx);
@@ -293,6 +299,12 @@ export class SumdbService {
     try {
       await this.client.lookup(modulePath, version);
     } catch (err) {
+      if (err instanceof SumdbError && err.code === 'not-found' && this.o.offline) {
+        throw new ProxyError(
+          'not-found',
+          `not found: gomodproxy is offline and the ${this.name} record of ${modulePath}@${version} is not in its cache; add the module with gomodproxy prefetch ${modulePath}@${version} on a connected machine (it keeps the record), or with gomodproxy import <folder>`,
+        );
+      }
       if (err instanceof SumdbError && err.code === 'not-found') throw new ProxyError('not-found', `not found: ${err.message}`);
       throw this.lookupError(err, `${modulePath}@${version}`);
     }

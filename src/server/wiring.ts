@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import type { BlobStore } from '../cache/blobstore.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { ConfigError, type Config, type UpstreamSpec } from '../config/index.js';
-import { SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
+import { RefusingSource, SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
 import type { Metrics } from './metrics.js';
+import { offlineMiss } from './offline.js';
 import { RouteTable } from './routes.js';
 import { createSumdbService, type SumdbService } from './sumdb.js';
 
@@ -25,17 +26,26 @@ export interface RoutingOptions {
   /** This instance's id, for the loop-detection header. */
   via: string;
   hooks?: ChainHooks;
-  /** Checksum database: only what was verified and kept before (verify --offline). */
+  /** Checksum database: only what was verified and kept before (verify --offline, serve offline). */
   offline?: boolean;
+  /** Every route's sources replaced by one that fetches nothing (serve offline). */
+  sourcesOff?: boolean;
 }
+
+const OFF_SPEC: Omit<UpstreamSpec, 'timeouts'> = { kind: 'off', url: 'off', priority: 0, balance: 'failover', fallthrough: 'not-found' };
 
 export function createRouting(config: Config, o: RoutingOptions): Routing {
   const policy = { failures: config.health.failures, cooldownMs: config.health.cooldown };
   // One direct source for every chain: it owns the shared repository cache and its locks.
   let direct: ModuleSource | undefined;
   const directOpts = config.git.enabled || config.gocmd.enabled ? { direct: () => (direct ??= createDirectSource(config, o.log) as ModuleSource) } : {};
+  // Offline, nothing may leave the host whatever a route names: every chain is one refusing
+  // source, so even a path that reached a chain would fetch nothing (the answers never get there).
+  const offlineSource = new RefusingSource('offline', (what) => offlineMiss(what, what).message);
   const newChain = (specs: UpstreamSpec[]): SourceChain => {
-    const chain = new SourceChain(specs, (spec) => makeSource(spec, directOpts), policy, o.hooks);
+    const chain = o.sourcesOff
+      ? new SourceChain([{ ...OFF_SPEC, timeouts: config.timeouts }], () => offlineSource, policy, o.hooks)
+      : new SourceChain(specs, (spec) => makeSource(spec, directOpts), policy, o.hooks);
     for (const m of chain.members) o.metrics.upstreamHealthy.labels(m.source.id).set(1);
     return chain;
   };
