@@ -212,7 +212,7 @@ let stackSeq = 0;
  * Instances over one store: `store` s3 (a fresh prefix of the run's bucket, each instance its own
  * data folder) or fs (one data folder for all); with or without the run's Redis (a fresh key prefix).
  */
-async function makeStack(ctx, name, { count, store, redis, upstream = ctx.upstream }) {
+async function makeStack(ctx, name, { count, store, redis, upstream = ctx.upstream, presign = false }) {
   const id = `${name}-${++stackSeq}`;
   const prefix = `bench-${id}-${ctx.stamp}`.replace(/[^A-Za-z0-9-]/g, '-');
   const redisPrefix = `gmp-bench:${prefix}:`;
@@ -224,6 +224,7 @@ async function makeStack(ctx, name, { count, store, redis, upstream = ctx.upstre
     prefix,
     redisUrl: redis ? ctx.redis.url : null,
     redisPrefix,
+    presign,
   });
   const sharedData = path.join(ctx.runDir, `${id}-data`);
   const dataOf = (i) => (store === 'fs' ? sharedData : path.join(ctx.runDir, `${id}-data-${i + 1}`));
@@ -396,8 +397,20 @@ async function coldPhase(o, ctx, results) {
 // ---------------------------------------------------------------------------------------------
 // 4. Memory of one instance streaming many big zips from the store
 
-async function memoryPhase(o, ctx, results) {
-  const st = await makeStack(ctx, 'memory', { count: 1, store: o.shared, redis: o.shared === 's3' });
+/**
+ * GET following one redirect (a presigned URL of the store), keeping only the byte count: the
+ * bytes then come from the store, not from the instance.
+ */
+function getFollowing(port, p) {
+  return timedGet(port, p).then((r) => {
+    if (r.status !== 302) return { ...r, redirected: false };
+    const u = new URL(String(r.headers.location));
+    return timedGet(Number(u.port), `${u.pathname}${u.search}`).then((x) => ({ ...x, redirected: true }));
+  });
+}
+
+async function memoryPhase(o, ctx, results, presign = false) {
+  const st = await makeStack(ctx, presign ? 'presign' : 'memory', { count: 1, store: o.shared, redis: o.shared === 's3', presign });
   const zips = ctx.big.versions;
   let row;
   try {
@@ -413,13 +426,15 @@ async function memoryPhase(o, ctx, results) {
     const idle = vmHwmMiB(inst.pid);
     const sampler = rssSampler(inst.pid, { only: /^node/, intervalMs: 25 });
     const other = foreignCpu();
+    const cpu0 = treeCpuSeconds(inst.pid, /^node/).total;
     const t0 = performance.now();
     const got = await Promise.all(
       Array.from({ length: o.memClients }, (_x, i) =>
-        timedGet(inst.port, urlPath(zips[i % zips.length], 'zip')).catch((err) => ({ status: 0, bytes: 0, error: err.message })),
+        getFollowing(inst.port, urlPath(zips[i % zips.length], 'zip')).catch((err) => ({ status: 0, bytes: 0, redirected: false, error: err.message })),
       ),
     );
     const secs = (performance.now() - t0) / 1000;
+    const instanceCpuSeconds = treeCpuSeconds(inst.pid, /^node/).total - cpu0;
     sampler.stop();
     const hwm = vmHwmMiB(inst.pid);
     const bytes = got.reduce((x, g) => x + g.bytes, 0);
@@ -428,6 +443,9 @@ async function memoryPhase(o, ctx, results) {
     await stopProc(inst.h, { target: inst.pid, graceMs: 15000 });
     const tv = parseTimeV(inst.timeFile);
     row = {
+      presign,
+      redirected: got.filter((g) => g.redirected).length,
+      instanceCpuSeconds,
       source: o.shared === 's3' ? 'S3 bucket' : 'data folder',
       clients: o.memClients,
       zipMiB: zips[0].zipBytes / 2 ** 20,
@@ -443,12 +461,13 @@ async function memoryPhase(o, ctx, results) {
       otherCpuPct,
     };
     log(
-      `memory: ${o.memClients} x ${f0(row.zipMiB)} MiB from the ${row.source}: ${f0(row.totalMiB)} MiB in ${f1(secs)} s; RSS idle ${f0(idle)} -> peak ${f0(hwm)} MiB; ${bad} bad`,
+      `${presign ? 'presign' : 'memory'}: ${o.memClients} x ${f0(row.zipMiB)} MiB from the ${row.source}: ${f0(row.totalMiB)} MiB in ${f1(secs)} s; instance CPU ${f1(instanceCpuSeconds)} s; RSS idle ${f0(idle)} -> peak ${f0(hwm)} MiB; ${row.redirected} redirected; ${bad} bad`,
     );
   } finally {
     await st.stop();
   }
-  results.memory = row;
+  if (presign) results.presign = row;
+  else results.memory = row;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,6 +708,24 @@ function report(o, results) {
       ),
     );
     L.push('', `Peak over idle: ${f0(m.vmHwmMiB - m.idleMiB)} MiB for ${f0(m.clients * m.zipMiB)} MiB in flight (bounded memory: flat, not proportional).`, '');
+    const pr = results.presign;
+    if (pr) {
+      L.push(`## presignZips: the same ${pr.clients} streams answered with a 302 to the store`, '');
+      L.push(
+        mdTable(
+          ['', 's', 'instance CPU s', 'peak RSS MiB', 'redirected', 'bad'],
+          [
+            ['streamed by the instance', f1(m.seconds), f2(m.instanceCpuSeconds), f0(m.vmHwmMiB), m.redirected, m.bad],
+            ['302 to a presigned URL', f1(pr.seconds), f2(pr.instanceCpuSeconds), f0(pr.vmHwmMiB), pr.redirected, pr.bad],
+          ],
+        ),
+      );
+      L.push(
+        '',
+        `Instance CPU with redirects: ${f2(pr.instanceCpuSeconds / m.instanceCpuSeconds)}x of streaming; wall time ${f2(pr.seconds / m.seconds)}x (the store serves the bytes; on one machine it competes for the same cores).`,
+        '',
+      );
+    }
   }
   if (results.kill) {
     const k = results.kill;
@@ -780,6 +817,8 @@ async function main() {
   if (o.only.has('stampede')) await stampedePhase(o, ctx, results);
   if (o.only.has('cold')) await coldPhase({ ...o, shared: ctx.s3 ? o.shared : 'fs' }, ctx, results);
   if (o.only.has('memory')) await memoryPhase(o, ctx, results);
+  // The same streams answered with a 302 to a presigned URL: what the instance no longer does.
+  if (o.only.has('memory') && o.shared === 's3') await memoryPhase(o, ctx, results, true);
   if (o.only.has('kill')) await killPhase(o, ctx, results);
   results.seconds = (Date.now() - startedAt) / 1000;
 

@@ -108,7 +108,7 @@ export async function startRedis(runDir, name) {
  * bucket and Redis), or 'fs' (one data folder on this host, lock files: what runs before the S3
  * store and the Redis coordination exist, and a reference).
  */
-export function writeClusterConfig(file, { upstream, s3, bucket, prefix, redisUrl, redisPrefix, extra = {} }) {
+export function writeClusterConfig(file, { upstream, s3, bucket, prefix, redisUrl, redisPrefix, presign = false, extra = {} }) {
   const lines = [`upstream: ${JSON.stringify(upstream)}`];
   if (s3) {
     lines.push(
@@ -120,6 +120,7 @@ export function writeClusterConfig(file, { upstream, s3, bucket, prefix, redisUr
       `  region: ${JSON.stringify(s3.region)}`,
       '  forcePathStyle: true',
     );
+    if (presign) lines.push('  presignZips: true');
   }
   if (redisUrl) lines.push('redis:', `  url: ${JSON.stringify(redisUrl)}`, `  keyPrefix: ${JSON.stringify(redisPrefix)}`, '  lockTtl: 2s');
   // Instances die on purpose here: their upstream requests failing must not rest the upstream.
