@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { credentialsOf, decide, type Access, type AccessDecision } from '../access/index.js';
 import { ProxyError, errorMessage } from '../errors.js';
+import { ModuleError, checkPath, escapePath, isCanonical, unescapePath, type ModuleRef } from '../module/index.js';
 import type { Invalidations } from './invalidation.js';
 import { parseInvalidation } from './invalidation.js';
 import { sendBody, type Exchange } from './respond.js';
@@ -15,6 +16,8 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export interface AdminDeps {
   access: Access | null;
   invalidations: Invalidations;
+  /** Removes a version from the store; resolves with the keys that were there. */
+  purge(mod: ModuleRef, version: string): Promise<string[]>;
   log: Logger;
 }
 
@@ -38,6 +41,22 @@ export class AdminApi {
         ex.version = what.version;
         const { stored } = await this.d.invalidations.invalidate(what);
         sendJson(ex, 200, { invalidated: what, storedAnswersDropped: stored });
+        return;
+      }
+      const purge = /^modules\/(.+)\/@v\/([^/]+)$/.exec(path);
+      if (purge) {
+        if (method !== 'DELETE') throw new ProxyError('method', 'use DELETE /-/api/modules/<module>/@v/<version> to purge a version');
+        const mod = moduleOf(decodeURIComponent(purge[1] as string));
+        const version = decodeURIComponent(purge[2] as string);
+        if (!isCanonical(version)) throw new ProxyError('bad-request', `invalid version ${JSON.stringify(version)}: give a canonical version such as v1.2.3`);
+        ex.module = mod.path;
+        ex.version = version;
+        const deleted = await this.d.purge(mod, version);
+        // Every instance's memory and every mutable answer of the module (its list names the version).
+        await this.d.invalidations.invalidate({ pattern: mod.path, version });
+        if (deleted.length === 0) throw new ProxyError('not-found', `${mod.path}@${version} is not in the cache; nothing was purged`);
+        this.d.log.warn({ module: mod.path, version, deleted, user: ex.user }, 'purged a version');
+        sendJson(ex, 200, { purged: { module: mod.path, version }, deleted });
         return;
       }
       throw new ProxyError('not-found', `no admin API at /-/api/${path}; see the README's admin API section`);
@@ -70,6 +89,18 @@ export class AdminApi {
     ex.deniedReason = d.reason;
     const kind = d.status === 401 ? 'unauthorized' : d.status === 429 ? 'rate-limited' : 'forbidden';
     throw new ProxyError(kind, d.message, { headers: d.headers });
+  }
+}
+
+/** A module path as written or case-encoded (with "!"), checked as the go command checks it. */
+function moduleOf(p: string): ModuleRef {
+  try {
+    const path = p.includes('!') ? unescapePath(p) : p;
+    checkPath(path);
+    return { path, escaped: escapePath(path) };
+  } catch (err) {
+    if (err instanceof ModuleError) throw new ProxyError('bad-request', `invalid module path ${JSON.stringify(p)}: ${err.message}`);
+    throw err;
   }
 }
 

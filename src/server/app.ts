@@ -113,7 +113,7 @@ export class ProxyApp {
       log: o.log,
     });
     this.apiPrefix = `${this.prefix}${ADMIN_PREFIX}`;
-    this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, log: o.log });
+    this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, purge: (mod, v) => this.artifacts.purge(mod, v), log: o.log });
   }
 
   /** Where the bytes live (for an operator command driving this app in-process). */

@@ -4,7 +4,7 @@
 // to the misses: small.ts fetches .info and .mod, zip.ts fetches zips while clients read them.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { artifactKey } from '../cache/keys.js';
+import { artifactKey, zipHashKey } from '../cache/keys.js';
 import { localVersions, writeLocalList } from '../cache/locallist.js';
 import type { BlobReader, BlobStat, BlobStore } from '../cache/blobstore.js';
 import type { MemoryCache } from '../cache/memory.js';
@@ -213,6 +213,24 @@ export class Artifacts {
         if (this.listRewrites.get(mod.escaped) === next) this.listRewrites.delete(mod.escaped);
       });
     this.listRewrites.set(mod.escaped, next);
+  }
+
+  /**
+   * Removes a version from the store (.info, .mod, .zip and its hash), and rewrites its module's
+   * list; the caller drops it from every memory (an invalidation with the version). Resolves with
+   * the keys that were there. Public versions that come back are verified again, so they can only
+   * come back with the same hashes.
+   */
+  async purge(mod: ModuleRef, version: string): Promise<string[]> {
+    const ev = escapeVersion(version);
+    const keys = [artifactKey(mod.escaped, ev, 'info'), artifactKey(mod.escaped, ev, 'zip'), zipHashKey(mod.escaped, ev), artifactKey(mod.escaped, ev, 'mod')];
+    const gone: string[] = [];
+    for (const key of keys) {
+      this.d.memory.delete(key);
+      if (await this.d.store.delete(key)) gone.push(key);
+    }
+    if (gone.length > 0) this.rewriteLocalList(mod);
+    return gone;
   }
 
   /** Versions with a cached .mod, sorted as Go sorts them. */
