@@ -9,7 +9,7 @@ import { MUTABLE_PREFIX } from '../cache/keys.js';
 import type { AnswerStore, Coordination, Invalidation } from '../cluster/coordination.js';
 import type { RememberedAnswers } from '../cluster/remembered.js';
 import { ProxyError } from '../errors.js';
-import { compilePrefixPatterns, isValid, unescapePath, unescapeVersion } from '../module/index.js';
+import { compilePrefixPatterns, escapePath, isValid, unescapePath, unescapeVersion } from '../module/index.js';
 
 /** What a key names: the module, the version (of an artifact or a query) and whether it is a mutable answer. */
 interface KeyParts {
@@ -60,6 +60,17 @@ export function invalidates(match: (path: string) => boolean, what: Invalidation
   return what.version !== undefined && parts.version === what.version;
 }
 
+/** Where the stored answers a pattern can match are: one module's folder for a plain module path, else all of them. */
+function answersUnder(pattern: string): string {
+  if (/[*?[\\,]/.test(pattern)) return MUTABLE_PREFIX;
+  try {
+    return `${MUTABLE_PREFIX}${escapePath(pattern.replace(/\/+$/, ''))}/`;
+  } catch {
+    // Not a module path itself (a host name such as example.com may still prefix some): look everywhere.
+    return MUTABLE_PREFIX;
+  }
+}
+
 /** Checks an operator's target: "example.com/m", "example.com/*", or one of them "@v1.2.3". */
 export function parseInvalidation(arg: string): Invalidation {
   const at = arg.lastIndexOf('@');
@@ -101,7 +112,9 @@ export class Invalidations {
   async invalidate(what: Invalidation): Promise<{ stored: number }> {
     const match = compilePrefixPatterns(what.pattern);
     let stored = 0;
-    for await (const key of this.d.answers.keys(MUTABLE_PREFIX)) {
+    // A plain module path names one folder of answers (itself and the modules below it); a glob may match anywhere.
+    const prefix = answersUnder(what.pattern);
+    for await (const key of this.d.answers.keys(prefix)) {
       const parts = keyParts(key);
       if (!parts || !invalidates(match, what, parts)) continue;
       await this.d.answers.delete(key);

@@ -147,6 +147,11 @@ describe('invalidation', () => {
     expect(await core.app.invalidations.invalidate({ pattern: 'example.com/*' })).toEqual({ stored: 1 });
     expect((await core.get(`/${MOD}/@v/list`)).text).toBe('v1.0.0\nv1.1.0\n');
     expect(core.source.calls.filter((c) => c.kind === 'list')).toHaveLength(2);
+    // A plain path looks in its own folder of answers only, and finds the module and those below it.
+    await core.drain();
+    core.source.on('list', undefined, Buffer.from('v1.0.0\nv1.1.0\nv1.2.0\n'));
+    expect(await core.app.invalidations.invalidate({ pattern: 'example.com' })).toEqual({ stored: 1 });
+    expect((await core.get(`/${MOD}/@v/list`)).text).toBe('v1.0.0\nv1.1.0\nv1.2.0\n');
   });
 
   it('with a version, that version leaves every memory cache too (a purge)', async () => {
