@@ -15,6 +15,7 @@ import type { RedisConfig } from '../../src/config/index.js';
 import { HOST, HostCoordination, type FetchLock, type Invalidation } from '../../src/cluster/coordination.js';
 import { run, scrubbedEnv } from '../helpers/proc.js';
 import { RedisCoordination, RedisUnreachableError, createRedisCoordination, describeRedis, type RedisCoordinationOptions } from '../../src/cluster/redis.js';
+import { dropRedisKeys } from '../helpers/redis-server.js';
 
 const SHARED_URL = 'redis://127.0.0.1:6379';
 
@@ -24,30 +25,12 @@ const prefixes: { url: string; prefix: string }[] = [];
 
 afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()));
-  for (const { url, prefix } of prefixes.splice(0)) await dropKeys(url, prefix);
+  for (const { url, prefix } of prefixes.splice(0)) await dropRedisKeys(url, prefix);
 });
 
 afterAll(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
-
-/** Deletes every key under a prefix (best effort: an own server may be gone already). */
-async function dropKeys(url: string, prefix: string): Promise<void> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.del(...keys);
-    } while (cursor !== '0');
-  } catch {
-    // nothing to clean on a server that is not there
-  } finally {
-    r.disconnect();
-  }
-}
 
 async function tempDir(): Promise<string> {
   const d = await mkdtemp(path.join(tmpdir(), 'gmp-redis-'));
