@@ -12,6 +12,12 @@ export interface BlobStat {
   mtimeMs: number;
 }
 
+export interface ListedBlob {
+  key: string;
+  size: number;
+  mtimeMs: number;
+}
+
 export interface BlobReader extends BlobStat {
   /** The blob's bytes. The caller must consume or destroy it (or not touch it and call close()). */
   readonly stream: Readable;
@@ -45,6 +51,8 @@ export interface BlobStore {
   delete(key: string): Promise<boolean>;
   /** Keys under a prefix ("" for all), in no particular order. */
   list(prefix: string): AsyncIterable<string>;
+  /** The same, with each blob's size and store time (for the module index and garbage collection). */
+  listStats(prefix: string): AsyncIterable<ListedBlob>;
   /** Can the store accept writes now? For /readyz. */
   checkWritable(): Promise<void>;
   /** Bytes it can still take (stores that can tell: a disk). */

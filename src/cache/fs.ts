@@ -15,6 +15,7 @@ import {
   type BlobStat,
   type BlobStore,
   type BlobWrite,
+  type ListedBlob,
   type StorageFailure,
 } from './blobstore.js';
 import { ensureDir, openCreating } from '../dirs.js';
@@ -203,12 +204,30 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *list(prefix: string): AsyncIterable<string> {
-    const clean = prefix.replace(/\/+$/, '');
-    const start = clean === '' ? this.root : this.localPath(clean);
-    yield* this.walk(start, clean === '' ? '' : `${clean}/`);
+    for await (const f of this.files(prefix)) yield f.key;
   }
 
-  private async *walk(dir: string, keyPrefix: string): AsyncIterable<string> {
+  async *listStats(prefix: string): AsyncIterable<ListedBlob> {
+    for await (const f of this.files(prefix)) {
+      let st;
+      try {
+        st = await stat(f.file);
+      } catch (err) {
+        // Removed since the folder was read (a purge, a collection): not there any more.
+        if (isMissing(err)) continue;
+        throw this.fail(err, 'read');
+      }
+      yield { key: f.key, size: st.size, mtimeMs: st.mtimeMs };
+    }
+  }
+
+  private files(prefix: string): AsyncIterable<{ key: string; file: string }> {
+    const clean = prefix.replace(/\/+$/, '');
+    const start = clean === '' ? this.root : this.localPath(clean);
+    return this.walk(start, clean === '' ? '' : `${clean}/`);
+  }
+
+  private async *walk(dir: string, keyPrefix: string): AsyncIterable<{ key: string; file: string }> {
     let handle;
     try {
       handle = await opendir(dir);
@@ -218,7 +237,7 @@ export class FsBlobStore implements BlobStore {
     }
     for await (const ent of handle) {
       if (ent.isDirectory()) yield* this.walk(path.join(dir, ent.name), `${keyPrefix}${ent.name}/`);
-      else if (ent.isFile() && !TRANSIENT.test(ent.name)) yield `${keyPrefix}${ent.name}`;
+      else if (ent.isFile() && !TRANSIENT.test(ent.name)) yield { key: `${keyPrefix}${ent.name}`, file: path.join(dir, ent.name) };
     }
   }
 

@@ -30,6 +30,7 @@ import {
   type BlobStat,
   type BlobStore,
   type BlobWrite,
+  type ListedBlob,
   type StorageFailure,
 } from './blobstore.js';
 
@@ -227,6 +228,10 @@ export class S3BlobStore implements BlobStore {
   }
 
   async *list(prefix: string): AsyncIterable<string> {
+    for await (const b of this.listStats(prefix)) yield b.key;
+  }
+
+  async *listStats(prefix: string): AsyncIterable<ListedBlob> {
     // As a folder, like the disk store: "example.com/a" lists example.com/a/..., never example.com/ab.
     const clean = prefix.replace(/\/+$/, '');
     if (clean !== '') assertSafeKey(clean);
@@ -241,7 +246,7 @@ export class S3BlobStore implements BlobStore {
       }
       for (const o of page.Contents ?? []) {
         // Folder markers (keys ending in /) that other tools create are not blobs.
-        if (o.Key && !o.Key.endsWith('/')) yield o.Key.slice(this.root.length);
+        if (o.Key && !o.Key.endsWith('/')) yield { key: o.Key.slice(this.root.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

@@ -1,6 +1,7 @@
 // The admin API under /-/api/ (a path no module can have): JSON in and out, for operators and
-// their scripts. Every call is authenticated against auth.admin, audited, and refused with a
-// JSON error otherwise. Nothing here is on the hot path.
+// their scripts. Every call is authenticated against auth.admin, audited (the access log and
+// audit log see it as kind "admin"), and refused with a JSON error otherwise. Nothing here is
+// on the hot path. Each concern adds its endpoints (admin-*.ts); this file only routes them.
 import type { Logger } from 'pino';
 import { credentialsOf, decide, type Access, type AccessDecision } from '../access/index.js';
 import { ProxyError, errorMessage } from '../errors.js';
@@ -13,6 +14,25 @@ export const ADMIN_PREFIX = '/-/api/';
 const MAX_BODY_BYTES = 64 << 10;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** One call of an endpoint: its match, the query string, and the JSON body on demand. */
+export interface AdminCall {
+  ex: Exchange;
+  method: string;
+  /** The groups of the endpoint's path pattern, URI-decoded. */
+  params: string[];
+  query: URLSearchParams;
+  body(): Promise<Record<string, unknown>>;
+}
+
+export interface AdminEndpoint {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Matched against what follows /-/api/ (no query string). */
+  path: RegExp;
+  /** For the 405 line: how to call it. */
+  usage: string;
+  run(call: AdminCall): Promise<void>;
+}
+
 export interface AdminDeps {
   access: Access | null;
   invalidations: Invalidations;
@@ -22,43 +42,38 @@ export interface AdminDeps {
 }
 
 export class AdminApi {
-  constructor(private readonly d: AdminDeps) {}
+  private readonly endpoints: AdminEndpoint[] = [];
 
-  /** `path` is what follows /-/api/. */
-  async handle(ex: Exchange, path: string): Promise<void> {
+  constructor(private readonly d: AdminDeps) {
+    this.add(...this.builtins());
+  }
+
+  add(...endpoints: AdminEndpoint[]): void {
+    this.endpoints.push(...endpoints);
+  }
+
+  /** `rest` is what follows /-/api/, query string included. */
+  async handle(ex: Exchange, rest: string): Promise<void> {
     ex.kind = 'admin';
     try {
       await this.authorize(ex);
+      const q = rest.indexOf('?');
+      const path = q < 0 ? rest : rest.slice(0, q);
+      const query = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1));
       const method = ex.req.method ?? 'GET';
-      if (path === 'invalidate') {
-        if (method !== 'POST')
-          throw new ProxyError('method', 'use POST /-/api/invalidate with {"pattern": "example.com/m", "version": "v1.2.3"} (version optional)');
-        const body = await readJson(ex);
-        const target = typeof body.pattern === 'string' ? body.pattern : typeof body.module === 'string' ? body.module : undefined;
-        if (target === undefined) throw new ProxyError('bad-request', 'the body must be JSON with "pattern": a module path or GOPRIVATE-style glob');
-        const what = parseInvalidation(typeof body.version === 'string' ? `${target}@${body.version}` : target);
-        ex.module = what.pattern;
-        ex.version = what.version;
-        const { stored } = await this.d.invalidations.invalidate(what);
-        sendJson(ex, 200, { invalidated: what, storedAnswersDropped: stored });
+      let wrongMethod: AdminEndpoint | undefined;
+      for (const e of this.endpoints) {
+        const m = e.path.exec(path);
+        if (!m) continue;
+        if (e.method !== method && !(method === 'HEAD' && e.method === 'GET')) {
+          wrongMethod ??= e;
+          continue;
+        }
+        const params = m.slice(1).map((s) => decode(s ?? ''));
+        await e.run({ ex, method, params, query, body: () => readJson(ex) });
         return;
       }
-      const purge = /^modules\/(.+)\/@v\/([^/]+)$/.exec(path);
-      if (purge) {
-        if (method !== 'DELETE') throw new ProxyError('method', 'use DELETE /-/api/modules/<module>/@v/<version> to purge a version');
-        const mod = moduleOf(decodeURIComponent(purge[1] as string));
-        const version = decodeURIComponent(purge[2] as string);
-        if (!isCanonical(version)) throw new ProxyError('bad-request', `invalid version ${JSON.stringify(version)}: give a canonical version such as v1.2.3`);
-        ex.module = mod.path;
-        ex.version = version;
-        const deleted = await this.d.purge(mod, version);
-        // Every instance's memory and every mutable answer of the module (its list names the version).
-        await this.d.invalidations.invalidate({ pattern: mod.path, version });
-        if (deleted.length === 0) throw new ProxyError('not-found', `${mod.path}@${version} is not in the cache; nothing was purged`);
-        this.d.log.warn({ module: mod.path, version, deleted, user: ex.user }, 'purged a version');
-        sendJson(ex, 200, { purged: { module: mod.path, version }, deleted });
-        return;
-      }
+      if (wrongMethod) throw new ProxyError('method', `method ${method} is not allowed here: ${wrongMethod.usage}`);
       throw new ProxyError('not-found', `no admin API at /-/api/${path}; see the README's admin API section`);
     } catch (err) {
       const pe = err instanceof ProxyError ? err : new ProxyError('internal', `admin API failed: ${errorMessage(err)}`, { cause: err });
@@ -67,6 +82,43 @@ export class AdminApi {
       for (const [k, v] of Object.entries(pe.headers ?? {})) ex.res.setHeader(k, v);
       sendJson(ex, pe.status, { error: pe.message });
     }
+  }
+
+  private builtins(): AdminEndpoint[] {
+    return [
+      {
+        method: 'POST',
+        path: /^invalidate$/,
+        usage: 'use POST /-/api/invalidate with {"pattern": "example.com/m", "version": "v1.2.3"} (version optional)',
+        run: async ({ ex, body }) => {
+          const b = await body();
+          const target = typeof b.pattern === 'string' ? b.pattern : typeof b.module === 'string' ? b.module : undefined;
+          if (target === undefined) throw new ProxyError('bad-request', 'the body must be JSON with "pattern": a module path or GOPRIVATE-style glob');
+          const what = parseInvalidation(typeof b.version === 'string' ? `${target}@${b.version}` : target);
+          ex.module = what.pattern;
+          ex.version = what.version;
+          const { stored } = await this.d.invalidations.invalidate(what);
+          sendJson(ex, 200, { invalidated: what, storedAnswersDropped: stored });
+        },
+      },
+      {
+        method: 'DELETE',
+        path: /^modules\/(.+)\/@v\/([^/]+)$/,
+        usage: 'use DELETE /-/api/modules/<module>/@v/<version> to purge a version',
+        run: async ({ ex, params }) => {
+          const mod = moduleOf(params[0] as string);
+          const version = versionOf(params[1] as string);
+          ex.module = mod.path;
+          ex.version = version;
+          const deleted = await this.d.purge(mod, version);
+          // Every instance's memory and every mutable answer of the module (its list names the version).
+          await this.d.invalidations.invalidate({ pattern: mod.path, version });
+          if (deleted.length === 0) throw new ProxyError('not-found', `${mod.path}@${version} is not in the cache; nothing was purged`);
+          this.d.log.warn({ module: mod.path, version, deleted, user: ex.user }, 'purged a version');
+          sendJson(ex, 200, { purged: { module: mod.path, version }, deleted });
+        },
+      },
+    ];
   }
 
   private async authorize(ex: Exchange): Promise<void> {
@@ -92,8 +144,16 @@ export class AdminApi {
   }
 }
 
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new ProxyError('bad-request', `malformed percent-encoding in ${JSON.stringify(s)}`);
+  }
+}
+
 /** A module path as written or case-encoded (with "!"), checked as the go command checks it. */
-function moduleOf(p: string): ModuleRef {
+export function moduleOf(p: string): ModuleRef {
   try {
     const path = p.includes('!') ? unescapePath(p) : p;
     checkPath(path);
@@ -104,8 +164,21 @@ function moduleOf(p: string): ModuleRef {
   }
 }
 
-function sendJson(ex: Exchange, status: number, value: unknown): void {
+export function versionOf(v: string): string {
+  if (!isCanonical(v)) throw new ProxyError('bad-request', `invalid version ${JSON.stringify(v)}: give a canonical version such as v1.2.3`);
+  return v;
+}
+
+export function sendJson(ex: Exchange, status: number, value: unknown): void {
   sendBody(ex, status, ['Content-Type', JSON_TYPE, 'Cache-Control', 'no-store'], Buffer.from(`${JSON.stringify(value)}\n`));
+}
+
+/** A non-negative integer query parameter, or the default. */
+export function intParam(query: URLSearchParams, name: string, def: number, max: number): number {
+  const s = query.get(name);
+  if (s === null || s === '') return def;
+  if (!/^\d{1,9}$/.test(s)) throw new ProxyError('bad-request', `query parameter ${name} must be a non-negative integer, not ${JSON.stringify(s)}`);
+  return Math.min(Number(s), max);
 }
 
 async function readJson(ex: Exchange): Promise<Record<string, unknown>> {

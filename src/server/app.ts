@@ -64,7 +64,7 @@ export class ProxyApp {
   private tlsServer: TlsServer | undefined;
   private readonly audit: AuditLog | null;
   private readonly apiPrefix: string;
-  private readonly admin: AdminApi;
+  readonly admin: AdminApi;
   readonly invalidations: Invalidations;
   /** Set in offline mode: what would ask an upstream is computed from the cache instead. */
   private readonly offline: OfflineAnswers | null;
@@ -126,7 +126,7 @@ export class ProxyApp {
     if (this.addresses) ex.clientIp = this.addresses.of(req);
     // Operator surfaces first (they take other methods); a startsWith, so the hot path barely notices.
     if (req.url?.startsWith(this.apiPrefix)) {
-      this.admin.handle(ex, req.url.slice(this.apiPrefix.length).split('?')[0] ?? '').catch((err: unknown) => sendError(ex, err, this.o.log));
+      this.admin.handle(ex, req.url.slice(this.apiPrefix.length)).catch((err: unknown) => sendError(ex, err, this.o.log));
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -236,6 +236,17 @@ export function blobStoreCompliance(name: string, makeStore: () => Promise<BlobS
       expect(await collectKeys(s, 'example.com/a/@v/')).toEqual(['example.com/a/@v/v1.0.0.info', 'example.com/a/@v/v1.0.0.mod']);
       expect(await collectKeys(s, 'nothing.example/')).toEqual([]);
       expect((await collectKeys(s, '')).filter((k) => k.startsWith('example.com/'))).toHaveLength(4);
+      // With sizes and store times, the same keys.
+      const before = Date.now() - 60_000;
+      const stats = [];
+      for await (const b of s.listStats('example.com/a/')) stats.push(b);
+      stats.sort((x, y) => x.key.localeCompare(y.key));
+      expect(stats.map((b) => [b.key, b.size])).toEqual([
+        ['example.com/a/@v/v1.0.0.info', 2],
+        ['example.com/a/@v/v1.0.0.mod', 21],
+        ['example.com/a/b/@v/v0.1.0.mod', 23],
+      ]);
+      for (const b of stats) expect(b.mtimeMs).toBeGreaterThan(before);
       await pending.abort();
     });
 

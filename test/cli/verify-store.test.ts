@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { BlobReader, BlobStat, BlobStore, BlobWrite } from '../../src/cache/blobstore.js';
+import type { BlobReader, BlobStat, BlobStore, BlobWrite, ListedBlob } from '../../src/cache/blobstore.js';
 import { verifyCache, type VersionReport } from '../../src/cli/verify.js';
 import { hashGoMod, hashZipFile } from '../../src/modzip/index.js';
 import { moduleZip } from '../e2e-sumdb/util.js';
@@ -53,6 +53,9 @@ class MemStore implements BlobStore {
   async *list(prefix: string): AsyncIterable<string> {
     // Reverse insertion order: nothing may depend on a store listing a module's files together or sorted.
     for (const k of [...this.blobs.keys()].reverse()) if (k.startsWith(prefix)) yield k;
+  }
+  async *listStats(prefix: string): AsyncIterable<ListedBlob> {
+    for await (const key of this.list(prefix)) yield { key, size: this.blobs.get(key)?.length ?? 0, mtimeMs: 0 };
   }
   async checkWritable(): Promise<void> {}
 }
