@@ -24,6 +24,7 @@ import type { BlobStore } from '../cache/blobstore.js';
 import { createBlobStore } from '../cache/create.js';
 import { artifactKey, zipHashKey } from '../cache/keys.js';
 import { writeLocalList } from '../cache/locallist.js';
+import { originBytes, originKey } from '../catalog/index.js';
 import { HostCoordination } from '../cluster/coordination.js';
 import { loadConfig, type LoadOptions } from '../config/index.js';
 import { ProxyError, errorMessage } from '../errors.js';
@@ -201,6 +202,8 @@ async function importVersion(f: Found, c: VersionContext): Promise<'present' | {
     }
   }
   if (mod) await store.put(key('mod'), mod);
+  // Imported versions may exist nowhere else: garbage collection must never evict them.
+  if (info) await store.put(originKey(f.mod.escaped, f.escapedVersion), originBytes({ source: 'import', at: new Date().toISOString() }));
   if (info) await store.put(key('info'), info.bytes);
   return { info: info?.from ?? 'store', modFetched, zip: has.zip || wantZip };
 }

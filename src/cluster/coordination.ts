@@ -34,6 +34,21 @@ export interface Invalidation {
   version?: string;
 }
 
+/**
+ * A change to what the store holds, told to every process for its module index: an artifact
+ * committed (with its size) or removed (size null). Lost notices cost only freshness: each
+ * index also rescans the store now and then.
+ */
+export interface StoreChange {
+  module: string;
+  version: string;
+  kind: 'info' | 'mod' | 'zip';
+  size: number | null;
+  mtimeMs: number;
+  /** Where a committed .info came from (an upstream's id, "git", ...), when the committer knows it. */
+  source?: string;
+}
+
 /** A mutable answer as kept for every process: its bytes and when it was fetched. */
 export interface StoredAnswer {
   data: Buffer;
@@ -68,6 +83,10 @@ export interface Coordination {
   invalidate(what: Invalidation): Promise<void>;
   /** Called in every process (the sender's included) for each invalidation. */
   onInvalidate(listener: (what: Invalidation) => void): void;
+  /** Tells the other processes (not this one) what the store gained or lost; never waits or fails. */
+  announce(changes: readonly StoreChange[]): void;
+  /** Called with the changes other processes announce. */
+  onStoreChange(listener: (changes: readonly StoreChange[]) => void): void;
   /** Null while it works as designed; else the one line /readyz reports. */
   degraded(): string | null;
   close(): Promise<void>;
@@ -78,6 +97,20 @@ export const HOST = hostname();
 /** Relays an invalidation to the other processes of this host (set by the cluster wiring). */
 export type InvalidationRelay = (what: Invalidation) => void;
 
+/** Relays store changes to the other processes of this host (set by the cluster wiring). */
+export type StoreChangeRelay = (changes: readonly StoreChange[]) => void;
+
+/** Calls each listener, so that one that throws does not keep the others from hearing. */
+export function tellEach<T>(listeners: readonly ((x: T) => void)[], x: T, onError: (err: unknown) => void): void {
+  for (const l of listeners) {
+    try {
+      l(x);
+    } catch (err) {
+      onError(err);
+    }
+  }
+}
+
 /** Coordination of the processes that share one data folder (workers, or instances on one host). */
 export class HostCoordination implements Coordination {
   readonly description = 'host';
@@ -87,6 +120,8 @@ export class HostCoordination implements Coordination {
   private readonly dir: string;
   private readonly listeners: ((what: Invalidation) => void)[] = [];
   private relay: InvalidationRelay | undefined;
+  private changeRelay: StoreChangeRelay | undefined;
+  private readonly changeListeners: ((changes: readonly StoreChange[]) => void)[] = [];
 
   constructor(
     dataDir: string,
@@ -151,6 +186,23 @@ export class HostCoordination implements Coordination {
 
   onInvalidate(listener: (what: Invalidation) => void): void {
     this.listeners.push(listener);
+  }
+
+  relayStoreChangesTo(relay: StoreChangeRelay): void {
+    this.changeRelay = relay;
+  }
+
+  announce(changes: readonly StoreChange[]): void {
+    if (changes.length > 0) this.changeRelay?.(changes);
+  }
+
+  /** Takes the store changes another process of the host announced. */
+  storeChanged(changes: readonly StoreChange[]): void {
+    tellEach(this.changeListeners, changes, () => undefined);
+  }
+
+  onStoreChange(listener: (changes: readonly StoreChange[]) => void): void {
+    this.changeListeners.push(listener);
   }
 
   degraded(): string | null {

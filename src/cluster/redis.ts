@@ -10,7 +10,17 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino';
 import type { RedisConfig } from '../config/schema.js';
 import { ProxyError } from '../errors.js';
-import { HOST, type AnswerStore, type Coordination, type FetchLock, type HolderInfo, type Invalidation, type StoredAnswer } from './coordination.js';
+import {
+  HOST,
+  type AnswerStore,
+  type Coordination,
+  type FetchLock,
+  type HolderInfo,
+  type Invalidation,
+  type StoreChange,
+  type StoredAnswer,
+  tellEach,
+} from './coordination.js';
 import { RememberedAnswers, type RememberedAnswer } from './remembered.js';
 
 export interface RedisCoordinationOptions {
@@ -111,8 +121,9 @@ export class RedisCoordination implements Coordination {
   private readonly releasePollMs: number;
   /** Tells this process's messages from the others' (pub/sub echoes them back to the sender). */
   private readonly self = randomBytes(12).toString('hex');
-  private readonly channels: { released: string; remember: string; invalidate: string };
+  private readonly channels: { released: string; remember: string; invalidate: string; stored: string };
   private readonly listeners: ((what: Invalidation) => void)[] = [];
+  private readonly changeListeners: ((changes: readonly StoreChange[]) => void)[] = [];
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly beats = new Set<NodeJS.Timeout>();
   /** Settles once the command connection has been up, or failed, for the first time. */
@@ -134,7 +145,12 @@ export class RedisCoordination implements Coordination {
     this.releasePollMs = opts.releasePollMs ?? Math.max(50, Math.min(1000, Math.floor(this.lockTtl / 5)));
     this.description = describeRedis(config);
     this.host = config.hostName ?? HOST;
-    this.channels = { released: `${this.prefix}released`, remember: `${this.prefix}remember`, invalidate: `${this.prefix}invalidate` };
+    this.channels = {
+      released: `${this.prefix}released`,
+      remember: `${this.prefix}remember`,
+      invalidate: `${this.prefix}invalidate`,
+      stored: `${this.prefix}stored`,
+    };
     this.answers = opts.answers ?? new RememberedAnswers();
     this.mutable = this.answerStore();
 
@@ -175,7 +191,7 @@ export class RedisCoordination implements Coordination {
       };
     });
     this.sub.on('ready', () => {
-      this.sub.subscribe(this.channels.released, this.channels.remember, this.channels.invalidate).then(
+      this.sub.subscribe(this.channels.released, this.channels.remember, this.channels.invalidate, this.channels.stored).then(
         () => {
           this.subDown = null;
           subSettled();
@@ -283,6 +299,18 @@ export class RedisCoordination implements Coordination {
 
   onInvalidate(listener: (what: Invalidation) => void): void {
     this.listeners.push(listener);
+  }
+
+  announce(changes: readonly StoreChange[]): void {
+    // Unheard while Redis is away: the other instances' indexes catch up at their next rescan.
+    if (changes.length === 0 || !this.usable()) return;
+    this.cmd.publish(this.channels.stored, JSON.stringify({ from: this.self, changes })).catch((err: Error) => {
+      this.log.debug({ err: err.message }, 'could not announce store changes through redis');
+    });
+  }
+
+  onStoreChange(listener: (changes: readonly StoreChange[]) => void): void {
+    this.changeListeners.push(listener);
   }
 
   degraded(): string | null {
@@ -438,6 +466,11 @@ export class RedisCoordination implements Coordination {
       if (typeof m.key === 'string' && isRememberedAnswer(m.answer)) this.answers.remember(m.key, m.answer);
     } else if (channel === this.channels.invalidate) {
       if (isInvalidation(m.what)) this.deliver(m.what);
+    } else if (channel === this.channels.stored) {
+      if (Array.isArray(m.changes)) {
+        const changes = m.changes.filter(isStoreChange);
+        tellEach(this.changeListeners, changes, (err) => this.log.error({ err }, 'a store change listener failed'));
+      }
     }
   }
 
@@ -605,6 +638,18 @@ function isRememberedAnswer(v: unknown): v is RememberedAnswer {
     typeof v.message === 'string' &&
     typeof v.at === 'number' &&
     typeof v.until === 'number'
+  );
+}
+
+function isStoreChange(v: unknown): v is StoreChange {
+  return (
+    isRecord(v) &&
+    typeof v.module === 'string' &&
+    typeof v.version === 'string' &&
+    (v.kind === 'info' || v.kind === 'mod' || v.kind === 'zip') &&
+    (v.size === null || typeof v.size === 'number') &&
+    typeof v.mtimeMs === 'number' &&
+    (v.source === undefined || typeof v.source === 'string')
   );
 }
 

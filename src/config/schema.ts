@@ -463,6 +463,8 @@ export const configSchema = z.strictObject({
       refusedTtl: duration.default(60_000),
       /** How long a zip miss waits for another instance already fetching it before fetching it itself. */
       followTimeout: duration.default(120_000),
+      /** The module index (admin API, web UI) walks the store again this often, for changes other instances could not announce (0: never). */
+      indexRescan: duration.default(15 * 60_000),
       /** Free disk space kept in reserve: misses that would eat into it are not stored, and /readyz reports the disk low. */
       minFree: size.default(512 * 2 ** 20),
       memory: z

@@ -15,6 +15,9 @@ import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
 import { ADMIN_PREFIX, AdminApi } from './admin.js';
+import { modulesEndpoints } from './admin-modules.js';
+import { ModuleIndex, storeChange } from '../catalog/index.js';
+import type { StoreChange } from '../cluster/coordination.js';
 import { Artifacts, type ArtifactEntry } from './artifacts.js';
 import { Invalidations } from './invalidation.js';
 import type { AccessLog } from './logging.js';
@@ -68,6 +71,11 @@ export class ProxyApp {
   readonly invalidations: Invalidations;
   /** Set in offline mode: what would ask an upstream is computed from the cache instead. */
   private readonly offline: OfflineAnswers | null;
+  /** What the store holds, for the operator surfaces; kept as artifacts come and go. */
+  readonly index: ModuleIndex;
+  /** Parts of GET /-/api/stats that other concerns add (sync jobs, garbage collection). */
+  readonly statusParts = new Map<string, () => unknown>();
+  private readonly startedAt = new Date();
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
@@ -78,6 +86,8 @@ export class ProxyApp {
     this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
     this.space = new StorageSpace(o.store, c.cache.minFree, o.metrics, o.log);
     o.metrics.rememberedAnswers = () => o.coordination.answers.size;
+    this.index = new ModuleIndex({ store: o.store, log: o.log, rescanMs: c.cache.indexRescan });
+    o.coordination.onStoreChange((changes) => this.index.apply(changes));
     this.artifacts = new Artifacts({
       store: o.store,
       coordination: o.coordination,
@@ -92,6 +102,7 @@ export class ProxyApp {
       presignZipSeconds: c.store.type === 's3' && c.store.presignZips ? c.store.presignSeconds : null,
       sumdb: o.sumdb,
       offline: c.offline,
+      onStore: (mod, version, kind, size, source) => this.storeChanged([storeChange(mod, version, kind, size, source)]),
     });
     this.offline = c.offline ? new OfflineAnswers({ store: o.store, policy: o.routes }) : null;
     const answers = o.coordination.mutable ?? new BlobAnswers(o.store);
@@ -114,6 +125,26 @@ export class ProxyApp {
     });
     this.apiPrefix = `${this.prefix}${ADMIN_PREFIX}`;
     this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, purge: (mod, v) => this.artifacts.purge(mod, v), log: o.log });
+    this.admin.add(
+      ...modulesEndpoints({
+        index: this.index,
+        routes: o.routes,
+        sumdb: o.sumdb ?? null,
+        instanceId: o.instanceId,
+        storeDescription: o.store.description,
+        startedAt: this.startedAt,
+        offline: c.offline,
+        metricsText: o.metricsText ?? (() => o.metrics.text()),
+        degraded: () => o.coordination.degraded(),
+        statusParts: this.statusParts,
+      }),
+    );
+  }
+
+  /** The store gained or lost artifacts here: this process's index, then the others', hear it. */
+  storeChanged(changes: readonly StoreChange[]): void {
+    this.index.apply(changes);
+    this.o.coordination.announce(changes);
   }
 
   /** Where the bytes live (for an operator command driving this app in-process). */
@@ -436,6 +467,7 @@ export class ProxyApp {
 
   /** Lets go of upstream pools, the checksum database and access files (an app that never listened, too). */
   async close(): Promise<void> {
+    this.index.close();
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();

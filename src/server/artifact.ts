@@ -16,3 +16,9 @@ export interface ArtifactEntry extends MemoryEntry {
   headers: string[];
   notModified: string[];
 }
+
+/**
+ * Told of every artifact this process commits to the store (with its size and the source it
+ * came from) or removes from it (size null): the module index and the other processes hear it.
+ */
+export type StoreListener = (mod: ModuleRef, version: string, kind: 'info' | 'mod' | 'zip', size: number | null, source?: string) => void;

@@ -8,7 +8,8 @@ import { artifactKey, zipHashKey } from '../cache/keys.js';
 import { localVersions, writeLocalList } from '../cache/locallist.js';
 import type { BlobReader, BlobStat, BlobStore } from '../cache/blobstore.js';
 import type { MemoryCache } from '../cache/memory.js';
-import type { ArtifactEntry, ArtifactRequest } from './artifact.js';
+import type { ArtifactEntry, ArtifactRequest, StoreListener } from './artifact.js';
+import { originBytes, originKey } from '../catalog/index.js';
 import type { Coordination } from '../cluster/coordination.js';
 import { escapeVersion } from '../module/index.js';
 import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef } from '../sources/index.js';
@@ -45,6 +46,8 @@ export interface ArtifactsDeps {
   sumdb?: SumdbService | null;
   /** Serve the store only: a miss is a not-found that says how to add the version. */
   offline?: boolean;
+  /** Told of every commit and removal (the module index, the other processes). */
+  onStore?: StoreListener;
 }
 
 export class Artifacts {
@@ -63,7 +66,10 @@ export class Artifacts {
       misses: this.misses,
       entry: (kind, data, stat, cache) => this.entry(kind, data, stat, cache),
       track: (p) => this.track(p),
-      stored: (mod) => this.rewriteLocalList(mod),
+      stored: (mod, version, kind, size, source) => {
+        if (kind === 'mod') this.rewriteLocalList(mod);
+        this.stored(mod, version, kind, size, source);
+      },
     });
     this.zips = new ZipFetches({ ...d, misses: this.misses, cacheControl: this.cacheControl });
   }
@@ -178,19 +184,40 @@ export class Artifacts {
    * Keeps the .info a query resolved to as that version's own (as the go command's cache does),
    * unless the version already has one: never replaced, and skipped while another fetch holds it.
    */
-  adoptInfo(mod: ModuleRef, version: string, data: Buffer): void {
+  adoptInfo(mod: ModuleRef, version: string, data: Buffer, source: string): void {
     const key = artifactKey(mod.escaped, escapeVersion(version), 'info');
     this.track(
       (async () => {
         const lock = await this.d.coordination.tryLock(key);
         if (!lock) return;
         try {
-          if (!(await this.d.store.head(key))) await this.d.store.put(key, data);
+          if (!(await this.d.store.head(key))) {
+            await this.d.store.put(key, data);
+            this.stored(mod, version, 'info', data.length, source);
+          }
         } finally {
           await lock.release();
         }
       })().catch((err: unknown) => this.d.log.warn({ key, err: (err as Error).message }, 'could not keep the .info of a resolved version')),
     );
+  }
+
+  /**
+   * An .info or .mod was committed: where the version came from is kept beside it (with its
+   * .info, which every version has), and the listener hears of it.
+   */
+  private stored(mod: ModuleRef, version: string, kind: 'info' | 'mod', size: number, source: string): void {
+    if (kind === 'info') {
+      const key = originKey(mod.escaped, escapeVersion(version));
+      const origin = originBytes({ source, at: new Date().toISOString() });
+      this.track(
+        this.d.store.put(key, origin).then(
+          () => undefined,
+          (err: unknown) => this.d.log.warn({ key, err: (err as Error).message }, 'could not record where a version came from'),
+        ),
+      );
+    }
+    this.d.onStore?.(mod, version, kind, size, source);
   }
 
   /** Background work that graceful shutdown waits for. */
@@ -223,12 +250,18 @@ export class Artifacts {
    */
   async purge(mod: ModuleRef, version: string): Promise<string[]> {
     const ev = escapeVersion(version);
-    const keys = [artifactKey(mod.escaped, ev, 'info'), artifactKey(mod.escaped, ev, 'zip'), zipHashKey(mod.escaped, ev), artifactKey(mod.escaped, ev, 'mod')];
+    const kinds = ['info', 'zip', 'mod'] as const;
     const gone: string[] = [];
-    for (const key of keys) {
+    for (const kind of kinds) {
+      const key = artifactKey(mod.escaped, ev, kind);
       this.d.memory.delete(key);
-      if (await this.d.store.delete(key)) gone.push(key);
+      if (await this.d.store.delete(key)) {
+        gone.push(key);
+        this.d.onStore?.(mod, version, kind, null);
+      }
+      if (kind === 'zip' && (await this.d.store.delete(zipHashKey(mod.escaped, ev)))) gone.push(zipHashKey(mod.escaped, ev));
     }
+    if (await this.d.store.delete(originKey(mod.escaped, ev))) gone.push(originKey(mod.escaped, ev));
     if (gone.length > 0) this.rewriteLocalList(mod);
     return gone;
   }

@@ -165,7 +165,7 @@ export class MutableAnswers {
           data = checked.bytes;
           // The version this resolved to is now known: keep its .info as the go command's cache does,
           // so the version stays complete here even after the branch or tag moves on.
-          this.d.artifacts.adoptInfo(r.mod, checked.info.Version, data);
+          this.d.artifacts.adoptInfo(r.mod, checked.info.Version, data, source);
         }
       } catch (err) {
         if (r.kind === 'list' && err instanceof ProxyError && err.isNotFound) {

@@ -27,8 +27,8 @@ export interface SmallFetchDeps {
   entry(kind: ArtifactKind, data: Buffer, stat: Pick<BlobStat, 'mtimeMs'>, cache?: 'hit' | 'miss'): ArtifactEntry;
   /** Background work that graceful shutdown waits for. */
   track(p: Promise<void>): void;
-  /** A .mod was stored (the module's local list is rewritten). */
-  stored(mod: ModuleRef): void;
+  /** An .info or .mod was stored (after a .mod, the module's local list is rewritten). */
+  stored(mod: ModuleRef, version: string, kind: 'info' | 'mod', size: number, source: string): void;
 }
 
 export interface SmallAnswer {
@@ -90,7 +90,7 @@ export class SmallFetches {
         handedOff = true;
         const held = lock;
         this.d.track(
-          this.store(kind, key, r.mod, data).finally(async () => {
+          this.store(kind, key, r, data, source).finally(async () => {
             claim.release();
             await held.release();
           }),
@@ -123,10 +123,10 @@ export class SmallFetches {
     return { data, source: res.source.id };
   }
 
-  private async store(kind: 'info' | 'mod', key: string, mod: ModuleRef, data: Buffer): Promise<void> {
+  private async store(kind: 'info' | 'mod', key: string, r: ArtifactRequest, data: Buffer, source: string): Promise<void> {
     try {
       await this.d.store.put(key, data);
-      if (kind === 'mod') this.d.stored(mod);
+      this.d.stored(r.mod, r.version.version, kind, data.length, source);
     } catch (err) {
       // The client has its answer, and this process keeps it in memory; others fetch it again.
       this.d.log.error({ key, err: (err as Error).message }, 'could not store a checked artifact');

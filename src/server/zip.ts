@@ -12,7 +12,7 @@ import type { Coordination, FetchLock } from '../cluster/coordination.js';
 import { ProxyError, errorMessage } from '../errors.js';
 import { StreamingZipCheck, ZipError } from '../modzip/index.js';
 import { MAX_ZIP_BYTES, type FetchContext, discard } from '../sources/index.js';
-import type { ArtifactRequest } from './artifact.js';
+import type { ArtifactRequest, StoreListener } from './artifact.js';
 import type { Metrics } from './metrics.js';
 import type { Misses } from './misses.js';
 import type { Claim, StorageSpace } from './space.js';
@@ -29,6 +29,8 @@ export interface ZipFetchDeps {
   cacheControl: string;
   /** How long a miss waits for another instance's fetch of the same zip before fetching it itself. */
   followTimeoutMs: number;
+  /** Told of the commit. */
+  onStore?: StoreListener | undefined;
 }
 
 interface ZipFlight {
@@ -338,6 +340,7 @@ export class ZipFetches {
         throw this.storageFailure(err, key, 'storing the zip failed');
       }
       local.commit(stat.size);
+      this.d.onStore?.(r.mod, r.version.version, 'zip', stat.size, res.source.id);
     } catch (err) {
       const pe = err instanceof ProxyError ? err : new ProxyError('internal', `fetching ${what} failed: ${errorMessage(err)}`, { cause: err });
       if (!(err instanceof ProxyError)) this.d.log.error({ err, key }, 'zip fetch failed');

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { RedisConfig } from '../../src/config/index.js';
-import { HOST, HostCoordination, type FetchLock, type Invalidation } from '../../src/cluster/coordination.js';
+import { HOST, HostCoordination, type FetchLock, type Invalidation, type StoreChange } from '../../src/cluster/coordination.js';
 import { run, scrubbedEnv } from '../helpers/proc.js';
 import { RedisCoordination, RedisUnreachableError, createRedisCoordination, describeRedis, type RedisCoordinationOptions } from '../../src/cluster/redis.js';
 import { dropRedisKeys } from '../helpers/redis-server.js';
@@ -249,6 +249,25 @@ describe('RedisCoordination: what every instance learns', () => {
     await until(() => atA.length >= 2, 'the second invalidation reached the first instance');
     expect(atA).toEqual([{ pattern: 'example.com/*', version: 'v1.0.0' }, { pattern: 'corp.example/*' }]);
     expect(atB).toEqual([{ pattern: 'example.com/*', version: 'v1.0.0' }, { pattern: 'corp.example/*' }]);
+  });
+});
+
+describe('RedisCoordination: store changes', () => {
+  it('tells the other instances what the store gained or lost, never the sender itself', async () => {
+    const [a, b] = await pair();
+    const atA: StoreChange[][] = [];
+    const atB: StoreChange[][] = [];
+    a.c.onStoreChange((c) => atA.push([...c]));
+    b.c.onStoreChange((c) => atB.push([...c]));
+    const stored: StoreChange = { module: 'example.com/M', version: 'v1.0.0', kind: 'info', size: 40, mtimeMs: 1, source: 'https://up.example' };
+    const removed: StoreChange = { module: 'example.com/M', version: 'v1.0.0', kind: 'zip', size: null, mtimeMs: 2 };
+    a.c.announce([stored, removed]);
+    await until(() => atB.length === 1, 'the changes reached the other instance');
+    expect(atB).toEqual([[stored, removed]]);
+    b.c.announce([removed]);
+    await until(() => atA.length === 1, 'the change reached the first instance');
+    expect(atA).toEqual([[removed]]);
+    expect(atB).toHaveLength(1);
   });
 });
 

@@ -88,7 +88,9 @@ describe('DELETE /-/api/modules/<path>/@v/<version>', () => {
     const [first] = await env.modDownloadJson([`${W}@v1.0.0`]);
     expect(first?.Sum).toBe(world.get(`${W}@v1.0.0`).Sum);
     const files = async (): Promise<string[]> => (await listFiles(dataDir)).filter((f) => f.startsWith(`${EW}/@v/v1.0.0.`)).sort();
-    expect(await files()).toEqual([`${EW}/@v/v1.0.0.info`, `${EW}/@v/v1.0.0.mod`, `${EW}/@v/v1.0.0.zip`, `${EW}/@v/v1.0.0.ziphash`]);
+    // Where it came from is recorded beside it, just after its .info.
+    await waitFor(async () => ((await files()).length === 5 ? true : undefined), 'the version and its origin');
+    expect(await files()).toEqual([`${EW}/@v/v1.0.0.info`, `${EW}/@v/v1.0.0.mod`, `${EW}/@v/v1.0.0.origin`, `${EW}/@v/v1.0.0.zip`, `${EW}/@v/v1.0.0.ziphash`]);
     const before = upstream.count(`/${EW}/@v/v1.0.0.zip`);
 
     const refused = await del(`${W}/@v/v1.0.0`, reader);
@@ -98,7 +100,13 @@ describe('DELETE /-/api/modules/<path>/@v/<version>', () => {
     expect(res.statusCode).toBe(200);
     const body = (await res.body.json()) as { purged: { module: string; version: string }; deleted: string[] };
     expect(body.purged).toEqual({ module: W, version: 'v1.0.0' });
-    expect(body.deleted.sort()).toEqual([`${EW}/@v/v1.0.0.info`, `${EW}/@v/v1.0.0.mod`, `${EW}/@v/v1.0.0.zip`, `${EW}/@v/v1.0.0.ziphash`]);
+    expect(body.deleted.sort()).toEqual([
+      `${EW}/@v/v1.0.0.info`,
+      `${EW}/@v/v1.0.0.mod`,
+      `${EW}/@v/v1.0.0.origin`,
+      `${EW}/@v/v1.0.0.zip`,
+      `${EW}/@v/v1.0.0.ziphash`,
+    ]);
     expect(await files()).toEqual([]);
     const line = await waitFor(() => proxy.logs().find((l) => l.log === 'access' && l.method === 'DELETE' && l.status === 200), 'the purge in the access log');
     expect(line).toMatchObject({ kind: 'admin', status: 200, user: 'ops', module: W, version: 'v1.0.0' });
