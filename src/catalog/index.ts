@@ -13,3 +13,4 @@ export {
   type ModuleSummary,
   type VersionOrigin,
 } from './modules.js';
+export { Dependents } from './dependents.js';

@@ -148,7 +148,7 @@ export class ModuleIndex {
     for (const m of this.modules.values()) {
       t.modules++;
       for (const v of m.versions.values()) {
-        t.versions++;
+        if (v.mod !== undefined) t.versions++;
         t.bytes += (v.info ?? 0) + (v.mod ?? 0) + (v.zip ?? 0);
         if (v.zip !== undefined) {
           t.zips++;
@@ -190,11 +190,14 @@ export class ModuleIndex {
     return m ? summarize(m) : undefined;
   }
 
-  /** Versions held (with an .info or a .mod), newest first as Go orders them. */
+  /**
+   * Versions held, newest first as Go orders them: those with a .mod, as the go command's own
+   * cache lists them (an .info alone is what resolving a query left behind).
+   */
   versions(path: string): IndexedVersion[] {
     const m = this.modules.get(path);
     if (!m) return [];
-    return [...m.versions.values()].filter((v) => v.info !== undefined || v.mod !== undefined).sort((a, b) => semver.compare(b.version, a.version));
+    return [...m.versions.values()].filter((v) => v.mod !== undefined).sort((a, b) => semver.compare(b.version, a.version));
   }
 
   /** Cached modules matching any of the patterns (GOPRIVATE syntax). */
@@ -252,7 +255,7 @@ export class ModuleIndex {
   private async walk(): Promise<Map<string, IndexedModule>> {
     const fresh = new Map<string, IndexedModule>();
     for await (const b of this.o.store.listStats('')) {
-      if (b.key.startsWith(STATE_PREFIX) || b.key.startsWith(MUTABLE_PREFIX)) continue;
+      if (b.key.startsWith(STATE_PREFIX) || b.key.startsWith(MUTABLE_PREFIX) || b.key.startsWith('sumdb/')) continue;
       const c = changeOfKey(b.key, b.size, b.mtimeMs);
       if (c) applyTo(fresh, c, () => undefined);
     }
@@ -341,7 +344,7 @@ function summarize(m: IndexedModule): ModuleSummary {
   for (const v of m.versions.values()) {
     bytes += (v.info ?? 0) + (v.mod ?? 0) + (v.zip ?? 0);
     if (v.storedMs > storedMs) storedMs = v.storedMs;
-    if (v.info === undefined && v.mod === undefined) continue;
+    if (v.mod === undefined) continue;
     versions++;
     // As @latest ranks them: releases over pre-releases over pseudo-versions.
     const r = isPseudoVersion(v.version) ? 0 : prerelease(v.version) !== '' ? 1 : 2;

@@ -5,6 +5,7 @@ import type { IndexedVersion, ModuleIndex } from '../catalog/index.js';
 import { ProxyError } from '../errors.js';
 import type { ModuleRef } from '../module/index.js';
 import { intParam, moduleOf, sendJson, versionOf, type AdminEndpoint } from './admin.js';
+import { sampleOf } from './history.js';
 import type { RouteTable } from './routes.js';
 import type { SumdbService } from './sumdb.js';
 
@@ -35,7 +36,7 @@ export function modulesEndpoints(d: ModulesApiDeps): AdminEndpoint[] {
       usage: 'use GET /-/api/stats',
       run: async ({ ex }) => {
         await d.index.ready();
-        const cache = cacheResults(await d.metricsText());
+        const { hits, misses } = sampleOf(await d.metricsText(), 0);
         const parts: Record<string, unknown> = {};
         for (const [name, status] of d.statusParts) parts[name] = await status();
         sendJson(ex, 200, {
@@ -43,7 +44,7 @@ export function modulesEndpoints(d: ModulesApiDeps): AdminEndpoint[] {
           startedAt: d.startedAt.toISOString(),
           offline: d.offline,
           store: { description: d.storeDescription, ...d.index.totals() },
-          requests: cache,
+          requests: { hits, misses, hitRatio: hits + misses > 0 ? hits / (hits + misses) : null },
           upstreams: upstreams(d.routes),
           sumdb: d.sumdb ? { name: d.sumdb.name } : null,
           coordination: { degraded: d.degraded() },
@@ -136,7 +137,7 @@ function iso(ms: number): string | null {
   return ms > 0 ? new Date(ms).toISOString() : null;
 }
 
-function upstreams(routes: RouteTable): { id: string; healthy: boolean; restingForMs: number; lastFailure: string | null }[] {
+export function upstreams(routes: RouteTable): { id: string; healthy: boolean; restingForMs: number; lastFailure: string | null }[] {
   const now = Date.now();
   const seen = new Set<string>();
   const out = [];
@@ -148,20 +149,4 @@ function upstreams(routes: RouteTable): { id: string; healthy: boolean; restingF
     }
   }
   return out;
-}
-
-/** Hits and misses of immutable artifacts since start, from the (aggregated) metrics. */
-export function cacheResults(metricsText: string): { hits: number; misses: number; hitRatio: number | null; byResult: Record<string, number> } {
-  const byResult: Record<string, number> = {};
-  const line = /^gomodproxy_cache_results_total\{([^}]*)\}\s+(\S+)/gm;
-  for (let m = line.exec(metricsText); m !== null; m = line.exec(metricsText)) {
-    const labels = m[1] as string;
-    const kind = /kind="([^"]*)"/.exec(labels)?.[1];
-    const result = /result="([^"]*)"/.exec(labels)?.[1];
-    if (kind === undefined || result === undefined || (kind !== 'info' && kind !== 'mod' && kind !== 'zip')) continue;
-    byResult[result] = (byResult[result] ?? 0) + Number(m[2]);
-  }
-  const hits = byResult.hit ?? 0;
-  const misses = byResult.miss ?? 0;
-  return { hits, misses, hitRatio: hits + misses > 0 ? hits / (hits + misses) : null, byResult };
 }

@@ -84,6 +84,31 @@ export class AdminApi {
     }
   }
 
+  /**
+   * Runs an endpoint for a caller that has already authorized the user (the web UI), and gives
+   * back its JSON answer instead of sending it; the exchange keeps what the endpoint noted of the
+   * call (module, version) for the access and audit logs.
+   */
+  async invoke(ex: Exchange, method: AdminEndpoint['method'], path: string, body: Record<string, unknown>): Promise<{ status: number; value: unknown }> {
+    let out: { status: number; value: unknown } = { status: 500, value: { error: 'the admin API gave no answer' } };
+    taken.set(ex, (status, value) => {
+      out = { status, value };
+    });
+    try {
+      const e = this.endpoints.find((x) => x.method === method && x.path.test(path));
+      if (!e) return { status: 404, value: { error: `no admin API for ${method} /-/api/${path} on this server` } };
+      const m = e.path.exec(path) as RegExpExecArray;
+      await e.run({ ex, method, params: m.slice(1).map((s) => s ?? ''), query: new URLSearchParams(), body: () => Promise.resolve(body) });
+    } catch (err) {
+      const pe = err instanceof ProxyError ? err : new ProxyError('internal', `admin API failed: ${errorMessage(err)}`, { cause: err });
+      if (!(err instanceof ProxyError)) this.d.log.error({ err }, 'admin API failed');
+      out = { status: pe.status, value: { error: pe.message } };
+    } finally {
+      taken.delete(ex);
+    }
+    return out;
+  }
+
   private builtins(): AdminEndpoint[] {
     return [
       {
@@ -169,7 +194,15 @@ export function versionOf(v: string): string {
   return v;
 }
 
+/** Exchanges whose JSON answer a caller in this process takes instead of the client (the web UI's actions). */
+const taken = new WeakMap<Exchange, (status: number, value: unknown) => void>();
+
 export function sendJson(ex: Exchange, status: number, value: unknown): void {
+  const take = taken.get(ex);
+  if (take) {
+    take(status, value);
+    return;
+  }
   sendBody(ex, status, ['Content-Type', JSON_TYPE, 'Cache-Control', 'no-store'], Buffer.from(`${JSON.stringify(value)}\n`));
 }
 

@@ -16,7 +16,9 @@ import { ProxyError } from '../errors.js';
 import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
 import { ADMIN_PREFIX, AdminApi } from './admin.js';
 import { modulesEndpoints } from './admin-modules.js';
-import { ModuleIndex, storeChange } from '../catalog/index.js';
+import { Dependents, ModuleIndex, storeChange } from '../catalog/index.js';
+import { History, sampleOf } from './history.js';
+import { UI_PREFIX, WebUi } from './ui.js';
 import type { StoreChange } from '../cluster/coordination.js';
 import { Artifacts, type ArtifactEntry } from './artifacts.js';
 import { Invalidations } from './invalidation.js';
@@ -76,6 +78,11 @@ export class ProxyApp {
   /** Parts of GET /-/api/stats that other concerns add (sync jobs, garbage collection). */
   readonly statusParts = new Map<string, () => unknown>();
   private readonly startedAt = new Date();
+  /** The figures of the last hour and day, for the web UI's charts. */
+  readonly history: History;
+  private readonly ui: WebUi;
+  private readonly uiPrefix: string;
+  private readonly rootPath: string;
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
@@ -87,7 +94,12 @@ export class ProxyApp {
     this.space = new StorageSpace(o.store, c.cache.minFree, o.metrics, o.log);
     o.metrics.rememberedAnswers = () => o.coordination.answers.size;
     this.index = new ModuleIndex({ store: o.store, log: o.log, rescanMs: c.cache.indexRescan });
-    o.coordination.onStoreChange((changes) => this.index.apply(changes));
+    const dependents = new Dependents(o.store, this.index, o.log);
+    o.coordination.onStoreChange((changes) => {
+      this.index.apply(changes);
+      dependents.apply(changes);
+    });
+    this.dependents = dependents;
     this.artifacts = new Artifacts({
       store: o.store,
       coordination: o.coordination,
@@ -139,13 +151,43 @@ export class ProxyApp {
         statusParts: this.statusParts,
       }),
     );
+    const metricsText = o.metricsText ?? (() => o.metrics.text());
+    this.history = new History(async () => sampleOf(await metricsText(), this.index.totals().bytes));
+    this.uiPrefix = `${this.prefix}${UI_PREFIX}`;
+    this.rootPath = `${this.prefix}/`;
+    this.ui = new WebUi({
+      pathPrefix: this.prefix,
+      access: o.access ?? null,
+      routes: o.routes,
+      index: this.index,
+      dependents,
+      store: o.store,
+      history: this.history,
+      admin: this.admin,
+      sumdb: o.sumdb ?? null,
+      offline: c.offline,
+      tls: c.tls !== undefined && c.tls !== null,
+      audit: { enabled: c.auth.audit.enabled, file: c.auth.audit.file ?? null },
+      statusParts: this.statusParts,
+      hitsAndMisses: async () => sampleOf(await metricsText(), 0),
+      log: o.log,
+    });
+  }
+
+  /** Starts what runs beside the serving: the module index's walk, the figures' sampling. */
+  startBackground(): void {
+    this.index.start();
+    this.history.start();
   }
 
   /** The store gained or lost artifacts here: this process's index, then the others', hear it. */
   storeChanged(changes: readonly StoreChange[]): void {
     this.index.apply(changes);
+    this.dependents.apply(changes);
     this.o.coordination.announce(changes);
   }
+
+  private readonly dependents: Dependents;
 
   /** Where the bytes live (for an operator command driving this app in-process). */
   get store(): BlobStore {
@@ -158,6 +200,17 @@ export class ProxyApp {
     // Operator surfaces first (they take other methods); a startsWith, so the hot path barely notices.
     if (req.url?.startsWith(this.apiPrefix)) {
       this.admin.handle(ex, req.url.slice(this.apiPrefix.length)).catch((err: unknown) => sendError(ex, err, this.o.log));
+      return;
+    }
+    if (req.url?.startsWith(this.uiPrefix)) {
+      this.ui.handle(ex, req.url.slice(this.uiPrefix.length)).catch((err: unknown) => sendError(ex, err, this.o.log));
+      return;
+    }
+    // A browser at the server's address gets the UI; the go command never asks for "/".
+    if (req.url === this.rootPath && WebUi.wantsPage(req.headers.accept)) {
+      res.writeHead(302, ['Location', this.uiPrefix, 'Cache-Control', 'no-store', 'Content-Length', '0']);
+      res.end();
+      ex.finish(302, 0);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -468,6 +521,7 @@ export class ProxyApp {
   /** Lets go of upstream pools, the checksum database and access files (an app that never listened, too). */
   async close(): Promise<void> {
     this.index.close();
+    this.history.close();
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();

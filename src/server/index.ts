@@ -126,8 +126,8 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   const { app, metrics, instanceId, sumdbName, access, storage } = await buildServer(config, loggers, opts);
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
-  // Built behind the listening, so start-up never waits for a walk of the store.
-  app.index.start();
+  // Behind the listening, so start-up never waits for a walk of the store.
+  app.startBackground();
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;

@@ -22,6 +22,10 @@ export interface Route {
   readonly deniedAs: 'not-found' | 'forbidden';
 }
 
+function patternsOf(list: string | string[]): string[] {
+  return (Array.isArray(list) ? list : list.split(',')).map((e) => e.trim()).filter((e) => e !== '' && !e.startsWith('!'));
+}
+
 /** A GOPRIVATE-style list with "!" exclusions. */
 export function compileMatch(list: string | string[]): PrefixMatcher {
   const entries = (Array.isArray(list) ? list : list.split(',')).map((e) => e.trim()).filter((e) => e !== '');
@@ -41,7 +45,7 @@ interface DenyRule {
 const ROUTE_CACHE_MAX = 10_000;
 
 export class RouteTable {
-  private readonly routes: { match: PrefixMatcher; route: Route }[] = [];
+  private readonly routes: { match: PrefixMatcher; patterns: string[]; route: Route }[] = [];
   private readonly fallback: Route;
   private readonly cache = new Map<string, Route>();
   private readonly denyRules: DenyRule[];
@@ -58,6 +62,7 @@ export class RouteTable {
     if (config.private.trim() !== '') {
       this.routes.push({
         match: compileMatch(config.private),
+        patterns: patternsOf(config.private),
         route: {
           name: `private (${config.private})`,
           chain: makeChain(specsOf('direct', config), 'private'),
@@ -76,6 +81,7 @@ export class RouteTable {
       const sources = r.sources ?? (isPrivate ? 'direct' : undefined);
       this.routes.push({
         match: compileMatch(r.match),
+        patterns: patternsOf(r.match),
         route: {
           name: label,
           chain: makeChain(sources === undefined ? undefined : specsOf(sources, config), label),
@@ -98,6 +104,16 @@ export class RouteTable {
     };
     this.denyRules = config.deny.map((d) => ({ match: compileMatch(d.match), versions: d.versions ? parseVersionRange(d.versions) : null, reason: d.reason }));
     this.allowList = config.allow ? compileMatch(config.allow) : null;
+  }
+
+  /** Whether any module needs a sign-in to be read. */
+  get restricted(): boolean {
+    return [...this.routes.map((r) => r.route), this.fallback].some((r) => !r.read.includes('anonymous'));
+  }
+
+  /** The patterns of private routes with who may read them (clients need them in GONOSUMDB). */
+  privateRoutes(): { patterns: string[]; read: readonly string[] }[] {
+    return this.routes.filter((r) => r.route.private).map((r) => ({ patterns: r.patterns, read: r.route.read }));
   }
 
   /** The route of modules no other route covers. */

@@ -76,11 +76,23 @@ describe('ModuleIndex', () => {
 
   it('keeps the changes it is told of; a module goes when its last version does', () => {
     const index = new ModuleIndex({ store: null as unknown as FsBlobStore, log, rescanMs: 0 });
-    index.apply([change('example.com/m', 'v1.0.0', 'info', 10), change('example.com/m', 'v1.0.0', 'zip', 100), change('example.com/m', 'v1.1.0', 'mod', 20)]);
-    expect(index.totals()).toMatchObject({ modules: 1, versions: 2, bytes: 130, zips: 1 });
+    index.apply([
+      change('example.com/m', 'v1.0.0', 'info', 10),
+      change('example.com/m', 'v1.0.0', 'mod', 5),
+      change('example.com/m', 'v1.0.0', 'zip', 100),
+      change('example.com/m', 'v1.1.0', 'mod', 20),
+      // A query's .info alone: not a version the proxy holds.
+      change('example.com/m', 'v1.2.0', 'info', 7),
+    ]);
+    expect(index.totals()).toMatchObject({ modules: 1, versions: 2, bytes: 142, zips: 1 });
     index.apply([change('example.com/m', 'v1.0.0', 'zip', null)]);
-    expect(index.totals()).toMatchObject({ versions: 2, bytes: 30, zips: 0 });
-    index.apply([change('example.com/m', 'v1.0.0', 'info', null), change('example.com/m', 'v1.1.0', 'mod', null)]);
+    expect(index.totals()).toMatchObject({ versions: 2, bytes: 42, zips: 0 });
+    index.apply([
+      change('example.com/m', 'v1.0.0', 'info', null),
+      change('example.com/m', 'v1.0.0', 'mod', null),
+      change('example.com/m', 'v1.1.0', 'mod', null),
+      change('example.com/m', 'v1.2.0', 'info', null),
+    ]);
     expect(index.totals()).toMatchObject({ modules: 0, versions: 0, bytes: 0 });
     expect(index.search('', { offset: 0, limit: 10 }).total).toBe(0);
     // A removal of what it never had changes nothing.
@@ -91,7 +103,7 @@ describe('ModuleIndex', () => {
   it('ranks path prefixes before substrings, case-insensitively, pages, and hides what the caller may not read', () => {
     const index = new ModuleIndex({ store: null as unknown as FsBlobStore, log, rescanMs: 0 });
     for (const p of ['golang.org/x/text', 'github.com/acme/golang-tools', 'golang.org/x/mod', 'corp.example/Golang/secret', 'example.com/other']) {
-      index.apply([change(p, 'v1.0.0', 'info', 1)]);
+      index.apply([change(p, 'v1.0.0', 'mod', 1)]);
     }
     const paths = (q: string, visible?: (p: string) => boolean): string[] => index.search(q, { offset: 0, limit: 100, visible }).modules.map((m) => m.path);
     expect(paths('golang')).toEqual(['golang.org/x/mod', 'golang.org/x/text', 'corp.example/Golang/secret', 'github.com/acme/golang-tools']);
@@ -107,7 +119,7 @@ describe('ModuleIndex', () => {
   it('calls the highest release latest, over pre-releases and pseudo-versions', () => {
     const index = new ModuleIndex({ store: null as unknown as FsBlobStore, log, rescanMs: 0 });
     const m = 'example.com/m';
-    index.apply([change(m, 'v1.3.0-rc.1', 'info', 1), change(m, 'v1.2.0', 'info', 1), change(m, 'v1.9.1-0.20240101000000-abcdefabcdef', 'info', 1)]);
+    index.apply([change(m, 'v1.3.0-rc.1', 'mod', 1), change(m, 'v1.2.0', 'mod', 1), change(m, 'v1.9.1-0.20240101000000-abcdefabcdef', 'mod', 1)]);
     expect(index.summary(m)).toMatchObject({ latest: 'v1.2.0', versions: 3 });
     expect(index.versions(m).map((v) => v.version)).toEqual(['v1.9.1-0.20240101000000-abcdefabcdef', 'v1.3.0-rc.1', 'v1.2.0']);
     // A version with only a zip is not a version the proxy serves.
@@ -117,14 +129,14 @@ describe('ModuleIndex', () => {
 
   it('a rescan keeps changes told while it walked, and forgets what the store no longer holds', async () => {
     const s = await store();
-    await s.put('example.com/gone/@v/v1.0.0.info', Buffer.from('{}'));
+    await s.put('example.com/gone/@v/v1.0.0.mod', Buffer.from('module example.com/gone\n'));
     const index = new ModuleIndex({ store: s, log, rescanMs: 0 });
     await index.ready();
-    await s.delete('example.com/gone/@v/v1.0.0.info');
+    await s.delete('example.com/gone/@v/v1.0.0.mod');
     const walking = index.rescan();
     // Heard while the walk is under way (the walk may or may not see the file).
-    await s.put('example.com/new/@v/v1.0.0.info', Buffer.from('{"Version":"v1.0.0"}'));
-    index.apply([change('example.com/new', 'v1.0.0', 'info', 20)]);
+    await s.put('example.com/new/@v/v1.0.0.mod', Buffer.from('module example.com/new\n'));
+    index.apply([change('example.com/new', 'v1.0.0', 'mod', 20)]);
     await walking;
     expect(index.search('', { offset: 0, limit: 10 }).modules.map((m) => m.path)).toEqual(['example.com/new']);
   });
