@@ -3,7 +3,7 @@
 // every fetch take the path a client's miss takes (streaming into the store while the checks run,
 // the one line a failure is answered with), with nothing of it copied. The socket lives in a
 // fresh folder only this user can enter (mkdtemp makes it 0700).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,9 +28,13 @@ export class AppSocket implements AppRequester {
     private readonly dir: string,
   ) {}
 
-  /** Listens with `handle` on a new socket; `connections` bounds the requests in flight at once. */
+  /**
+   * Listens with `handle` on a new socket; `connections` bounds the requests in flight at once.
+   * The folder's name carries the pid, so that what a killed process left is removed here.
+   */
   static async open(handle: RequestListener, connections: number, name = 'gomodproxy-app-'): Promise<AppSocket> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), name));
+    await removeLeftovers(name);
+    const dir = await mkdtemp(path.join(os.tmpdir(), `${name}${process.pid}-`));
     const socketPath = path.join(dir, 'app.sock');
     const server = createServer({ keepAlive: true, requestTimeout: 0 }, handle);
     try {
@@ -72,5 +76,25 @@ export class AppSocket implements AppRequester {
 
   async removeFolder(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes the socket folders of processes that are gone (killed before they could remove them). */
+async function removeLeftovers(name: string): Promise<void> {
+  const tmp = os.tmpdir();
+  const entries = await readdir(tmp).catch(() => []);
+  for (const e of entries) {
+    const m = e.startsWith(name) ? /^(\d+)-[^/]+$/.exec(e.slice(name.length)) : null;
+    if (!m || alive(Number(m[1]))) continue;
+    await rm(path.join(tmp, e), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
