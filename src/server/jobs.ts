@@ -320,6 +320,7 @@ export class Jobs {
         failed: p.failed,
         bytes: p.bytes,
         ms: Date.parse(r.finished) - Date.parse(r.started ?? r.created),
+        sync: r.sync,
         error: r.error,
       },
       'job finished',

@@ -92,7 +92,8 @@ export interface SyncLastRun {
   tick?: string;
   started: string;
   finished?: string;
-  result: 'running' | 'succeeded' | 'failed';
+  /** abandoned: it never ended (its process died), as its lock is free again. */
+  result: 'running' | 'succeeded' | 'failed' | 'abandoned';
   versionsAdded: number;
   failures: number;
   runner: string;
@@ -187,7 +188,14 @@ export class SyncScheduler {
   async status(): Promise<SyncJobStatus[]> {
     return Promise.all(
       this.d.config.map(async (job) => {
-        const state = await this.state(job.name);
+        let state = await this.state(job.name);
+        const running = (await this.d.coordination.holder(LOCK_KEY(job.name)).catch(() => null)) !== null;
+        if (state.lastRun?.result === 'running' && !running) {
+          // A run records its end before it lets go of the lock: still "running" once the lock is free, it died.
+          const again = await this.state(job.name);
+          if (again.lastRun?.result === 'running' && again.lastRun.job === state.lastRun.job) again.lastRun = { ...again.lastRun, result: 'abandoned' };
+          state = again;
+        }
         const s: SyncJobStatus = {
           name: job.name,
           schedule: job.schedule,
@@ -197,7 +205,7 @@ export class SyncScheduler {
           ...(job.prefetch !== undefined ? { prefetch: job.prefetch } : {}),
           deps: job.deps,
           nextRun: this.crons.get(job.name)?.nextRun()?.toISOString() ?? null,
-          running: (await this.d.coordination.holder(LOCK_KEY(job.name)).catch(() => null)) !== null,
+          running,
         };
         if (state.lastRun) s.lastRun = state.lastRun;
         if (state.lastSuccess) s.lastSuccess = state.lastSuccess;
@@ -242,8 +250,10 @@ export class SyncScheduler {
     if (this.stopped) return;
     const lock = await this.d.coordination.tryLock(LOCK_KEY(job.name));
     if (!lock) {
-      // Held for this very tick: another process runs it. Held for an earlier one: the last run is still going.
-      if ((await this.state(job.name)).lastTick !== tick) {
+      // Held for this very tick: another process runs it (and may not have said so yet). Held by
+      // a run that started before: that run is still going.
+      const last = (await this.state(job.name)).lastRun;
+      if (last?.result === 'running' && last.tick !== tick) {
         this.d.metrics.syncRuns.labels(job.name, 'skipped').inc();
         this.d.log.warn(
           { sync: job.name, tick },

@@ -4,6 +4,7 @@
 // job ran once per tick (one upstream request for the new zip; no two runs for one tick, none
 // overlapping), and its metrics and status say what it did. A job run by hand (POST
 // /-/api/sync/<name>) watches a module path before any version of it is cached.
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { cachedFile, exists, gomodproxy } from '../e2e-sumdb/util.js';
@@ -31,6 +32,7 @@ interface SyncJob {
   progress: { fetched: number; present: number; failed: number };
   failures: unknown[];
   sync: { tick?: string; modules: number; refreshed: number; versionsAdded: number };
+  error?: string;
 }
 
 interface SyncStatus {
@@ -180,24 +182,36 @@ describe('a sync job every second, over two workers', () => {
 });
 
 describe('a sync job run by hand', () => {
-  test('watches a module path before anything of it is cached; unknown jobs are 404', async () => {
+  test('watches a module path before anything of it is cached, runs its prefetch file again, and names one it cannot read; unknown jobs are 404', async () => {
     const dataDir = path.join(await makeTempDir('sync-now'), 'data');
     admin = (await gomodproxy(['token', 'create', '--user', 'ops', '--data', dataDir])).stdout.trim();
+    const lists = await makeTempDir('sync-lists');
+    await writeFile(path.join(lists, 'modules.txt'), `# what the offline build needs\n${T}@v0.1.0\n`);
     const proxy = await startProxyWithConfig(
-      { auth: { admin: ['user:ops'] }, sync: [{ name: 'yearly', schedule: '0 0 1 1 *', timezone: 'UTC', watch: T, versions: { newest: 1 } }] },
+      {
+        auth: { admin: ['user:ops'] },
+        sync: [
+          { name: 'yearly', schedule: '0 0 1 1 *', timezone: 'UTC', watch: T, versions: { newest: 1 } },
+          { name: 'from-file', schedule: '0 0 1 1 *', prefetch: path.join(lists, 'modules.txt') },
+          { name: 'no-file', schedule: '0 0 1 1 *', prefetch: path.join(lists, 'missing.txt') },
+        ],
+      },
       { upstream: upstream.url, dataDir },
     );
+    const runNow = async (name: string): Promise<SyncJob> => {
+      const r = await api(proxy, `sync/${name}`, 'POST');
+      expect(r.status, r.text()).toBe(202);
+      const url = r.json<{ url: string }>().url;
+      return waitFor(async () => {
+        const j = (await http(`${proxy.url}${url}`, { headers: { authorization: `Bearer ${admin}` } })).json<{ job: SyncJob }>().job;
+        return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
+      }, `the run of ${name} to end`);
+    };
     const status = (await api(proxy, 'sync')).json<{ sync: SyncStatus[] }>().sync;
-    expect(status).toEqual([expect.objectContaining({ name: 'yearly', running: false, nextRun: expect.stringMatching(/-01-01T/) })]);
+    expect(status[0]).toEqual(expect.objectContaining({ name: 'yearly', running: false, nextRun: expect.stringMatching(/-01-01T00:00:00/) }));
     expect(status[0]?.lastRun).toBeUndefined();
 
-    const r = await api(proxy, 'sync/yearly', 'POST');
-    expect(r.status, r.text()).toBe(202);
-    const url = r.json<{ url: string }>().url;
-    const job = await waitFor(async () => {
-      const j = (await http(`${proxy.url}${url}`, { headers: { authorization: `Bearer ${admin}` } })).json<{ job: SyncJob }>().job;
-      return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
-    }, 'the run to end');
+    const job = await runNow('yearly');
     expect(job).toMatchObject({ kind: 'sync', name: 'yearly', state: 'succeeded', sync: { modules: 1, refreshed: 1, versionsAdded: 1 } });
     expect(job.sync.tick).toBeUndefined();
     // The newest of its one major version, and nothing older.
@@ -211,8 +225,15 @@ describe('a sync job run by hand', () => {
     expect(after.lastRun).toMatchObject({ job: job.id, result: 'succeeded', versionsAdded: 1, failures: 0 });
     expect(after.lastSuccess).toEqual(expect.any(String));
 
+    // The prefetch file is read at each run: what it names is fetched; a file that is not there fails the run, saying so.
+    expect(await runNow('from-file')).toMatchObject({ state: 'succeeded', sync: { modules: 0, versionsAdded: 1 } });
+    expect(await exists(cachedFile(dataDir, T, 'v0.1.0', 'zip'))).toBe(true);
+    const missing = await runNow('no-file');
+    expect(missing.state).toBe('failed');
+    expect(missing.error).toMatch(/^the prefetch file was not run: cannot read .*missing\.txt \(ENOENT\); fix sync\[\]\.prefetch$/);
+
     const unknown = await api(proxy, 'sync/nightly', 'POST');
     expect(unknown.status).toBe(404);
-    expect(unknown.json<{ error: string }>().error).toBe('no sync job "nightly"; configured: yearly');
+    expect(unknown.json<{ error: string }>().error).toBe('no sync job "nightly"; configured: yearly, from-file, no-file');
   });
 });
