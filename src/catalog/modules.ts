@@ -200,10 +200,11 @@ export class ModuleIndex {
     return [...m.versions.values()].filter((v) => v.mod !== undefined).sort((a, b) => semver.compare(b.version, a.version));
   }
 
-  /** Cached modules matching any of the patterns (GOPRIVATE syntax). */
+  /** Cached modules (with a version that has a .mod) matching any of the patterns (GOPRIVATE syntax). */
   modulesMatching(patterns: readonly string[]): string[] {
+    if (patterns.length === 0) return [];
     const m = compilePrefixPatterns(patterns.join(','));
-    return this.paths().filter((p) => m(p));
+    return this.paths().filter((p) => m(p) && [...(this.modules.get(p)?.versions.values() ?? [])].some((v) => v.mod !== undefined));
   }
 
   /** The versions of a module with their .info time and origin read from the store (once: they never change). */

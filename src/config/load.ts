@@ -208,6 +208,12 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     parsed.routes.forEach((r, i) => {
       if (r.sources !== undefined) warnings.push(`routes[${i}].sources (${r.sources}) is not used: gomodproxy is offline and fetches nothing`);
     });
+    // The same file may serve a connected mirror and the offline copy of its data folder.
+    if (parsed.sync.length > 0) {
+      warnings.push(
+        `sync (${parsed.sync.map((j) => j.name).join(', ')}) is not run: gomodproxy is offline and sync jobs need an upstream; run them on the connected mirror`,
+      );
+    }
   }
 
   const { upstream: _u, upstreams: _us, workers, sumdb: _s, noSumdb: _n, private: _p, offline: _o, ...rest } = parsed;
@@ -218,6 +224,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     sumdb,
     noSumdb,
     data: path.resolve(cwd, parsed.data),
+    sync: parsed.sync.map((j) => (j.prefetch === undefined ? j : { ...j, prefetch: path.resolve(cwd, j.prefetch) })),
     // As the AWS tools: the region from the environment when the settings name none.
     store: parsed.store.type === 's3' ? { ...parsed.store, region: parsed.store.region ?? (env.AWS_REGION || 'us-east-1') } : parsed.store,
     git: { ...rest.git, insecure: parsed.git.insecure ?? insecureFrom?.value },
@@ -372,10 +379,9 @@ function knownKeysAt(p: PropertyKey[]): string[] {
   let node = unwrap(configSchema as unknown as ZodNode);
   for (const seg of p) {
     if (typeof seg !== 'string') {
-      // Inside an array: step into the element type.
+      // Inside an array: step into the element type (unless the key before it did).
       const el = (node.def as unknown as { element?: ZodNode }).element;
-      if (!el) return [];
-      node = unwrap(el);
+      if (node.def.type === 'array' && el) node = unwrap(el);
       continue;
     }
     const child = shapeOf(node)?.[seg];
@@ -390,11 +396,11 @@ function knownKeysAt(p: PropertyKey[]): string[] {
 function formatIssues(issues: z.core.$ZodIssue[], sources: Map<string, Source>, leaves: Leaf[]): string {
   const lines = issues.map((issue) => {
     const p = issue.path.map(String);
-    const key = p.join('.') || '(top level)';
+    const key = settingName(issue.path) || '(top level)';
     if (issue.code === 'unrecognized_keys') {
-      const where = describe(sources.get(p.join('.')) ?? (p.length === 0 ? findFileSource(sources) : undefined));
+      const where = describe(sources.get(p.join('.')) ?? nearestSource(sources, p) ?? (p.length === 0 ? findFileSource(sources) : undefined));
       const known = knownKeysAt(issue.path);
-      return `unknown setting ${issue.keys.map((k) => [...p, k].join('.')).join(', ')} in ${where}; known settings${p.length ? ` under ${key}` : ''}: ${known.join(', ')}`;
+      return `unknown setting ${issue.keys.map((k) => settingName([...issue.path, k])).join(', ')} in ${where}; known settings${p.length ? ` under ${key}` : ''}: ${known.join(', ')}`;
     }
     const src = sources.get(p.join('.')) ?? nearestSource(sources, p);
     // The setting itself, or the list/object setting that holds it (upstreams.0.balance -> upstreams).
@@ -403,6 +409,11 @@ function formatIssues(issues: z.core.$ZodIssue[], sources: Map<string, Source>, 
     return `invalid setting ${key}${src ? ` from ${describe(src)}` : ''}: ${issue.message}${envHint}`;
   });
   return lines.join('\n');
+}
+
+/** A setting as messages write it: sync[0].schedule, not sync.0.schedule. */
+function settingName(p: readonly PropertyKey[]): string {
+  return p.map((seg, i) => (typeof seg === 'number' ? `[${seg}]` : `${i > 0 ? '.' : ''}${String(seg)}`)).join('');
 }
 
 function findFileSource(sources: Map<string, Source>): Source | undefined {

@@ -1,5 +1,6 @@
 // The single source of truth for every setting: YAML keys, GOMODPROXY_* variables and
 // their defaults all come from this schema (load.ts walks it to name the variables).
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { parseTrustedProxy } from './net.js';
 import { parseDuration, parseSize } from './units.js';
@@ -363,6 +364,89 @@ export const storeSchema = z
 
 // ---- end of store ----
 
+// ---- sync: jobs that keep the cache current on a schedule ----
+
+/** Why a cron string (read in timeZone) can never run, or undefined when it can. */
+export function scheduleError(schedule: string, timeZone?: string): string | undefined {
+  let cron: Cron;
+  try {
+    cron = new Cron(schedule, { paused: true, timezone: timeZone, mode: '5-or-6-parts' });
+  } catch (err) {
+    const message = (err as Error).message.replace(/^Cron(Pattern|Date): /, '');
+    return `${message}; expected cron syntax: five fields (minute hour day-of-month month day-of-week, such as "0 3 * * *" for 03:00 every day) or six with seconds first ("*/30 * * * * *")`;
+  }
+  try {
+    // An unknown time zone shows only when a date is computed in it.
+    if (cron.nextRun() === null) return `${JSON.stringify(schedule)} never comes (no date matches it); check its day and month fields`;
+  } catch (err) {
+    return (err as Error).message.replace(/^Cron(Pattern|Date): /, '').split('. ')[0];
+  } finally {
+    cron.stop();
+  }
+  return undefined;
+}
+
+/** GOPRIVATE-style patterns, as one comma-separated string or a list of them. */
+const watchList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).filter((x) => x !== ''))
+  .pipe(z.array(z.string().regex(/^[^\s!]+$/, 'expected a module path or GOPRIVATE-style glob such as example.com/team/*, without spaces or "!" exclusions')));
+
+const syncJobSchema = z
+  .strictObject({
+    /** Names the job in logs, metrics ({job}), its lock and POST /-/api/sync/<name>. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit'),
+    /** When it runs, in cron syntax: "0 3 * * *" (five fields), or six with seconds first. */
+    schedule: z.string().superRefine((v, ctx) => {
+      const bad = scheduleError(v);
+      if (bad !== undefined) ctx.addIssue({ code: 'custom', message: bad });
+    }),
+    /** The IANA time zone the schedule is read in (Europe/Berlin); default the server's. */
+    timezone: z.string().min(1).optional(),
+    /** Module patterns (GOPRIVATE globs) matched against the cached modules; a plain module path is watched even before it is cached. */
+    watch: watchList.default([]),
+    /** Which versions of a watched module to fetch: latest (its @latest), all (every listed version), or { newest: N } per major version. */
+    versions: z
+      .union([z.enum(['latest', 'all']), z.strictObject({ newest: z.number().int().min(1).max(10_000) })], {
+        error: 'expected latest, all, or { newest: N } (the newest N versions of each major version)',
+      })
+      .default('latest'),
+    /** A prefetch file (go.mod, go.sum, go list -m all output, module@version lines), read again at every run. */
+    prefetch: z.string().min(1).optional(),
+    /** Also every version each fetched go.mod requires, transitively. */
+    deps: z.boolean().default(false),
+  })
+  .superRefine((v, ctx) => {
+    if (v.timezone !== undefined) {
+      const bad = scheduleError(v.schedule, v.timezone);
+      if (bad !== undefined && scheduleError(v.schedule) === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['timezone'],
+          message: `${JSON.stringify(v.timezone)} is not a time zone; expected an IANA name such as Europe/Berlin or UTC`,
+        });
+      }
+    }
+    if (v.watch.length === 0 && v.prefetch === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['watch'], message: 'the job has nothing to do: give watch (module patterns), prefetch (a file), or both' });
+    }
+  });
+
+const syncSchema = z.array(syncJobSchema).superRefine((jobs, ctx) => {
+  const seen = new Map<string, number>();
+  jobs.forEach((j, i) => {
+    const first = seen.get(j.name);
+    if (first !== undefined)
+      ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${j.name} is also the name of sync[${first}]; give each job its own` });
+    else seen.set(j.name, i);
+  });
+});
+
+export type SyncJobConfig = z.output<typeof syncJobSchema>;
+export type SyncVersions = SyncJobConfig['versions'];
+
+// ---- end of sync ----
+
 export const configSchema = z.strictObject({
   /** Address to serve on. */
   listen: hostPort.default('0.0.0.0:3000'),
@@ -499,6 +583,17 @@ export const configSchema = z.strictObject({
   auth: authSchema.prefault({}),
   /** Several instances over one shared store: fetch locks, shared answers and invalidation through Redis; unset: this host alone. */
   redis: redisSchema.optional(),
+  /** Jobs that keep the cache current on a schedule (one instance of a cluster runs each). */
+  sync: syncSchema.default([]),
+  /** Jobs the server runs (POST /-/api/prefetch, sync). */
+  jobs: z
+    .strictObject({
+      /** Module versions one job fetches at once. */
+      concurrency: z.number().int().min(1).max(64).default(8),
+      /** Jobs whose records are kept for GET /-/api/jobs; older ones are removed. */
+      history: z.number().int().min(1).max(1000).default(50),
+    })
+    .prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -21,7 +21,8 @@ export interface AdminCall {
   /** The groups of the endpoint's path pattern, URI-decoded. */
   params: string[];
   query: URLSearchParams;
-  body(): Promise<Record<string, unknown>>;
+  /** The JSON object the request carries; refused when larger than maxBytes (default 64 KiB). */
+  body(maxBytes?: number): Promise<Record<string, unknown>>;
 }
 
 export interface AdminEndpoint {
@@ -70,7 +71,7 @@ export class AdminApi {
           continue;
         }
         const params = m.slice(1).map((s) => decode(s ?? ''));
-        await e.run({ ex, method, params, query, body: () => readJson(ex) });
+        await e.run({ ex, method, params, query, body: (maxBytes = MAX_BODY_BYTES) => readJson(ex, maxBytes) });
         return;
       }
       if (wrongMethod) throw new ProxyError('method', `method ${method} is not allowed here: ${wrongMethod.usage}`);
@@ -214,12 +215,12 @@ export function intParam(query: URLSearchParams, name: string, def: number, max:
   return Math.min(Number(s), max);
 }
 
-async function readJson(ex: Exchange): Promise<Record<string, unknown>> {
+async function readJson(ex: Exchange, maxBytes: number): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of ex.req) {
     n += (c as Buffer).length;
-    if (n > MAX_BODY_BYTES) throw new ProxyError('bad-request', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (n > maxBytes) throw new ProxyError('bad-request', `the request body is larger than ${maxBytes} bytes`);
     chunks.push(c as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();

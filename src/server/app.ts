@@ -13,7 +13,7 @@ import { BlobAnswers } from '../cache/answers.js';
 import { MemoryCache } from '../cache/memory.js';
 import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
-import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
+import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext, type ModuleRef } from '../sources/index.js';
 import { ADMIN_PREFIX, AdminApi } from './admin.js';
 import { modulesEndpoints } from './admin-modules.js';
 import { Dependents, ModuleIndex, storeChange } from '../catalog/index.js';
@@ -246,6 +246,41 @@ export class ProxyApp {
       (err: unknown) => sendError(ex, err, this.o.log),
     );
   };
+
+  /**
+   * The app as the server's own jobs (prefetch, sync) ask it, over a private socket: the same
+   * parse, route, policy and miss path as a client's request, so a job's fetch is verified,
+   * single-flighted and stored as any miss is. No access control, limits or audit (an
+   * administrator started the job, or the operator's configuration did), no path prefix, and
+   * counted apart from clients (gomodproxy_job_requests_total). Jobs ask only for what the
+   * store lacks, so this is never the hot path.
+   */
+  readonly handleForJobs = (req: IncomingMessage, res: ServerResponse): void => {
+    const ex = new Exchange(req, res, this.o.metrics.jobRequests, this.o.accessLog, null);
+    try {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new ProxyError('method', `method ${req.method} is not allowed; jobs only GET module files`);
+      const p = parseRequest(req.url ?? '/', '');
+      if (p.kind === 'sumdb' || p.kind === 'ops') throw new ProxyError('bad-request', `jobs ask only for module files, not ${req.url ?? '/'}`);
+      ex.kind = p.kind;
+      ex.module = p.mod.path;
+      if (p.kind !== 'list' && p.kind !== 'latest') ex.version = p.version.version;
+      this.dispatch(ex, p, this.routes.routeFor(p.mod.path));
+    } catch (err) {
+      sendError(ex, err, this.o.log);
+    }
+  };
+
+  /**
+   * A module's list or @latest asked of its upstreams now, whatever the age of the cached answer
+   * (a sync job refreshing what it watches), and kept for every process as a miss keeps it.
+   * The previous answer is replaced only by a fresh one: while upstreams fail, clients still get
+   * it (stale), which dropping it first (an invalidation) would lose.
+   */
+  async revalidate(mod: ModuleRef, kind: 'list' | 'latest'): Promise<Buffer> {
+    if (this.offline) throw new ProxyError('conflict', `gomodproxy is offline: the ${kind === 'list' ? 'list' : '@latest'} of ${mod.path} cannot be refreshed`);
+    if (this.routes.hasPolicy) this.routes.checkPolicy(mod.path);
+    return this.mutable.revalidate({ kind, mod, route: this.routes.routeFor(mod.path) }, { via: this.o.instanceId });
+  }
 
   /**
    * After parse, route and access (so that only those who may read a module learn why it is

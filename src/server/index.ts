@@ -9,21 +9,29 @@ import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, describeOrigin, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
 import { AccessConfigError, createAccess, type Access } from '../access/index.js';
+import { jobEndpoints } from './admin-jobs.js';
 import { ProxyApp } from './app.js';
+import { Jobs } from './jobs.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
+import { SyncScheduler } from './sync.js';
 import { createRouting } from './wiring.js';
 
 export { ProxyApp } from './app.js';
 export { Metrics } from './metrics.js';
 export { createLoggers, type Loggers } from './logging.js';
 export { createRouting, type Routing } from './wiring.js';
+export type { Jobs, JobRecord } from './jobs.js';
+export type { SyncScheduler, SyncJobStatus } from './sync.js';
 
 export interface RunningServer {
   app: ProxyApp;
   server: Server;
   url: string;
   metrics: Metrics;
+  jobs: Jobs;
+  /** The scheduled sync jobs: status() for /-/api/stats. */
+  sync: SyncScheduler;
   /** Graceful stop: in-flight responses get up to timeoutMs (default shutdownTimeout). */
   stop(timeoutMs?: number): Promise<void>;
   reloadTls(): void;
@@ -49,8 +57,14 @@ export interface BuiltServer {
   instanceId: string;
   sumdbName: string;
   access: Access | null;
+  /** Background jobs (POST /-/api/prefetch, sync runs): nothing runs until asked or scheduled. */
+  jobs: Jobs;
+  /** The scheduled sync jobs; start() schedules them (startServer does, once listening). */
+  sync: SyncScheduler;
   /** Where bytes live and who coordinates, for the listening line. */
   storage: { store: string; coordination: string };
+  /** Stops scheduling and every job (their records say so), and closes the jobs' socket. */
+  stopJobs(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -108,14 +122,55 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
     await access?.close();
     throw new ConfigError(`invalid setting tls: ${(err as Error).message}`);
   }
+  const jobs = new Jobs({
+    app: {
+      store,
+      handleForJobs: app.handleForJobs,
+      settle: async () => {
+        await Promise.allSettled([app.artifacts.drain(), app.mutable.drain()]);
+      },
+    },
+    log,
+    instanceId,
+    concurrency: config.jobs.concurrency,
+    history: config.jobs.history,
+  });
+  const sync = new SyncScheduler({
+    jobs,
+    app: { revalidate: (mod, kind) => app.revalidate(mod, kind), dropFromMemories: (pattern) => app.invalidations.dropFromMemories({ pattern }) },
+    store,
+    coordination,
+    modules: {
+      modulesMatching: async (patterns) => {
+        await app.index.ready();
+        return app.index.modulesMatching(patterns);
+      },
+    },
+    metrics,
+    log,
+    config: config.sync,
+    offline: config.offline,
+    concurrency: config.jobs.concurrency,
+  });
+  app.admin.add(...jobEndpoints({ jobs, sync, offline: config.offline, pathPrefix: config.pathPrefix }));
+  app.statusParts.set('sync', () => sync.status());
+  const stopJobs = async (): Promise<void> => {
+    sync.stop();
+    await jobs.close();
+    await sync.drain();
+  };
   return {
     app,
     metrics,
     instanceId,
     sumdbName: sumdb?.name ?? 'off',
     access,
+    jobs,
+    sync,
+    stopJobs,
     storage: { store: store.description, coordination: coordination.description },
     close: async () => {
+      await stopJobs();
       await app.close();
     },
   };
@@ -123,11 +178,12 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
 
 export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
   const { log } = loggers;
-  const { app, metrics, instanceId, sumdbName, access, storage } = await buildServer(config, loggers, opts);
+  const { app, metrics, instanceId, sumdbName, access, storage, jobs, sync, stopJobs } = await buildServer(config, loggers, opts);
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   // Behind the listening, so start-up never waits for a walk of the store.
   app.startBackground();
+  sync.start();
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
@@ -159,7 +215,12 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
     server,
     url,
     metrics,
-    stop: (timeoutMs = config.shutdownTimeout) => app.shutdown(server, timeoutMs),
+    jobs,
+    sync,
+    stop: async (timeoutMs = config.shutdownTimeout) => {
+      await stopJobs();
+      await app.shutdown(server, timeoutMs);
+    },
     reloadTls: () => {
       app.reloadTls();
       access?.audit.reopen();

@@ -125,6 +125,14 @@ export class Invalidations {
     return { stored };
   }
 
+  /**
+   * Tells every process to drop what matches from its memory only: the stored answers stay, so
+   * each reads the one just refreshed there (a sync job), not an older copy it remembers.
+   */
+  async dropFromMemories(what: Invalidation): Promise<void> {
+    await this.d.coordination.invalidate(what);
+  }
+
   /** In every process: what matches leaves the memory caches and the remembered answers. */
   private dropFromMemory(what: Invalidation): void {
     const match = compilePrefixPatterns(what.pattern);

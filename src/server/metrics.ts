@@ -9,7 +9,15 @@ export type ServedKind = RequestKind | 'sumdb' | 'ops' | 'admin' | 'ui' | 'other
 /** negative: a remembered not-found answer; refused: a remembered refusal of an upstream answer. */
 export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidating' | 'negative' | 'refused' | 'none';
 
-export class Metrics {
+/** What an answered request is counted into (a client's, or a job's of this server). */
+export interface RequestCounter {
+  request(kind: ServedKind, status: number, cache: CacheResult, seconds: number, bytes: number): void;
+}
+
+/** Why a scheduled sync run ended as it did. */
+export type SyncRunResult = 'succeeded' | 'failed' | 'skipped';
+
+export class Metrics implements RequestCounter {
   readonly registry = new Registry();
   private readonly requests: Counter<'kind' | 'status'>;
   private readonly duration: Histogram<'kind' | 'cache'>;
@@ -28,6 +36,18 @@ export class Metrics {
   /** Reads how many answers this process remembers (set by whoever owns them). */
   rememberedAnswers: () => number = () => 0;
   readonly storageFree: Gauge;
+  /**
+   * Requests the server's own jobs (prefetch, sync) make of its app: kept apart from the
+   * clients' requests, so hit ratios and request rates describe clients alone.
+   */
+  readonly jobRequests: RequestCounter;
+  private readonly jobRequestsTotal: Counter<'kind' | 'status' | 'cache'>;
+  readonly syncLastRun: Gauge<'job'>;
+  readonly syncLastSuccess: Gauge<'job'>;
+  readonly syncDuration: Histogram<'job'>;
+  readonly syncVersionsAdded: Counter<'job'>;
+  readonly syncFailures: Counter<'job'>;
+  readonly syncRuns: Counter<'job' | 'result'>;
   private readonly bound = new Map<string, (seconds: number, bytes: number) => void>();
 
   constructor() {
@@ -115,6 +135,53 @@ export class Metrics {
       collect: () => remembered.set(this.rememberedAnswers()),
     });
     this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
+    this.jobRequestsTotal = new Counter({
+      name: 'gomodproxy_job_requests_total',
+      help: "Requests the server's own jobs (prefetch, sync) made of it, by kind, status and cache result; not counted in gomodproxy_requests_total.",
+      labelNames: ['kind', 'status', 'cache'],
+      registers,
+    });
+    this.jobRequests = { request: (kind, status, cache) => this.jobRequestsTotal.labels(kind, String(status), cache).inc() };
+    // Timestamps are the newest over the workers (the one that ran it), not their sum.
+    this.syncLastRun = new Gauge({
+      name: 'gomodproxy_sync_last_run_timestamp_seconds',
+      help: 'When the last run of a sync job ended (Unix time), whatever its result.',
+      labelNames: ['job'],
+      aggregator: 'max',
+      registers,
+    });
+    this.syncLastSuccess = new Gauge({
+      name: 'gomodproxy_sync_last_success_timestamp_seconds',
+      help: 'When the last run of a sync job without a failure ended (Unix time).',
+      labelNames: ['job'],
+      aggregator: 'max',
+      registers,
+    });
+    this.syncDuration = new Histogram({
+      name: 'gomodproxy_sync_duration_seconds',
+      help: 'How long runs of a sync job took.',
+      labelNames: ['job'],
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600],
+      registers,
+    });
+    this.syncVersionsAdded = new Counter({
+      name: 'gomodproxy_sync_versions_added_total',
+      help: 'Module versions a sync job brought into the cache.',
+      labelNames: ['job'],
+      registers,
+    });
+    this.syncFailures = new Counter({
+      name: 'gomodproxy_sync_failures_total',
+      help: 'Module versions (or list and @latest refreshes) a sync job could not fetch.',
+      labelNames: ['job'],
+      registers,
+    });
+    this.syncRuns = new Counter({
+      name: 'gomodproxy_sync_runs_total',
+      help: 'Runs of a sync job, by result: succeeded, failed, or skipped (a tick that found the previous run still going, here or on another instance).',
+      labelNames: ['job', 'result'],
+      registers,
+    });
   }
 
   /** Counts one answered request. */

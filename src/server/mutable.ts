@@ -108,6 +108,11 @@ export class MutableAnswers {
     this.send(ex, r, fresh, Math.ceil(r.route.ttlMs / 1000));
   }
 
+  /** Refreshes an answer now, whatever its age (sync jobs); resolves with what a client would be sent. */
+  async revalidate(r: MutableRequest, ctx: FetchContext): Promise<Buffer> {
+    return this.applyPolicy(r, await this.refresh(keyOf(r), r, ctx)).data;
+  }
+
   /** Applies version deny rules to an answer about to be sent: lists lose denied versions, @latest/query answers naming one are refused. */
   private applyPolicy(r: MutableRequest, a: Answer): Answer {
     const policy = this.d.policy;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AccessLog } from './logging.js';
 import type { AuditLog, AuthMethod } from '../access/index.js';
 import { ProxyError } from '../errors.js';
-import type { CacheResult, Metrics, ServedKind } from './metrics.js';
+import type { CacheResult, RequestCounter, ServedKind } from './metrics.js';
 
 export const TEXT = 'text/plain; charset=utf-8';
 const PID = process.pid;
@@ -48,7 +48,7 @@ export class Exchange {
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    private readonly metrics: Metrics,
+    private readonly metrics: RequestCounter,
     private readonly log: AccessLog | null,
     private readonly audit: AuditLog | null = null,
   ) {}
