@@ -168,6 +168,8 @@ const authSchema = z.strictObject({
   /** Who may read /metrics and use the admin API. */
   metrics: z.array(authRuleSchema).default(['anonymous']),
   admin: z.array(authRuleSchema).default(['authenticated']),
+  /** Who may publish modules to routes marked publish: true (CI: a token made with --scope publish). */
+  publish: z.array(authRuleSchema).default(['scope:publish']),
   audit: z
     .strictObject({
       enabled: z.boolean().default(false),
@@ -204,7 +206,20 @@ export const routeSchema = z.strictObject({
   read: z.array(authRuleSchema).min(1).optional(),
   /** Answer for a reader who may not: not-found hides the module (default for private routes), forbidden says why. */
   deniedAs: z.enum(['not-found', 'forbidden']).optional(),
-});
+  /**
+   * Modules published to this proxy (gomodproxy publish, PUT /-/api/publish/...) rather than fetched:
+   * the route is private, and its versions are what was published, nothing else.
+   */
+  publish: z.boolean().default(false),
+})
+  .refine((r) => !r.publish || r.sources === undefined, {
+    message: 'a route with publish: true serves only what was published; remove its sources (or use a second route for modules fetched from elsewhere)',
+    path: ['sources'],
+  })
+  .refine((r) => !r.publish || r.sumdb !== true, {
+    message: 'published modules are private and never sent to the checksum database; remove sumdb: true from this route',
+    path: ['sumdb'],
+  });
 
 export const denySchema = z.strictObject({
   match: patternList,

@@ -20,6 +20,8 @@ export interface Route {
   /** Authorization rules (anonymous | authenticated | user:x | group:x | scope:x). */
   readonly read: readonly string[];
   readonly deniedAs: 'not-found' | 'forbidden';
+  /** Its versions are published here (never fetched): answers come from the store alone. */
+  readonly publish: boolean;
 }
 
 function patternsOf(list: string | string[]): string[] {
@@ -53,8 +55,13 @@ export class RouteTable {
 
   /**
    * @param makeChain builds the source chain for a GOPROXY-style upstream list (or the global one when undefined)
+   * @param publishedChain the chain of routes with publish: true, which must fetch nothing (default: off)
    */
-  constructor(config: Config, makeChain: (specs: UpstreamSpec[] | undefined, label: string) => SourceChain) {
+  constructor(
+    config: Config,
+    makeChain: (specs: UpstreamSpec[] | undefined, label: string) => SourceChain,
+    publishedChain: (label: string) => SourceChain = (label) => makeChain(specsOf('off', config), label),
+  ) {
     const defaultRead = config.read;
     const ttl = config.cache.ttl;
     let i = 0;
@@ -71,12 +78,14 @@ export class RouteTable {
           ttlMs: ttl,
           read: defaultRead,
           deniedAs: 'not-found',
+          publish: false,
         },
       });
     }
     for (const r of config.routes) {
       const label = `routes[${i++}] (${Array.isArray(r.match) ? r.match.join(',') : r.match})`;
-      const isPrivate = r.private;
+      // Published modules exist nowhere else: naming them to an upstream or the database would leak them.
+      const isPrivate = r.private || r.publish;
       // A private route's own sources are the operator's explicit choice (e.g. an internal proxy); without any, direct.
       const sources = r.sources ?? (isPrivate ? 'direct' : undefined);
       this.routes.push({
@@ -84,12 +93,13 @@ export class RouteTable {
         patterns: patternsOf(r.match),
         route: {
           name: label,
-          chain: makeChain(sources === undefined ? undefined : specsOf(sources, config), label),
-          sumdb: r.sumdb ?? !isPrivate,
+          chain: r.publish ? publishedChain(label) : makeChain(sources === undefined ? undefined : specsOf(sources, config), label),
+          sumdb: r.publish ? false : (r.sumdb ?? !isPrivate),
           private: isPrivate,
           ttlMs: r.ttl ?? ttl,
           read: r.read ?? defaultRead,
           deniedAs: r.deniedAs ?? (isPrivate ? 'not-found' : 'forbidden'),
+          publish: r.publish,
         },
       });
     }
@@ -101,6 +111,7 @@ export class RouteTable {
       ttlMs: ttl,
       read: defaultRead,
       deniedAs: 'forbidden',
+      publish: false,
     };
     this.denyRules = config.deny.map((d) => ({ match: compileMatch(d.match), versions: d.versions ? parseVersionRange(d.versions) : null, reason: d.reason }));
     this.allowList = config.allow ? compileMatch(config.allow) : null;
@@ -109,6 +120,11 @@ export class RouteTable {
   /** Whether any module needs a sign-in to be read. */
   get restricted(): boolean {
     return [...this.routes.map((r) => r.route), this.fallback].some((r) => !r.read.includes('anonymous'));
+  }
+
+  /** Whether any route takes published modules (the publish API answers nothing otherwise). */
+  get publishes(): boolean {
+    return this.routes.some((r) => r.route.publish);
   }
 
   /** The patterns of private routes with who may read them (clients need them in GONOSUMDB). */
