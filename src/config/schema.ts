@@ -191,27 +191,28 @@ export type MtlsConfig = z.output<typeof mtlsSchema>;
 /** GOPRIVATE-style glob list (comma-separated string or list); an entry starting with "!" excludes. */
 const patternList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
-export const routeSchema = z.strictObject({
-  /** Module path patterns (GOPRIVATE globs; "!" excludes), e.g. "corp.example/*,!corp.example/oss/*". */
-  match: patternList,
-  /** Sources in GOPROXY syntax, e.g. "direct" or "https://goproxy.corp|direct"; default: the global upstreams. */
-  sources: z.string().min(1).optional(),
-  /** Direct from version control with credentials; never sent to a public upstream or the checksum database. */
-  private: z.boolean().default(false),
-  /** Check hashes against the checksum database; default: not for private routes. */
-  sumdb: z.boolean().optional(),
-  /** Freshness of list/@latest/query answers for these modules; default cache.ttl. */
-  ttl: duration.optional(),
-  /** Who may read these modules; default: the top-level `read`. */
-  read: z.array(authRuleSchema).min(1).optional(),
-  /** Answer for a reader who may not: not-found hides the module (default for private routes), forbidden says why. */
-  deniedAs: z.enum(['not-found', 'forbidden']).optional(),
-  /**
-   * Modules published to this proxy (gomodproxy publish, PUT /-/api/publish/...) rather than fetched:
-   * the route is private, and its versions are what was published, nothing else.
-   */
-  publish: z.boolean().default(false),
-})
+export const routeSchema = z
+  .strictObject({
+    /** Module path patterns (GOPRIVATE globs; "!" excludes), e.g. "corp.example/*,!corp.example/oss/*". */
+    match: patternList,
+    /** Sources in GOPROXY syntax, e.g. "direct" or "https://goproxy.corp|direct"; default: the global upstreams. */
+    sources: z.string().min(1).optional(),
+    /** Direct from version control with credentials; never sent to a public upstream or the checksum database. */
+    private: z.boolean().default(false),
+    /** Check hashes against the checksum database; default: not for private routes. */
+    sumdb: z.boolean().optional(),
+    /** Freshness of list/@latest/query answers for these modules; default cache.ttl. */
+    ttl: duration.optional(),
+    /** Who may read these modules; default: the top-level `read`. */
+    read: z.array(authRuleSchema).min(1).optional(),
+    /** Answer for a reader who may not: not-found hides the module (default for private routes), forbidden says why. */
+    deniedAs: z.enum(['not-found', 'forbidden']).optional(),
+    /**
+     * Modules published to this proxy (gomodproxy publish, PUT /-/api/publish/...) rather than fetched:
+     * the route is private, and its versions are what was published, nothing else.
+     */
+    publish: z.boolean().default(false),
+  })
   .refine((r) => !r.publish || r.sources === undefined, {
     message: 'a route with publish: true serves only what was published; remove its sources (or use a second route for modules fetched from elsewhere)',
     path: ['sources'],

@@ -35,6 +35,8 @@ export interface AdminEndpoint {
    * does with a token that may publish and nothing else. Also the kind the logs give the call.
    */
   role?: 'admin' | 'publish';
+  /** What the call is about, named in the access and audit lines even when it is refused. */
+  subject?(params: string[]): { module?: string; version?: string };
   run(call: AdminCall): Promise<void>;
 }
 
@@ -75,8 +77,13 @@ export class AdminApi {
         }
         const role = e.role ?? 'admin';
         ex.kind = role;
-        await this.authorize(ex, role);
         const params = m.slice(1).map((s) => decode(s ?? ''));
+        const about = e.subject?.(params);
+        if (about) {
+          ex.module = about.module;
+          ex.version = about.version;
+        }
+        await this.authorize(ex, role);
         await e.run({ ex, method, params, query, body: () => readJson(ex) });
         return;
       }

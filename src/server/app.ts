@@ -26,6 +26,7 @@ import type { AccessLog } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
 import { OfflineAnswers } from './offline.js';
+import { notPublished, publishEndpoints } from './publish.js';
 import { parseRequest, type ParsedRequest } from './protocol.js';
 import type { Route, RouteTable } from './routes.js';
 import { ClientAddresses } from './clientip.js';
@@ -73,6 +74,8 @@ export class ProxyApp {
   readonly invalidations: Invalidations;
   /** Set in offline mode: what would ask an upstream is computed from the cache instead. */
   private readonly offline: OfflineAnswers | null;
+  /** Lists, @latest and queries of published modules: from the store, as offline mode answers everything. */
+  private readonly published: OfflineAnswers;
   /** What the store holds, for the operator surfaces; kept as artifacts come and go. */
   readonly index: ModuleIndex;
   /** Parts of GET /-/api/stats that other concerns add (sync jobs, garbage collection). */
@@ -117,6 +120,12 @@ export class ProxyApp {
       onStore: (mod, version, kind, size, source) => this.storeChanged([storeChange(mod, version, kind, size, source)]),
     });
     this.offline = c.offline ? new OfflineAnswers({ store: o.store, policy: o.routes }) : null;
+    this.published = new OfflineAnswers({
+      store: o.store,
+      policy: o.routes,
+      miss: (subject) => notPublished(subject),
+      queryNote: 'a published module has only its published versions',
+    });
     const answers = o.coordination.mutable ?? new BlobAnswers(o.store);
     this.mutable = new MutableAnswers({
       answers,
@@ -149,6 +158,20 @@ export class ProxyApp {
         metricsText: o.metricsText ?? (() => o.metrics.text()),
         degraded: () => o.coordination.degraded(),
         statusParts: this.statusParts,
+      }),
+    );
+    this.admin.add(
+      ...publishEndpoints({
+        store: o.store,
+        coordination: o.coordination,
+        routes: o.routes,
+        space: this.space,
+        log: o.log,
+        stored: (changes) => this.storeChanged(changes),
+        rewriteLocalList: (mod) => this.artifacts.rewriteLocalList(mod),
+        invalidate: async (mod) => {
+          await this.invalidations.invalidate({ pattern: mod.path });
+        },
       }),
     );
     const metricsText = o.metricsText ?? (() => o.metrics.text());
@@ -276,14 +299,14 @@ export class ProxyApp {
       }
       case 'query': {
         const r = { kind: p.kind, mod: p.mod, version: p.version, route };
-        const offline = this.offline;
+        const offline = this.offline ?? (route.publish ? this.published : null);
         this.miss(ex, (ctx) => (offline ? offline.serve(ex, r) : this.mutable.serve(ex, r, ctx)));
         return;
       }
       case 'list':
       case 'latest': {
         const r = { kind: p.kind, mod: p.mod, route };
-        const offline = this.offline;
+        const offline = this.offline ?? (route.publish ? this.published : null);
         this.miss(ex, (ctx) => (offline ? offline.serve(ex, r) : this.mutable.serve(ex, r, ctx)));
         return;
       }

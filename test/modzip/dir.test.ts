@@ -61,10 +61,10 @@ const checkout = (goLine: string): Tree => ({
   'pkg/vendor/vendor.go': 'package vendor\n',
   'pkg/vendor/deep/d.go': 'package deep\n',
   'alias.go': { symlink: 'lib.go' },
-  'dirlink': { symlink: 'internal' },
+  dirlink: { symlink: 'internal' },
   'empty/dir': { dir: true },
   'testdata/data.txt': 'fixture\n',
-  'LICENSE': 'MIT\n',
+  LICENSE: 'MIT\n',
 });
 
 const layouts: Record<string, Tree> = {
