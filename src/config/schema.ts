@@ -332,6 +332,37 @@ export type RedisConfig = z.output<typeof redisSchema>;
 
 // ---- end of redis ----
 
+// ---- vulndb: a mirror of the Go vulnerability database ----
+
+/** Paths the server answers itself; the vulnerability database must not shadow them. */
+const RESERVED_FIRST = new Set(['-', 'sumdb', 'healthz', 'readyz', 'metrics']);
+
+const vulndbSchema = z.strictObject({
+  /** Serve the mirror under `path` (it is fetched only once something asks for it, or refuseVulnerable is on). */
+  enabled: z.boolean().default(true),
+  /** The database mirrored: https://..., http://..., or file:///dir of one in the go.dev/security/vuln/database layout. */
+  url: z
+    .string()
+    .regex(/^(https?:\/\/[^/\s]+(\/\S*)?|file:\/\/\/\S*)$/, 'expected https://host[/path], http://host[/path] or file:///dir')
+    .default('https://vuln.go.dev'),
+  /** Where it is served: govulncheck -db http(s)://<proxy><path>. Its first segment has no dot, so it is no module path. */
+  path: z
+    .string()
+    .default('/vuln/')
+    .transform((v) => `/${v.replace(/^\/+|\/+$/g, '')}/`)
+    .refine((v) => /^\/[A-Za-z0-9_~-]+(\/[A-Za-z0-9._~-]+)*\/$/.test(v) && !RESERVED_FIRST.has(v.split('/')[1] as string), {
+      message: 'expected a path such as /vuln/ whose first segment has no dot (so it can be no module path) and is not -, sumdb, healthz, readyz or metrics',
+    }),
+  /** How long a snapshot is fresh; then the source is asked whether it changed. */
+  ttl: duration.default(3_600_000),
+  /** Refuse versions with known vulnerabilities (403 naming the advisories and the first fixed version); lists leave them out. */
+  refuseVulnerable: z.boolean().default(false),
+  /** Entries fetched at once during a refresh. */
+  concurrency: z.number().int().min(1).max(64).default(8),
+});
+
+// ---- end of vulndb ----
+
 // ---- store: where artifacts live ----
 
 const fsStoreSchema = z.strictObject({
@@ -515,6 +546,8 @@ export const configSchema = z.strictObject({
   auth: authSchema.prefault({}),
   /** Several instances over one shared store: fetch locks, shared answers and invalidation through Redis; unset: this host alone. */
   redis: redisSchema.optional(),
+  /** A mirror of the Go vulnerability database for govulncheck, the admin API and the refusing policy. */
+  vulndb: vulndbSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

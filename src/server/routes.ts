@@ -46,12 +46,20 @@ interface DenyRule {
 
 const ROUTE_CACHE_MAX = 10_000;
 
+/** The policy that refuses versions with known vulnerabilities: ids and fixes of module@version, none when it has none. */
+export interface VulnerabilityCheck {
+  /** Whether the database names the module at all (cheap, before any version check). */
+  has(modulePath: string): boolean;
+  findings(modulePath: string, version: string): readonly { id: string; fixed: string | null }[];
+}
+
 export class RouteTable {
   private readonly routes: { match: PrefixMatcher; patterns: string[]; route: Route }[] = [];
   private readonly fallback: Route;
   private readonly cache = new Map<string, Route>();
   private readonly denyRules: DenyRule[];
   private readonly allowList: PrefixMatcher | null;
+  private vulns: VulnerabilityCheck | null = null;
 
   /**
    * @param makeChain builds the source chain for a GOPROXY-style upstream list (or the global one when undefined)
@@ -151,6 +159,11 @@ export class RouteTable {
     return r;
   }
 
+  /** Turns on refusing versions with known vulnerabilities (vulndb.refuseVulnerable). */
+  refuseVulnerable(check: VulnerabilityCheck): void {
+    this.vulns = check;
+  }
+
   /**
    * Throws a 403 when policy refuses the module (or this version of it). The allow list governs
    * what comes in from outside: private modules (the operator's own, from its own version
@@ -167,21 +180,29 @@ export class RouteTable {
         throw new ProxyError('forbidden', `${modulePath}@${version} is blocked by this proxy: ${d.reason}`);
       }
     }
+    if (this.vulns !== null && version !== undefined && this.vulns.has(modulePath)) {
+      const found = this.vulns.findings(modulePath, version);
+      if (found.length > 0) {
+        const which = found.map((f) => `${f.id} (${f.fixed ? `fixed in ${f.fixed}` : 'no fixed version yet'})`).join(', ');
+        throw new ProxyError('forbidden', `${modulePath}@${version} is refused by this proxy: it has known vulnerabilities ${which}; use a fixed version`);
+      }
+    }
   }
 
   /** Whether any deny rule names versions of this module (so lists need filtering). */
   hasVersionRules(modulePath: string): boolean {
-    return this.denyRules.some((d) => d.versions !== null && d.match(modulePath));
+    return this.denyRules.some((d) => d.versions !== null && d.match(modulePath)) || (this.vulns?.has(modulePath) ?? false);
   }
 
   /** Whether this version is refused (for filtering lists). */
   isDeniedVersion(modulePath: string, version: string): boolean {
-    return this.denyRules.some((d) => d.versions !== null && d.match(modulePath) && d.versions(version));
+    if (this.denyRules.some((d) => d.versions !== null && d.match(modulePath) && d.versions(version))) return true;
+    return this.vulns !== null && this.vulns.has(modulePath) && this.vulns.findings(modulePath, version).length > 0;
   }
 
   /** Whether any policy applies at all: without one, the hot path skips the checks. */
   get hasPolicy(): boolean {
-    return this.allowList !== null || this.denyRules.length > 0;
+    return this.allowList !== null || this.denyRules.length > 0 || this.vulns !== null;
   }
 }
 
