@@ -500,6 +500,8 @@ export class ProxyApp {
   async readiness(): Promise<string[]> {
     const problems: string[] = [];
     if (this.draining) problems.push('shutting down');
+    // Refusing vulnerable versions means nothing until the stored database is read (moments after start).
+    if (this.o.config.vulndb.refuseVulnerable && this.vulndb && !this.vulndb.started) problems.push('the vulnerability database is still being loaded');
     const now = Date.now();
     if (now - this.writable.at > 2000) {
       try {

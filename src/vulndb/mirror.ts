@@ -66,9 +66,10 @@ export interface VulnMirrorOptions {
 }
 
 interface State {
-  checkedAt: string;
-  lastSuccess: string | null;
+  /** When the source last answered with a usable database (what the TTL counts from). */
+  checkedAt: string | null;
   lastError: string | null;
+  lastAttempt: string;
 }
 
 interface Stored {
@@ -85,6 +86,7 @@ export class VulnMirror implements VulnSync {
   private used: boolean;
   private lastAttempt = 0;
   private lastReport: VulnRefreshReport | null = null;
+  private loaded = false;
   private readonly agent: Dispatcher | null;
   private readonly base: string;
 
@@ -106,6 +108,7 @@ export class VulnMirror implements VulnSync {
   /** Loads the stored snapshot and starts the timer that keeps it fresh and reloads it when another process refreshed it. */
   async start(): Promise<void> {
     await this.reload().catch((err: unknown) => this.o.log.warn({ err: errorMessage(err) }, 'could not load the stored vulnerability database'));
+    this.loaded = true;
     if (this.loadedModified !== null) this.used = true;
     const every = Math.max(250, Math.min(this.o.ttlMs, 60_000));
     this.timer = setInterval(() => void this.tick(), every);
@@ -127,7 +130,7 @@ export class VulnMirror implements VulnSync {
       entries: this.entries,
       modules: this.index.modules,
       checkedAt: state?.checkedAt ?? null,
-      lastSuccess: state?.lastSuccess ?? null,
+      lastAttempt: state?.lastAttempt ?? null,
       lastError: state?.lastError ?? null,
       offline: this.o.offline,
     };
@@ -151,7 +154,7 @@ export class VulnMirror implements VulnSync {
   /** Whether the snapshot is older than the TTL (by the time any process last checked the source). */
   private async due(): Promise<boolean> {
     const state = await this.state();
-    const checked = state ? Date.parse(state.checkedAt) : 0;
+    const checked = state?.checkedAt ? Date.parse(state.checkedAt) : 0;
     return Date.now() - checked >= this.o.ttlMs;
   }
 
@@ -388,13 +391,20 @@ export class VulnMirror implements VulnSync {
   private async writeState(error: string | null): Promise<void> {
     const prev = await this.state();
     const now = new Date().toISOString();
-    const state: State = { checkedAt: now, lastSuccess: error === null ? now : (prev?.lastSuccess ?? null), lastError: error };
+    // A failure does not restart the TTL: the source is asked again soon (each process waits a minute at most between tries).
+    const state: State =
+      error === null ? { checkedAt: now, lastError: null, lastAttempt: now } : { checkedAt: prev?.checkedAt ?? null, lastError: error, lastAttempt: now };
     await this.o.store.put(STATE_KEY, Buffer.from(JSON.stringify(state)));
   }
 
   /** The last refresh this process ran. */
   get last(): VulnRefreshReport | null {
     return this.lastReport;
+  }
+
+  /** Whether the stored snapshot (if any) has been read since start: before, nothing is known to be vulnerable. */
+  get started(): boolean {
+    return this.loaded;
   }
 
   /** Whether a snapshot is held. */
