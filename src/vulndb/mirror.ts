@@ -29,6 +29,8 @@ const STATE_KEY = `${VULNDB_PREFIX}gomodproxy-state.json`;
 const LOCK_KEY = `${VULNDB_PREFIX}refresh`;
 const MAX_INDEX_BYTES = 128 << 20;
 const MAX_ENTRY_BYTES = 8 << 20;
+/** How long a first read waits for another process's first refresh (a full download of the database). */
+const FIRST_SYNC_WAIT_MS = 120_000;
 
 /** What one refresh did, for logs, the stats API and a scheduler. */
 export interface VulnRefreshReport {
@@ -52,7 +54,7 @@ export interface VulnSync {
 
 export interface VulnMirrorOptions {
   store: BlobStore;
-  coordination: Pick<Coordination, 'tryLock'>;
+  coordination: Pick<Coordination, 'tryLock' | 'released'>;
   log: Logger;
   /** http(s)://host[/path] or file:///dir of a database in the go.dev/security/vuln/database layout. */
   url: string;
@@ -144,8 +146,14 @@ export class VulnMirror implements VulnSync {
     this.used = true;
     if (this.loadedModified === null) {
       await this.reload().catch(() => undefined);
-      if (this.loadedModified === null && !this.o.offline) return this.refreshVulndb();
-      return null;
+      if (this.loadedModified !== null || this.o.offline) return null;
+      const r = await this.refreshVulndb();
+      if (r.status === 'skipped' && !this.o.offline) {
+        // Another process holds the first refresh: its snapshot is this one's too, once it is stored.
+        await this.o.coordination.released(LOCK_KEY, FIRST_SYNC_WAIT_MS);
+        await this.reload().catch(() => undefined);
+      }
+      return r;
     }
     void this.tick();
     return null;

@@ -168,7 +168,8 @@ beforeAll(async () => {
   govulncheck = await govulncheckBinary();
   dataDir = path.join(await makeTempDir('vulndb'), 'data');
   ops = (await gomodproxy(['token', 'create', '--user', 'ops', '--data', dataDir])).stdout.trim();
-  proxy = await startProxyWithConfig({ vulndb: { url: source.url, ttl: '1s' } }, { upstream: goUpstream.url, dataDir });
+  // Two workers: one refresh between them (a lock in the store), and each serves the snapshot.
+  proxy = await startProxyWithConfig({ vulndb: { url: source.url, ttl: '1s' } }, { upstream: goUpstream.url, dataDir, workers: 2 });
 
   env = await createGoEnv({ goproxy: proxy.url });
   app = await env.newModule(path.join(env.root, 'app'), 'example.com/app', `require (\n\t${LIB} v1.0.0\n\t${SAFE} v0.1.0\n)\n`);
