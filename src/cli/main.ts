@@ -7,6 +7,7 @@ import { runImport } from './import.js';
 import { runInvalidate } from './invalidate.js';
 import { runPrefetch } from './prefetch.js';
 import { runPublish } from './publish.js';
+import { runVulndbSync } from './vulndb.js';
 import { runServe } from './serve.js';
 import { runVerify } from './verify.js';
 import { tokenCommand } from './token.js';
@@ -132,6 +133,18 @@ program
       token: opts.token ?? process.env.GOMODPROXY_TOKEN,
       dryRun: opts.dryRun,
     });
+  });
+
+program
+  .command('vulndb')
+  .description(
+    'Mirror the Go vulnerability database (vulndb.url) into the data folder now, checked as a running server checks it, e.g. before carrying the folder to an offline gomodproxy. Prints the refresh report as JSON. Exit status: 0 updated or already current, 1 it failed',
+  )
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('-d, --data <dir>', 'data folder (default ./data; env GOMODPROXY_DATA)')
+  .option('--url <url>', 'the database to mirror (default vulndb.url, https://vuln.go.dev; env GOMODPROXY_VULNDB_URL)')
+  .action(async (opts: { config?: string; data?: string; url?: string }) => {
+    process.exitCode = await runVulndbSync({ file: opts.config, flags: { data: opts.data, 'vulndb.url': opts.url } });
   });
 
 program

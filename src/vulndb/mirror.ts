@@ -234,12 +234,27 @@ export class VulnMirror implements VulnSync {
     const vulnsRaw = await this.fetch('index/vulns', MAX_INDEX_BYTES);
     const vulns = parseVulnsIndex(vulnsRaw);
     const ids = new Set(vulns.map((x) => x.id));
+    // db.json's time is that of the newest entry: one newer than every entry listed means the
+    // source was caught mid-update (db.json first), and keeping it would hide the rest for good.
+    const newest = Math.max(0, ...vulns.map((x) => Date.parse(x.modified)));
+    if (Date.parse(db.modified) > newest) {
+      throw new VulnDbError(
+        `index/db.json (modified ${db.modified}) is newer than every entry index/vulns.json lists; the source is being updated, try again later`,
+      );
+    }
     const modulesRaw = await this.fetch('index/modules', MAX_INDEX_BYTES);
-    parseModulesIndex(modulesRaw, ids);
+    const named = new Set(parseModulesIndex(modulesRaw, ids).flatMap((m) => m.vulns.map((x) => `${m.path} ${x.id}`)));
 
     const previous = await this.storedAffected();
     const changed = vulns.filter((x) => stored?.vulns.get(x.id) !== x.modified || !previous.has(x.id));
     const fresh = await this.fetchEntries(changed);
+    for (const { entry } of fresh.values()) {
+      for (const a of entry.affected) {
+        if (!named.has(`${a.module} ${entry.id}`)) {
+          throw new VulnDbError(`ID/${entry.id}.json affects ${a.module}, but index/modules.json does not say so; the source's indexes disagree (mid-update?)`);
+        }
+      }
+    }
 
     for (const [id, { raw }] of fresh) await this.putBoth(`ID/${id}`, raw);
     const entries: OsvEntry[] = vulns.map((x) => fresh.get(x.id)?.entry ?? (previous.get(x.id) as OsvEntry));

@@ -67,6 +67,16 @@ const ENTRIES: Osv[] = [
   },
 ];
 
+const ADDED: Osv = {
+  id: 'GO-2024-9004',
+  modified: '2024-04-01T00:00:00Z',
+  aliases: [],
+  summary: 'New',
+  module: SAFE,
+  events: [{ introduced: '0' }],
+  symbols: ['OK'],
+};
+
 let world: World;
 let goUpstream: TestUpstream;
 let source: TestUpstream;
@@ -287,6 +297,7 @@ describe('keeping the mirror', () => {
     }, 'the refresh to refuse the entry');
     expect((await get(`${proxy.url}/vuln/ID/GO-2024-9005.json`)).status).toBe(404);
     expect((await get(`${proxy.url}/vuln/index/db.json`)).json()).toEqual({ modified: '2024-04-01T00:00:00Z' });
+    await writeDb(osvDir, [...ENTRIES, ADDED]);
   });
 
   test('offline: a copied mirror is served and nothing is fetched; without one, a one-line 404', async () => {
@@ -299,6 +310,13 @@ describe('keeping the mirror', () => {
     expect((await get(`${offline.url}/vuln/index/db.json`)).json()).toEqual({ modified: '2024-04-01T00:00:00Z' });
     expect((await get(`${offline.url}/vuln/ID/GO-2024-9004.json`)).status).toBe(200);
     expect(expectOneLineError(await get(`${empty.url}/vuln/index/db.json`), 404)).toMatch(/offline and holds no copy of the vulnerability database/);
+    // Filled on a connected machine by the command, as a server's refresh fills it.
+    const synced = path.join(await makeTempDir('vulndb-sync'), 'data');
+    const sync = await gomodproxy(['vulndb', '--data', synced, '--url', source.url]);
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(JSON.parse(sync.stdout)).toMatchObject({ status: 'updated', entries: 4, fetched: 4 });
+    const fromSync = await startProxyWithConfig({ offline: true, vulndb: { url: theirs.url } }, { dataDir: synced });
+    expect((await get(`${fromSync.url}/vuln/ID/GO-2024-9004.json`)).json<{ id: string }>().id).toBe('GO-2024-9004');
     // Past a few TTLs of theirs.
     await new Promise((r) => setTimeout(r, 2500));
     expect(theirs.requests).toEqual([]);
