@@ -41,6 +41,12 @@ if [ -z "${GMP_VERSITYGW:-}" ] && [ ! -x "${versitygw_bin}/versitygw" ]; then
   GOBIN="${versitygw_bin}" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 fi
 
+# The real govulncheck, which the vulnerability database mirror's tests hold it to, built the same way.
+if [ -z "${GMP_GOVULNCHECK:-}" ] && [ ! -x "${versitygw_bin}/govulncheck" ]; then
+  mkdir -p "${versitygw_bin}"
+  GOBIN="${versitygw_bin}" GOFLAGS=-buildvcs=false go install golang.org/x/vuln/cmd/govulncheck@v1.9.0
+fi
+
 # The machine's Redis on its default port, where the tests look (GMP_REDIS_URL overrides it);
 # started here without persistence when nothing answers there.
 if ! redis-cli -p 6379 ping >/dev/null 2>&1; then

@@ -25,6 +25,8 @@ export interface Access {
   metricsRules: CompiledRules;
   /** Who may use the admin API. */
   adminRules: CompiledRules;
+  /** Who may publish modules (routes with publish: true). */
+  publishRules: CompiledRules;
   /** Null unless API tokens are enabled. */
   tokens: TokenStore | null;
   close(): Promise<void>;
@@ -111,6 +113,7 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     audit,
     metricsRules: compileRules(auth.metrics),
     adminRules: compileRules(auth.admin),
+    publishRules: compileRules(auth.publish),
     tokens: tokens ?? null,
     close: async () => {
       a.close();

@@ -6,6 +6,8 @@ import { runDoctor } from './doctor.js';
 import { runImport } from './import.js';
 import { runInvalidate } from './invalidate.js';
 import { runPrefetch } from './prefetch.js';
+import { runPublish } from './publish.js';
+import { runVulndbSync } from './vulndb.js';
 import { runServe } from './serve.js';
 import { runVerify } from './verify.js';
 import { tokenCommand } from './token.js';
@@ -15,6 +17,8 @@ program
   .name('gomodproxy')
   .description('A caching Go module proxy. Point GOPROXY at it: go env -w GOPROXY=http://localhost:3000,direct')
   .version('0.1.0')
+  // Program options only before the command: `publish --version v1.2.3` is publish's own option.
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 function int(value: string): number {
@@ -105,6 +109,42 @@ program
       flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
       progress: opts.progress === false ? false : undefined,
     });
+  });
+
+program
+  .command('publish')
+  .description(
+    'Publish the module in a folder to a gomodproxy: its zip is made as the go command makes it (VCS folders, nested modules and vendored packages left out) and uploaded to a route with publish: true. Prints the go.sum lines. Exit status: 0 published (or already, with this content), 1 refused, 2 unusable folder or arguments',
+  )
+  .argument('[dir]', 'the module root folder (where its go.mod is)', '.')
+  .requiredOption('-v, --version <version>', 'the version to publish, canonical semver such as v1.2.3')
+  .option('-m, --module <path>', 'module path, for a folder without a go.mod (default: the go.mod module line)')
+  .option('--url <url>', 'the gomodproxy to publish to (env GOMODPROXY_URL)')
+  .option(
+    '--token <token>',
+    'a token with the publish role: gomodproxy token create --user ci --scope publish (env GOMODPROXY_TOKEN, which keeps it out of the process list)',
+  )
+  .option('--dry-run', 'make the zip and print its go.sum lines, send nothing')
+  .action(async (dir: string, opts: { version: string; module?: string; url?: string; token?: string; dryRun?: boolean }) => {
+    process.exitCode = await runPublish(dir, {
+      version: opts.version,
+      module: opts.module,
+      url: opts.url ?? process.env.GOMODPROXY_URL,
+      token: opts.token ?? process.env.GOMODPROXY_TOKEN,
+      dryRun: opts.dryRun,
+    });
+  });
+
+program
+  .command('vulndb')
+  .description(
+    'Mirror the Go vulnerability database (vulndb.url) into the data folder now, checked as a running server checks it, e.g. before carrying the folder to an offline gomodproxy. Prints the refresh report as JSON. Exit status: 0 updated or already current, 1 it failed',
+  )
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('-d, --data <dir>', 'data folder (default ./data; env GOMODPROXY_DATA)')
+  .option('--url <url>', 'the database to mirror (default vulndb.url, https://vuln.go.dev; env GOMODPROXY_VULNDB_URL)')
+  .action(async (opts: { config?: string; data?: string; url?: string }) => {
+    process.exitCode = await runVulndbSync({ file: opts.config, flags: { data: opts.data, 'vulndb.url': opts.url } });
   });
 
 program

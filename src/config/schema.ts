@@ -169,6 +169,8 @@ const authSchema = z.strictObject({
   /** Who may read /metrics and use the admin API. */
   metrics: z.array(authRuleSchema).default(['anonymous']),
   admin: z.array(authRuleSchema).default(['authenticated']),
+  /** Who may publish modules to routes marked publish: true (CI: a token made with --scope publish). */
+  publish: z.array(authRuleSchema).default(['scope:publish']),
   audit: z
     .strictObject({
       enabled: z.boolean().default(false),
@@ -190,22 +192,36 @@ export type MtlsConfig = z.output<typeof mtlsSchema>;
 /** GOPRIVATE-style glob list (comma-separated string or list); an entry starting with "!" excludes. */
 const patternList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
-export const routeSchema = z.strictObject({
-  /** Module path patterns (GOPRIVATE globs; "!" excludes), e.g. "corp.example/*,!corp.example/oss/*". */
-  match: patternList,
-  /** Sources in GOPROXY syntax, e.g. "direct" or "https://goproxy.corp|direct"; default: the global upstreams. */
-  sources: z.string().min(1).optional(),
-  /** Direct from version control with credentials; never sent to a public upstream or the checksum database. */
-  private: z.boolean().default(false),
-  /** Check hashes against the checksum database; default: not for private routes. */
-  sumdb: z.boolean().optional(),
-  /** Freshness of list/@latest/query answers for these modules; default cache.ttl. */
-  ttl: duration.optional(),
-  /** Who may read these modules; default: the top-level `read`. */
-  read: z.array(authRuleSchema).min(1).optional(),
-  /** Answer for a reader who may not: not-found hides the module (default for private routes), forbidden says why. */
-  deniedAs: z.enum(['not-found', 'forbidden']).optional(),
-});
+export const routeSchema = z
+  .strictObject({
+    /** Module path patterns (GOPRIVATE globs; "!" excludes), e.g. "corp.example/*,!corp.example/oss/*". */
+    match: patternList,
+    /** Sources in GOPROXY syntax, e.g. "direct" or "https://goproxy.corp|direct"; default: the global upstreams. */
+    sources: z.string().min(1).optional(),
+    /** Direct from version control with credentials; never sent to a public upstream or the checksum database. */
+    private: z.boolean().default(false),
+    /** Check hashes against the checksum database; default: not for private routes. */
+    sumdb: z.boolean().optional(),
+    /** Freshness of list/@latest/query answers for these modules; default cache.ttl. */
+    ttl: duration.optional(),
+    /** Who may read these modules; default: the top-level `read`. */
+    read: z.array(authRuleSchema).min(1).optional(),
+    /** Answer for a reader who may not: not-found hides the module (default for private routes), forbidden says why. */
+    deniedAs: z.enum(['not-found', 'forbidden']).optional(),
+    /**
+     * Modules published to this proxy (gomodproxy publish, PUT /-/api/publish/...) rather than fetched:
+     * the route is private, and its versions are what was published, nothing else.
+     */
+    publish: z.boolean().default(false),
+  })
+  .refine((r) => !r.publish || r.sources === undefined, {
+    message: 'a route with publish: true serves only what was published; remove its sources (or use a second route for modules fetched from elsewhere)',
+    path: ['sources'],
+  })
+  .refine((r) => !r.publish || r.sumdb !== true, {
+    message: 'published modules are private and never sent to the checksum database; remove sumdb: true from this route',
+    path: ['sumdb'],
+  });
 
 export const denySchema = z.strictObject({
   match: patternList,
@@ -316,6 +332,37 @@ const redisSchema = z
 export type RedisConfig = z.output<typeof redisSchema>;
 
 // ---- end of redis ----
+
+// ---- vulndb: a mirror of the Go vulnerability database ----
+
+/** Paths the server answers itself; the vulnerability database must not shadow them. */
+const RESERVED_FIRST = new Set(['-', 'sumdb', 'healthz', 'readyz', 'metrics']);
+
+const vulndbSchema = z.strictObject({
+  /** Serve the mirror under `path` (it is fetched only once something asks for it, or refuseVulnerable is on). */
+  enabled: z.boolean().default(true),
+  /** The database mirrored: https://..., http://..., or file:///dir of one in the go.dev/security/vuln/database layout. */
+  url: z
+    .string()
+    .regex(/^(https?:\/\/[^/\s]+(\/\S*)?|file:\/\/\/\S*)$/, 'expected https://host[/path], http://host[/path] or file:///dir')
+    .default('https://vuln.go.dev'),
+  /** Where it is served: govulncheck -db http(s)://<proxy><path>. Its first segment has no dot, so it is no module path. */
+  path: z
+    .string()
+    .default('/vuln/')
+    .transform((v) => `/${v.replace(/^\/+|\/+$/g, '')}/`)
+    .refine((v) => /^\/[A-Za-z0-9_~-]+(\/[A-Za-z0-9._~-]+)*\/$/.test(v) && !RESERVED_FIRST.has(v.split('/')[1] as string), {
+      message: 'expected a path such as /vuln/ whose first segment has no dot (so it can be no module path) and is not -, sumdb, healthz, readyz or metrics',
+    }),
+  /** How long a snapshot is fresh; then the source is asked whether it changed. */
+  ttl: duration.default(3_600_000),
+  /** Refuse versions with known vulnerabilities (403 naming the advisories and the first fixed version); lists leave them out. */
+  refuseVulnerable: z.boolean().default(false),
+  /** Entries fetched at once during a refresh. */
+  concurrency: z.number().int().min(1).max(64).default(8),
+});
+
+// ---- end of vulndb ----
 
 // ---- store: where artifacts live ----
 
@@ -594,6 +641,8 @@ export const configSchema = z.strictObject({
       history: z.number().int().min(1).max(1000).default(50),
     })
     .prefault({}),
+  /** A mirror of the Go vulnerability database for govulncheck, the admin API and the refusing policy. */
+  vulndb: vulndbSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -2,6 +2,7 @@
 // and how it is doing. GET /-/api/stats, GET /-/api/modules?q=, GET /-/api/modules/<module>,
 // GET /-/api/modules/<module>/@v/<version>.
 import type { IndexedVersion, ModuleIndex } from '../catalog/index.js';
+import type { AffectedIndex } from '../vulndb/index.js';
 import { ProxyError } from '../errors.js';
 import type { ModuleRef } from '../module/index.js';
 import { intParam, moduleOf, sendJson, versionOf, type AdminEndpoint } from './admin.js';
@@ -23,6 +24,8 @@ export interface ModulesApiDeps {
   degraded(): string | null;
   /** More parts of the stats (sync jobs, garbage collection), by name. */
   statusParts: ReadonlyMap<string, () => unknown>;
+  /** The vulnerability database's current index; null when it is off (versions then show vulnerabilities: null). */
+  vulns: (() => AffectedIndex) | null;
 }
 
 const PAGE_DEFAULT = 50;
@@ -119,6 +122,8 @@ function describeVersion(d: ModulesApiDeps, mod: ModuleRef, v: IndexedVersion): 
     size: { info: v.info ?? null, mod: v.mod ?? null, zip: v.zip ?? null },
     source: v.origin?.source ?? null,
     verification: verification(d, mod.path),
+    // Known to the mirrored vulnerability database (empty: none known; null: no database here).
+    vulnerabilities: d.vulns ? d.vulns().findings(mod.path, v.version) : null,
   };
 }
 

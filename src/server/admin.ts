@@ -31,6 +31,13 @@ export interface AdminEndpoint {
   path: RegExp;
   /** For the 405 line: how to call it. */
   usage: string;
+  /**
+   * Whose rules the caller must pass: auth.admin (default), or auth.publish for uploads, which CI
+   * does with a token that may publish and nothing else. Also the kind the logs give the call.
+   */
+  role?: 'admin' | 'publish';
+  /** What the call is about, named in the access and audit lines even when it is refused. */
+  subject?(params: string[]): { module?: string; version?: string };
   run(call: AdminCall): Promise<void>;
 }
 
@@ -57,7 +64,6 @@ export class AdminApi {
   async handle(ex: Exchange, rest: string): Promise<void> {
     ex.kind = 'admin';
     try {
-      await this.authorize(ex);
       const q = rest.indexOf('?');
       const path = q < 0 ? rest : rest.slice(0, q);
       const query = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1));
@@ -70,10 +76,20 @@ export class AdminApi {
           wrongMethod ??= e;
           continue;
         }
+        const role = e.role ?? 'admin';
+        ex.kind = role;
         const params = m.slice(1).map((s) => decode(s ?? ''));
+        const about = e.subject?.(params);
+        if (about) {
+          ex.module = about.module;
+          ex.version = about.version;
+        }
+        await this.authorize(ex, role);
         await e.run({ ex, method, params, query, body: (maxBytes = MAX_BODY_BYTES) => readJson(ex, maxBytes) });
         return;
       }
+      // Only administrators learn which endpoints exist.
+      await this.authorize(ex, 'admin');
       if (wrongMethod) throw new ProxyError('method', `method ${method} is not allowed here: ${wrongMethod.usage}`);
       throw new ProxyError('not-found', `no admin API at /-/api/${path}; see the README's admin API section`);
     } catch (err) {
@@ -96,7 +112,7 @@ export class AdminApi {
       out = { status, value };
     });
     try {
-      const e = this.endpoints.find((x) => x.method === method && x.path.test(path));
+      const e = this.endpoints.find((x) => x.method === method && (x.role ?? 'admin') === 'admin' && x.path.test(path));
       if (!e) return { status: 404, value: { error: `no admin API for ${method} /-/api/${path} on this server` } };
       const m = e.path.exec(path) as RegExpExecArray;
       await e.run({ ex, method, params: m.slice(1).map((s) => s ?? ''), query: new URLSearchParams(), body: () => Promise.resolve(body) });
@@ -147,18 +163,21 @@ export class AdminApi {
     ];
   }
 
-  private async authorize(ex: Exchange): Promise<void> {
+  private async authorize(ex: Exchange, role: 'admin' | 'publish'): Promise<void> {
     const access = this.d.access;
     if (!access) {
+      const who = role === 'admin' ? 'a signed-in administrator' : 'a signed-in user with the publish role';
       throw new ProxyError(
         'unauthorized',
-        'the admin API needs a signed-in administrator, and this server has no sign-in method configured (auth); configure tokens or htpasswd and auth.admin',
+        `the ${role === 'admin' ? 'admin' : 'publish'} API needs ${who}, and this server has no sign-in method configured (auth); configure tokens or htpasswd and auth.${role}`,
         {
           headers: { 'WWW-Authenticate': 'Bearer realm="gomodproxy"' },
         },
       );
     }
-    const d: AccessDecision = await decide(access, credentialsOf(ex.req, ex.clientIp ?? ex.req.socket.remoteAddress), access.adminRules, { subject: '/-/api' });
+    const rules = role === 'admin' ? access.adminRules : access.publishRules;
+    const creds = credentialsOf(ex.req, ex.clientIp ?? ex.req.socket.remoteAddress);
+    const d: AccessDecision = await decide(access, creds, rules, { subject: role === 'admin' ? '/-/api' : 'publish modules' });
     if (d.principal.method !== 'anonymous') {
       ex.user = d.principal.name;
       ex.authMethod = d.principal.method;

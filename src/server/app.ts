@@ -26,6 +26,9 @@ import type { AccessLog } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { MutableAnswers } from './mutable.js';
 import { OfflineAnswers } from './offline.js';
+import { notPublished, publishEndpoints } from './publish.js';
+import { VulnService } from './vuln.js';
+import { VulnMirror } from '../vulndb/index.js';
 import { parseRequest, type ParsedRequest } from './protocol.js';
 import type { Route, RouteTable } from './routes.js';
 import { ClientAddresses } from './clientip.js';
@@ -73,6 +76,8 @@ export class ProxyApp {
   readonly invalidations: Invalidations;
   /** Set in offline mode: what would ask an upstream is computed from the cache instead. */
   private readonly offline: OfflineAnswers | null;
+  /** Lists, @latest and queries of published modules: from the store, as offline mode answers everything. */
+  private readonly published: OfflineAnswers;
   /** What the store holds, for the operator surfaces; kept as artifacts come and go. */
   readonly index: ModuleIndex;
   /** Parts of GET /-/api/stats that other concerns add (sync jobs, garbage collection). */
@@ -83,6 +88,10 @@ export class ProxyApp {
   private readonly ui: WebUi;
   private readonly uiPrefix: string;
   private readonly rootPath: string;
+  /** The vulnerability database's mirror; null when vulndb.enabled is off. */
+  readonly vulndb: VulnMirror | null;
+  private readonly vulnService: VulnService | null;
+  private readonly vulnPrefix: string | null;
 
   constructor(private readonly o: AppOptions) {
     const c = o.config;
@@ -117,6 +126,12 @@ export class ProxyApp {
       onStore: (mod, version, kind, size, source) => this.storeChanged([storeChange(mod, version, kind, size, source)]),
     });
     this.offline = c.offline ? new OfflineAnswers({ store: o.store, policy: o.routes }) : null;
+    this.published = new OfflineAnswers({
+      store: o.store,
+      policy: o.routes,
+      miss: (subject) => notPublished(subject),
+      queryNote: 'a published module has only its published versions',
+    });
     const answers = o.coordination.mutable ?? new BlobAnswers(o.store);
     this.mutable = new MutableAnswers({
       answers,
@@ -135,6 +150,29 @@ export class ProxyApp {
       remembered: o.coordination.answers,
       log: o.log,
     });
+    if (c.vulndb.enabled) {
+      const mirror = new VulnMirror({
+        store: o.store,
+        coordination: o.coordination,
+        log: o.log,
+        url: c.vulndb.url,
+        ttlMs: c.vulndb.ttl,
+        offline: c.offline,
+        concurrency: c.vulndb.concurrency,
+        timeouts: c.timeouts,
+        eager: c.vulndb.refuseVulnerable,
+      });
+      this.vulndb = mirror;
+      this.vulnService = new VulnService({ mirror, store: o.store, offline: c.offline });
+      this.vulnPrefix = `${this.prefix}${c.vulndb.path}`;
+      // The mirror's index is replaced at each reload: ask whichever is current.
+      if (c.vulndb.refuseVulnerable) o.routes.refuseVulnerable({ has: (p) => mirror.affected.has(p), findings: (p, v) => mirror.affected.findings(p, v) });
+      this.statusParts.set('vulndb', () => mirror.status());
+    } else {
+      this.vulndb = null;
+      this.vulnService = null;
+      this.vulnPrefix = null;
+    }
     this.apiPrefix = `${this.prefix}${ADMIN_PREFIX}`;
     this.admin = new AdminApi({ access: o.access ?? null, invalidations: this.invalidations, purge: (mod, v) => this.artifacts.purge(mod, v), log: o.log });
     this.admin.add(
@@ -149,6 +187,21 @@ export class ProxyApp {
         metricsText: o.metricsText ?? (() => o.metrics.text()),
         degraded: () => o.coordination.degraded(),
         statusParts: this.statusParts,
+        vulns: this.vulndb ? () => (this.vulndb as VulnMirror).affected : null,
+      }),
+    );
+    this.admin.add(
+      ...publishEndpoints({
+        store: o.store,
+        coordination: o.coordination,
+        routes: o.routes,
+        space: this.space,
+        log: o.log,
+        stored: (changes) => this.storeChanged(changes),
+        rewriteLocalList: (mod) => this.artifacts.rewriteLocalList(mod),
+        invalidate: async (mod) => {
+          await this.invalidations.invalidate({ pattern: mod.path });
+        },
       }),
     );
     const metricsText = o.metricsText ?? (() => o.metrics.text());
@@ -178,6 +231,7 @@ export class ProxyApp {
   startBackground(): void {
     this.index.start();
     this.history.start();
+    void this.vulndb?.start();
   }
 
   /** The store gained or lost artifacts here: this process's index, then the others', hear it. */
@@ -204,6 +258,11 @@ export class ProxyApp {
     }
     if (req.url?.startsWith(this.uiPrefix)) {
       this.ui.handle(ex, req.url.slice(this.uiPrefix.length)).catch((err: unknown) => sendError(ex, err, this.o.log));
+      return;
+    }
+    // The configured path's first segment has no dot: no module request can start with it.
+    if (this.vulnPrefix !== null && req.url?.startsWith(this.vulnPrefix)) {
+      this.vuln(ex, req.url.slice(this.vulnPrefix.length));
       return;
     }
     // A browser at the server's address gets the UI; the go command never asks for "/".
@@ -311,14 +370,14 @@ export class ProxyApp {
       }
       case 'query': {
         const r = { kind: p.kind, mod: p.mod, version: p.version, route };
-        const offline = this.offline;
+        const offline = this.offline ?? (route.publish ? this.published : null);
         this.miss(ex, (ctx) => (offline ? offline.serve(ex, r) : this.mutable.serve(ex, r, ctx)));
         return;
       }
       case 'list':
       case 'latest': {
         const r = { kind: p.kind, mod: p.mod, route };
-        const offline = this.offline;
+        const offline = this.offline ?? (route.publish ? this.published : null);
         this.miss(ex, (ctx) => (offline ? offline.serve(ex, r) : this.mutable.serve(ex, r, ctx)));
         return;
       }
@@ -395,6 +454,22 @@ export class ProxyApp {
     }
   }
 
+  /** The vulnerability database, for the same readers as modules no route covers (as the checksum database). */
+  private vuln(ex: Exchange, rest: string): void {
+    ex.kind = 'vuln';
+    const service = this.vulnService as VulnService;
+    let gate: GateResult;
+    try {
+      gate = this.gate(ex, this.routes.defaultRoute, 'the vulnerability database');
+    } catch (err) {
+      sendError(ex, err, this.o.log);
+      return;
+    }
+    Promise.resolve(gate)
+      .then(() => service.serve(ex, rest))
+      .catch((err: unknown) => sendError(ex, err, this.o.log));
+  }
+
   /** Everything that may need an upstream: loop check, then the slow path, errors answered as one line. */
   private miss(ex: Exchange, run: (ctx: FetchContext) => Promise<void>): void {
     let ctx: FetchContext;
@@ -460,6 +535,8 @@ export class ProxyApp {
   async readiness(): Promise<string[]> {
     const problems: string[] = [];
     if (this.draining) problems.push('shutting down');
+    // Refusing vulnerable versions means nothing until the stored database is read (moments after start).
+    if (this.o.config.vulndb.refuseVulnerable && this.vulndb && !this.vulndb.started) problems.push('the vulnerability database is still being loaded');
     const now = Date.now();
     if (now - this.writable.at > 2000) {
       try {
@@ -557,6 +634,7 @@ export class ProxyApp {
   async close(): Promise<void> {
     this.index.close();
     this.history.close();
+    this.vulndb?.close();
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();

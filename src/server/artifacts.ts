@@ -16,6 +16,7 @@ import { MAX_GOMOD_BYTES, MAX_INFO_BYTES, type FetchContext, type ModuleRef } fr
 import type { Metrics } from './metrics.js';
 import { Misses } from './misses.js';
 import { offlineMiss } from './offline.js';
+import { notPublished } from './publish.js';
 import type { ArtifactKind } from './protocol.js';
 import { SmallFetches } from './small.js';
 import type { StorageSpace } from './space.js';
@@ -108,6 +109,7 @@ export class Artifacts {
     if (r.kind === 'zip') {
       if (await this.serveStoredZip(ex, key)) return;
       if (this.d.offline) throw offlineMiss(`${r.mod.path}@${r.version.version}`, `${r.mod.path}@${r.version.version}`);
+      if (r.route.publish) throw notPublished(`${r.mod.path}@${r.version.version}`);
       ex.cache = 'miss';
       this.misses.checkRemembered(ex, key);
       await this.zips.serve(ex, r, key, ctx);
@@ -122,6 +124,8 @@ export class Artifacts {
       return;
     }
     if (this.d.offline) throw offlineMiss(`${r.mod.path}@${r.version.version}`, `${r.mod.path}@${r.version.version}`);
+    // Nothing to fetch, and nothing to remember: the version may be published a moment from now.
+    if (r.route.publish) throw notPublished(`${r.mod.path}@${r.version.version}`);
     ex.cache = 'miss';
     this.misses.checkRemembered(ex, key);
     const { entry, source } = await this.small.fetch(r, key, ctx);

@@ -5,7 +5,7 @@ import type { UpstreamOutcome } from '../sources/index.js';
 import type { RequestKind } from '../sources/index.js';
 
 /** Request kinds as they appear in metrics and logs. */
-export type ServedKind = RequestKind | 'sumdb' | 'ops' | 'admin' | 'ui' | 'other';
+export type ServedKind = RequestKind | 'sumdb' | 'ops' | 'admin' | 'publish' | 'vuln' | 'ui' | 'other';
 /** negative: a remembered not-found answer; refused: a remembered refusal of an upstream answer. */
 export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidating' | 'negative' | 'refused' | 'none';
 

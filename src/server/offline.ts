@@ -29,16 +29,24 @@ export interface OfflineDeps {
   store: BlobStore;
   /** Operator policy: denied versions are neither listed nor chosen. */
   policy: RouteTable;
+  /** The not-found answer (default offlineMiss): published modules, too, have only what the store holds. */
+  miss?: (subject: string, spec: string) => ProxyError;
+  /** Why a branch, tag or commit cannot be resolved, in the not-found line. */
+  queryNote?: string;
 }
 
 export class OfflineAnswers {
-  constructor(private readonly d: OfflineDeps) {}
+  private readonly miss: (subject: string, spec: string) => ProxyError;
+
+  constructor(private readonly d: OfflineDeps) {
+    this.miss = d.miss ?? offlineMiss;
+  }
 
   async serve(ex: Exchange, r: MutableRequest): Promise<void> {
     switch (r.kind) {
       case 'list': {
         const held = await this.held(r.mod);
-        if (held.length === 0) throw offlineMiss(`any version of ${r.mod.path}`, `${r.mod.path}@latest`);
+        if (held.length === 0) throw this.miss(`any version of ${r.mod.path}`, `${r.mod.path}@latest`);
         // As a proxy lists: releases and pre-releases; pseudo-versions only through @latest.
         const listed = held.filter((v) => !isPseudoVersion(v));
         ex.cache = 'hit';
@@ -53,15 +61,16 @@ export class OfflineAnswers {
           this.send(ex, 'application/json', info);
           return;
         }
-        throw offlineMiss(`any version of ${r.mod.path}`, `${r.mod.path}@latest`);
+        throw this.miss(`any version of ${r.mod.path}`, `${r.mod.path}@latest`);
       }
       case 'query': {
         const q = r.version.version;
         const v = heldCandidate(r.mod.path, q);
-        if (v === undefined) throw offlineMiss(`${r.mod.path}@${q} (resolving a branch, tag or commit needs an upstream)`, `${r.mod.path}@${q}`);
+        if (v === undefined)
+          throw this.miss(`${r.mod.path}@${q} (${this.d.queryNote ?? 'resolving a branch, tag or commit needs an upstream'})`, `${r.mod.path}@${q}`);
         if (this.d.policy.hasPolicy) this.d.policy.checkPolicy(r.mod.path, v);
         const info = await this.info(r.mod, v);
-        if (!info) throw offlineMiss(`${r.mod.path}@${v}`, `${r.mod.path}@${v}`);
+        if (!info) throw this.miss(`${r.mod.path}@${v}`, `${r.mod.path}@${v}`);
         ex.cache = 'hit';
         this.send(ex, 'application/json', info);
         return;

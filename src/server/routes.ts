@@ -20,6 +20,8 @@ export interface Route {
   /** Authorization rules (anonymous | authenticated | user:x | group:x | scope:x). */
   readonly read: readonly string[];
   readonly deniedAs: 'not-found' | 'forbidden';
+  /** Its versions are published here (never fetched): answers come from the store alone. */
+  readonly publish: boolean;
 }
 
 function patternsOf(list: string | string[]): string[] {
@@ -44,17 +46,30 @@ interface DenyRule {
 
 const ROUTE_CACHE_MAX = 10_000;
 
+/** The policy that refuses versions with known vulnerabilities: ids and fixes of module@version, none when it has none. */
+export interface VulnerabilityCheck {
+  /** Whether the database names the module at all (cheap, before any version check). */
+  has(modulePath: string): boolean;
+  findings(modulePath: string, version: string): readonly { id: string; fixed: string | null }[];
+}
+
 export class RouteTable {
   private readonly routes: { match: PrefixMatcher; patterns: string[]; route: Route }[] = [];
   private readonly fallback: Route;
   private readonly cache = new Map<string, Route>();
   private readonly denyRules: DenyRule[];
   private readonly allowList: PrefixMatcher | null;
+  private vulns: VulnerabilityCheck | null = null;
 
   /**
    * @param makeChain builds the source chain for a GOPROXY-style upstream list (or the global one when undefined)
+   * @param publishedChain the chain of routes with publish: true, which must fetch nothing (default: off)
    */
-  constructor(config: Config, makeChain: (specs: UpstreamSpec[] | undefined, label: string) => SourceChain) {
+  constructor(
+    config: Config,
+    makeChain: (specs: UpstreamSpec[] | undefined, label: string) => SourceChain,
+    publishedChain: (label: string) => SourceChain = (label) => makeChain(specsOf('off', config), label),
+  ) {
     const defaultRead = config.read;
     const ttl = config.cache.ttl;
     let i = 0;
@@ -71,12 +86,14 @@ export class RouteTable {
           ttlMs: ttl,
           read: defaultRead,
           deniedAs: 'not-found',
+          publish: false,
         },
       });
     }
     for (const r of config.routes) {
       const label = `routes[${i++}] (${Array.isArray(r.match) ? r.match.join(',') : r.match})`;
-      const isPrivate = r.private;
+      // Published modules exist nowhere else: naming them to an upstream or the database would leak them.
+      const isPrivate = r.private || r.publish;
       // A private route's own sources are the operator's explicit choice (e.g. an internal proxy); without any, direct.
       const sources = r.sources ?? (isPrivate ? 'direct' : undefined);
       this.routes.push({
@@ -84,12 +101,13 @@ export class RouteTable {
         patterns: patternsOf(r.match),
         route: {
           name: label,
-          chain: makeChain(sources === undefined ? undefined : specsOf(sources, config), label),
-          sumdb: r.sumdb ?? !isPrivate,
+          chain: r.publish ? publishedChain(label) : makeChain(sources === undefined ? undefined : specsOf(sources, config), label),
+          sumdb: r.publish ? false : (r.sumdb ?? !isPrivate),
           private: isPrivate,
           ttlMs: r.ttl ?? ttl,
           read: r.read ?? defaultRead,
           deniedAs: r.deniedAs ?? (isPrivate ? 'not-found' : 'forbidden'),
+          publish: r.publish,
         },
       });
     }
@@ -101,6 +119,7 @@ export class RouteTable {
       ttlMs: ttl,
       read: defaultRead,
       deniedAs: 'forbidden',
+      publish: false,
     };
     this.denyRules = config.deny.map((d) => ({ match: compileMatch(d.match), versions: d.versions ? parseVersionRange(d.versions) : null, reason: d.reason }));
     this.allowList = config.allow ? compileMatch(config.allow) : null;
@@ -109,6 +128,11 @@ export class RouteTable {
   /** Whether any module needs a sign-in to be read. */
   get restricted(): boolean {
     return [...this.routes.map((r) => r.route), this.fallback].some((r) => !r.read.includes('anonymous'));
+  }
+
+  /** Whether any route takes published modules (the publish API answers nothing otherwise). */
+  get publishes(): boolean {
+    return this.routes.some((r) => r.route.publish);
   }
 
   /** The patterns of private routes with who may read them (clients need them in GONOSUMDB). */
@@ -135,6 +159,11 @@ export class RouteTable {
     return r;
   }
 
+  /** Turns on refusing versions with known vulnerabilities (vulndb.refuseVulnerable). */
+  refuseVulnerable(check: VulnerabilityCheck): void {
+    this.vulns = check;
+  }
+
   /**
    * Throws a 403 when policy refuses the module (or this version of it). The allow list governs
    * what comes in from outside: private modules (the operator's own, from its own version
@@ -151,21 +180,29 @@ export class RouteTable {
         throw new ProxyError('forbidden', `${modulePath}@${version} is blocked by this proxy: ${d.reason}`);
       }
     }
+    if (this.vulns !== null && version !== undefined && this.vulns.has(modulePath)) {
+      const found = this.vulns.findings(modulePath, version);
+      if (found.length > 0) {
+        const which = found.map((f) => `${f.id} (${f.fixed ? `fixed in ${f.fixed}` : 'no fixed version yet'})`).join(', ');
+        throw new ProxyError('forbidden', `${modulePath}@${version} is refused by this proxy: it has known vulnerabilities ${which}; use a fixed version`);
+      }
+    }
   }
 
   /** Whether any deny rule names versions of this module (so lists need filtering). */
   hasVersionRules(modulePath: string): boolean {
-    return this.denyRules.some((d) => d.versions !== null && d.match(modulePath));
+    return this.denyRules.some((d) => d.versions !== null && d.match(modulePath)) || (this.vulns?.has(modulePath) ?? false);
   }
 
   /** Whether this version is refused (for filtering lists). */
   isDeniedVersion(modulePath: string, version: string): boolean {
-    return this.denyRules.some((d) => d.versions !== null && d.match(modulePath) && d.versions(version));
+    if (this.denyRules.some((d) => d.versions !== null && d.match(modulePath) && d.versions(version))) return true;
+    return this.vulns !== null && this.vulns.has(modulePath) && this.vulns.findings(modulePath, version).length > 0;
   }
 
   /** Whether any policy applies at all: without one, the hot path skips the checks. */
   get hasPolicy(): boolean {
-    return this.allowList !== null || this.denyRules.length > 0;
+    return this.allowList !== null || this.denyRules.length > 0 || this.vulns !== null;
   }
 }
 

@@ -9,6 +9,7 @@ import { ConfigError, type Config, type UpstreamSpec } from '../config/index.js'
 import { RefusingSource, SourceChain, createDirectSource, makeSource, type ChainHooks, type ModuleSource } from '../sources/index.js';
 import type { Metrics } from './metrics.js';
 import { offlineMiss } from './offline.js';
+import { notPublished } from './publish.js';
 import { RouteTable } from './routes.js';
 import { createSumdbService, type SumdbService } from './sumdb.js';
 
@@ -52,7 +53,14 @@ export function createRouting(config: Config, o: RoutingOptions): Routing {
   const defaultChain = newChain(config.upstreams);
   let routes: RouteTable;
   try {
-    routes = new RouteTable(config, (specs) => (specs ? newChain(specs) : defaultChain));
+    // Published modules are fetched from nowhere: a chain that refuses, whatever reaches it.
+    const published = new RefusingSource('published', (what) => notPublished(what).message);
+    const publishedChain = new SourceChain([{ ...OFF_SPEC, timeouts: config.timeouts }], () => published, policy, o.hooks);
+    routes = new RouteTable(
+      config,
+      (specs) => (specs ? newChain(specs) : defaultChain),
+      () => publishedChain,
+    );
   } catch (err) {
     throw new ConfigError(`invalid routes: ${(err as Error).message}`);
   }

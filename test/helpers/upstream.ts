@@ -77,6 +77,8 @@ export interface TestUpstreamOptions {
   basePath?: string;
   /** Port to listen on; 0 (any free port) by default. */
   port?: number;
+  /** Serve every file below root, not only the proxy layout (a static site such as a vulnerability database). */
+  anyFile?: boolean;
 }
 
 export interface TestUpstream {
@@ -189,7 +191,7 @@ export async function startTestUpstream(opts: TestUpstreamOptions): Promise<Test
     } else if (record.method !== 'GET' && record.method !== 'HEAD') {
       body = errorBody(405, `method ${record.method} not allowed`);
     } else {
-      body = await lookup(root, below);
+      body = await lookup(root, below, opts.anyFile ?? false);
       if (b.status !== undefined && body.status === 200) body.status = b.status;
     }
     if (b.contentType) body.contentType = b.contentType;
@@ -353,7 +355,7 @@ function contentTypeFor(p: string): string {
 }
 
 /** Finds what a real proxy would answer for `p` in the on-disk tree. */
-async function lookup(root: string, p: string): Promise<Body> {
+async function lookup(root: string, p: string, anyFile: boolean): Promise<Body> {
   const segs = p.split('/').filter(Boolean);
   if (segs.some((s) => s === '..' || s === '.' || s.includes('\0'))) return errorBody(400, `bad request path ${p}`);
   const at = p.lastIndexOf('/@v/');
@@ -363,7 +365,7 @@ async function lookup(root: string, p: string): Promise<Body> {
   const isSumdb = segs[0] === 'sumdb';
   const modulePath = at >= 0 ? p.slice(1, at) : isLatest ? p.slice(1, -'/@latest'.length) : p.slice(1);
   const what = isVersionFile ? `${modulePath}@${unescapeSeg(p.slice(at + 4).replace(/\.(info|mod|zip)$/, ''))}` : modulePath;
-  if (!isVersionFile && !isList && !isLatest && !isSumdb) return errorBody(404, `not found: ${p}`);
+  if (!isVersionFile && !isList && !isLatest && !isSumdb && !anyFile) return errorBody(404, `not found: ${p}`);
 
   const file = path.join(root, ...segs);
   const st = await stat(file).catch(() => null);
