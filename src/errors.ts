@@ -12,6 +12,7 @@ export type FailureKind =
   | 'forbidden' // 403
   | 'rate-limited' // 429 (Retry-After says when)
   | 'method' // 405
+  | 'conflict' // 409: the request contradicts the server's state (the admin API: a pin the configuration sets)
   | 'loop' // 508: we are our own upstream
   | 'upstream' // 502: an upstream answered with an error, or its answer was invalid
   | 'timeout' // 504: an upstream did not answer in time
@@ -27,6 +28,7 @@ const statusOf: Record<FailureKind, number> = {
   forbidden: 403,
   'rate-limited': 429,
   method: 405,
+  conflict: 409,
   loop: 508,
   upstream: 502,
   timeout: 504,

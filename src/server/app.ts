@@ -11,6 +11,7 @@ import type { Coordination } from '../cluster/coordination.js';
 import { artifactKey } from '../cache/keys.js';
 import { BlobAnswers } from '../cache/answers.js';
 import { MemoryCache } from '../cache/memory.js';
+import { ServedRecorder } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext } from '../sources/index.js';
@@ -56,6 +57,8 @@ export class ProxyApp {
   readonly space: StorageSpace;
   /** Small immutable blobs with their headers, for the hot path. */
   readonly memory: MemoryCache<ArtifactEntry>;
+  /** What this process served, written down now and then for garbage collection. */
+  readonly served: ServedRecorder;
   private readonly prefix: string;
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
@@ -78,7 +81,9 @@ export class ProxyApp {
     this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
     this.space = new StorageSpace(o.store, c.cache.minFree, o.metrics, o.log);
     o.metrics.rememberedAnswers = () => o.coordination.answers.size;
+    this.served = ServedRecorder.forProcess(o.store, o.instanceId, o.log);
     this.artifacts = new Artifacts({
+      served: this.served,
       store: o.store,
       coordination: o.coordination,
       memory: this.memory,
@@ -180,9 +185,11 @@ export class ProxyApp {
       case 'info':
       case 'mod':
       case 'zip': {
-        const hit = this.memory.get(artifactKey(p.mod.escaped, p.version.escaped, p.kind));
+        const key = artifactKey(p.mod.escaped, p.version.escaped, p.kind);
+        const hit = this.memory.get(key);
         if (hit) {
           ex.cache = 'hit';
+          this.served.record(key);
           this.artifacts.sendEntry(ex, hit);
           return;
         }
@@ -436,6 +443,7 @@ export class ProxyApp {
 
   /** Lets go of upstream pools, the checksum database and access files (an app that never listened, too). */
   async close(): Promise<void> {
+    await this.served.stop().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'could not write down which artifacts were served'));
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();

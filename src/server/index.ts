@@ -9,7 +9,11 @@ import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, describeOrigin, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
 import { AccessConfigError, createAccess, type Access } from '../access/index.js';
+import type { GarbageCollector, PinStore } from '../catalog/index.js';
+import { scheduleGc } from '../catalog/index.js';
 import { ProxyApp } from './app.js';
+import { pinEndpoints } from './admin-pins.js';
+import { createGarbageCollector } from './gc-wiring.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
 import { createRouting } from './wiring.js';
@@ -18,9 +22,12 @@ export { ProxyApp } from './app.js';
 export { Metrics } from './metrics.js';
 export { createLoggers, type Loggers } from './logging.js';
 export { createRouting, type Routing } from './wiring.js';
+export { createGarbageCollector } from './gc-wiring.js';
 
 export interface RunningServer {
   app: ProxyApp;
+  /** Garbage collection of this server's store (status() for the stats API). */
+  gc: GarbageCollector;
   server: Server;
   url: string;
   metrics: Metrics;
@@ -51,6 +58,8 @@ export interface BuiltServer {
   access: Access | null;
   /** Where bytes live and who coordinates, for the listening line. */
   storage: { store: string; coordination: string };
+  gc: GarbageCollector;
+  pins: PinStore;
   close(): Promise<void>;
 }
 
@@ -102,6 +111,19 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
     }
   }
   const app = new ProxyApp({ config, store, coordination, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb, access });
+  const { gc, pins } = createGarbageCollector(config, {
+    store,
+    coordination,
+    routes,
+    log,
+    served: app.served,
+    metrics,
+    // What this process holds in memory goes with the store's copy; the module index and the other processes are told elsewhere.
+    onRemoved: (entries) => {
+      for (const e of entries) if (e.kind === 'info' || e.kind === 'mod' || e.kind === 'zip') app.memory.delete(e.key);
+    },
+  });
+  app.admin.add(...pinEndpoints(pins));
   try {
     app.checkTls();
   } catch (err) {
@@ -115,6 +137,8 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
     sumdbName: sumdb?.name ?? 'off',
     access,
     storage: { store: store.description, coordination: coordination.description },
+    gc,
+    pins,
     close: async () => {
       await app.close();
     },
@@ -123,9 +147,26 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
 
 export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
   const { log } = loggers;
-  const { app, metrics, instanceId, sumdbName, access, storage } = await buildServer(config, loggers, opts);
+  const { app, metrics, instanceId, sumdbName, access, storage, gc } = await buildServer(config, loggers, opts);
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
+  app.served.start(config.gc.servedFlush);
+  // Every process schedules it; the store's gc lock lets one of them collect per tick.
+  const scheduled = config.gc.schedule
+    ? scheduleGc(gc, config.gc.schedule, log, (r) =>
+        log.info(
+          {
+            freedBytes: r.freedBytes,
+            evicted: r.evicted,
+            bytes: r.after.bytes,
+            underLimit: r.after.underLimit,
+            kept: keptCounts(r),
+            ms: r.finishedMs - r.startedMs,
+          },
+          'garbage collection done',
+        ),
+      )
+    : null;
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
@@ -154,10 +195,14 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   loggers.flush();
   return {
     app,
+    gc,
     server,
     url,
     metrics,
-    stop: (timeoutMs = config.shutdownTimeout) => app.shutdown(server, timeoutMs),
+    stop: (timeoutMs = config.shutdownTimeout) => {
+      scheduled?.stop();
+      return app.shutdown(server, timeoutMs);
+    },
     reloadTls: () => {
       app.reloadTls();
       access?.audit.reopen();
@@ -184,4 +229,12 @@ export async function instanceIdOf(store: BlobStore): Promise<string> {
   // Two processes starting together may both have written: settle on whatever is stored now.
   const now = await store.getBuffer(key, 256);
   return now?.data.toString('utf8').trim() || id;
+}
+
+function keptCounts(r: { kept: Record<string, { versions: number }> }): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(r.kept)
+      .filter(([, g]) => g.versions > 0)
+      .map(([k, g]) => [k, g.versions]),
+  );
 }
