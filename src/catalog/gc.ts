@@ -248,6 +248,19 @@ async function readOrigin(store: BlobStore, key: string): Promise<string> {
   }
 }
 
+/** Reads every version's .origin, a few at a time: one small read each, and there may be one per version. */
+async function readOrigins(store: BlobStore, versions: StoredVersion[]): Promise<void> {
+  const withOrigin = versions.filter((v) => v.files.origin);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < withOrigin.length) {
+      const v = withOrigin[next++] as StoredVersion;
+      v.origin = await readOrigin(store, (v.files.origin as StoredFile).key);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, withOrigin.length) }, worker));
+}
+
 /** Why an .origin forbids eviction, or null. */
 function originProblem(origin: string | undefined): string | null {
   switch (origin) {
@@ -348,7 +361,7 @@ export class GarbageCollector {
     const data = await listModuleData(store);
     const served = await readServedTimes(store);
     const pinned = await this.d.pins.matcher();
-    for (const v of data.versions) if (v.files.origin) v.origin = await readOrigin(store, v.files.origin.key);
+    await readOrigins(store, data.versions);
 
     const report: GcReport = {
       dryRun,
