@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Warm hits of two builds of gomodproxy, alternating, over the same data folder: did a change
-// cost the hot path anything? Both servers run at once (an idle one costs nothing) and wrk
-// measures them in turn, A B B A ..., so a busy machine weighs on each alike.
+// cost the hot path anything? wrk measures them in turn, A B B A ..., each run on a freshly started
+// server, so a busy machine, and where a process happened to land, weigh on each alike.
 //
 //   npm run build && cp -r dist bench/.out/dist-base     # before the change (bench/.out is gitignored)
 //   ... change, npm run build ...
@@ -20,7 +20,7 @@ import { fillMain, urlPath } from './lib/fill.mjs';
 import { f1, mdTable, pct } from './lib/format.mjs';
 import { foreignCpu, installCleanupHandlers, stopAll, treeCpuSeconds } from './lib/procs.mjs';
 import { OUT, REPO, startGomodproxy, stopServer, warmAll, wrk } from './lib/servers.mjs';
-import { checkTools, log, newRunDir, options, waitQuiet } from './lib/session.mjs';
+import { NOISY_PCT, checkTools, log, newRunDir, options, waitQuiet } from './lib/session.mjs';
 
 function parseArgs(argv) {
   const o = {
@@ -80,34 +80,33 @@ async function main() {
     const items = kindItems(tree, manifest, kind);
     const pathsFile = path.join(runDir, `paths-${kind}.txt`);
     writeFileSync(pathsFile, `${items.map((i) => i.path).join('\n')}\n`);
-    const servers = [];
-    try {
-      for (const [i, d] of o.dists.entries()) {
-        const cli = path.resolve(REPO, d, 'cli', 'main.js');
-        servers.push({ label: d, rounds: [], s: await startGomodproxy(o, runDir, `${kind}-${i === 0 ? 'A' : 'B'}`, { data: tree, cli }) });
-      }
-      for (const x of servers) {
-        await warmAll(x.s.port, items, o.workers);
-        await wrk(o, x.s.port, pathsFile, o.warmup, 3);
-      }
-      for (let r = 0; r < o.rounds; r++) {
-        for (const x of r % 2 === 0 ? servers : [...servers].reverse()) {
+    // A fresh server for every measured run: where a process's memory and threads land differs
+    // from one start to the next, and a pair of long-lived servers would keep that difference.
+    const servers = o.dists.map((d, i) => ({ label: d, tag: i === 0 ? 'A' : 'B', cli: path.resolve(REPO, d, 'cli', 'main.js'), rounds: [] }));
+    for (let r = 0; r < o.rounds; r++) {
+      for (const x of r % 2 === 0 ? servers : [...servers].reverse()) {
+        const s = await startGomodproxy(o, runDir, `${kind}-${x.tag}-${r}`, { data: tree, cli: x.cli });
+        try {
+          await warmAll(s.port, items, o.workers);
+          await wrk(o, s.port, pathsFile, o.warmup, 3);
           const other = foreignCpu();
-          const cpu0 = treeCpuSeconds(x.s.pid, x.s.only);
-          const w = await wrk(o, x.s.port, pathsFile, o.duration, r * 31);
-          const cpu = treeCpuSeconds(x.s.pid, x.s.only).total - cpu0.total;
+          const cpu0 = treeCpuSeconds(s.pid, s.only);
+          const w = await wrk(o, s.port, pathsFile, o.duration, r * 31);
+          const cpu = treeCpuSeconds(s.pid, s.only).total - cpu0.total;
           const m = { rps: w.rps, p99: w.latencyMs.p99, cpuUs: (1e6 * cpu) / w.requests, errors: w.errors, otherCpu: other.stop() };
           x.rounds.push(m);
           log(
             `${kind.padEnd(5)} ${x.label.padEnd(22)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99.toFixed(2)} ms  CPU ${m.cpuUs.toFixed(1)} µs/req  other CPU ${m.otherCpu.toFixed(0)}%${m.errors ? `  ERRORS ${m.errors}` : ''}`,
           );
+        } finally {
+          await stopServer(s);
         }
       }
-    } finally {
-      for (const x of servers) await stopServer(x.s);
     }
     const sum = servers.map((x) => ({
       label: x.label,
+      // Runs during which other processes used little CPU: the ones to compare on a shared machine.
+      quiet: x.rounds.filter((m) => m.otherCpu <= NOISY_PCT),
       best: Math.max(...x.rounds.map((m) => m.rps)),
       median: median(x.rounds.map((m) => m.rps)),
       cpu: Math.min(...x.rounds.map((m) => m.cpuUs)),
@@ -119,7 +118,19 @@ async function main() {
   const md = [
     `# Hot path A/B (${new Date().toISOString()})`,
     '',
-    `A = ${o.dists[0]}, B = ${o.dists[1]}; workers ${o.workers}, wrk -t${o.threads} -c${o.connections}, ${o.rounds} rounds of ${o.duration} s each, alternating A B B A; loopback; access logs on.`,
+    `A = ${o.dists[0]}, B = ${o.dists[1]}; workers ${o.workers}, wrk -t${o.threads} -c${o.connections}, ${o.rounds} rounds of ${o.duration} s each, alternating A B B A, a fresh server per run; loopback; access logs on.`,
+    '',
+    mdTable(
+      ['kind', 'quiet runs A/B', 'A quiet median req/s', 'B quiet median req/s', 'B/A', 'A quiet CPU µs/req', 'B quiet CPU µs/req', 'B/A CPU'],
+      rows.map((r) => {
+        const med = (q, f) => (q.length ? median(q.map(f)) : NaN);
+        const [ar, br] = [med(r.a.quiet, (m) => m.rps), med(r.b.quiet, (m) => m.rps)];
+        const [ac, bc] = [med(r.a.quiet, (m) => m.cpuUs), med(r.b.quiet, (m) => m.cpuUs)];
+        return [r.kind, `${r.a.quiet.length}/${r.b.quiet.length}`, f1(ar), f1(br), pct((br / ar - 1) * 100), f1(ac), f1(bc), pct((bc / ac - 1) * 100)];
+      }),
+    ),
+    '',
+    `Quiet: other processes used at most ${NOISY_PCT}% of one core during the run. All runs:`,
     '',
     mdTable(
       [
