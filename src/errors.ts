@@ -12,7 +12,7 @@ export type FailureKind =
   | 'forbidden' // 403
   | 'rate-limited' // 429 (Retry-After says when)
   | 'method' // 405
-  | 'conflict' // 409: the request contradicts what is stored, or the admin API cannot do it in this state (offline, a job already running)
+  | 'conflict' // 409: the request contradicts what is stored, or the admin API cannot do it in this state (offline, a job already running, a pin the configuration sets)
   | 'too-large' // 413: the request body is over the limit
   | 'loop' // 508: we are our own upstream
   | 'upstream' // 502: an upstream answered with an error, or its answer was invalid

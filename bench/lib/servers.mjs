@@ -45,12 +45,12 @@ export function serverEnv() {
   return env;
 }
 
-export async function startGomodproxy(o, runDir, name, { data, upstream = 'off', accessLog = true, workers = o.workers, nodeArgs = [], env = {} }) {
+export async function startGomodproxy(o, runDir, name, { data, upstream = 'off', accessLog = true, workers = o.workers, nodeArgs = [], env = {}, cli = CLI }) {
   const port = await freePort();
   const timeFile = path.join(runDir, `${name}.time`);
   const args = [
     ...nodeArgs,
-    CLI,
+    cli,
     'serve',
     '--listen',
     `127.0.0.1:${port}`,

@@ -53,6 +53,16 @@ export interface BlobStore {
   list(prefix: string): AsyncIterable<string>;
   /** The same, with each blob's size and store time (for the module index and garbage collection). */
   listStats(prefix: string): AsyncIterable<ListedBlob>;
+  /**
+   * The names of the folders directly under a prefix ("" for the top), for stores that have
+   * folders (a disk): a walk over module data can then pass by what is not (the git cache).
+   */
+  listFolders?(prefix: string): AsyncIterable<string>;
+  /**
+   * Removes the empty folders under a prefix, deepest first, the prefix's own included but never
+   * the store's root; resolves with how many. A writer that finds its folder gone makes it again.
+   */
+  removeEmptyFolders?(prefix: string): Promise<number>;
   /** Can the store accept writes now? For /readyz. */
   checkWritable(): Promise<void>;
   /** Bytes it can still take (stores that can tell: a disk). */

@@ -3,7 +3,7 @@
 // disk at any byte leaves the old state or the whole new blob, never a part.
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rm, rmdir, stat, statfs, unlink, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.js';
@@ -18,7 +18,7 @@ import {
   type ListedBlob,
   type StorageFailure,
 } from './blobstore.js';
-import { ensureDir, openCreating } from '../dirs.js';
+import { ensureDir, forgetDir, openCreating } from '../dirs.js';
 
 /** Files the store writes for its own bookkeeping; never listed as blobs. */
 const TRANSIENT = /\.(partial|lock|tmp-[0-9a-f]+)$/;
@@ -178,7 +178,13 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
       }
       try {
-        await rename(file, dest);
+        await rename(file, dest).catch(async (err: NodeJS.ErrnoException) => {
+          // The folder was removed (a gc of empty folders) after this process last made it.
+          if (err.code !== 'ENOENT') throw err;
+          forgetDir(path.dirname(dest));
+          await ensureDir(path.dirname(dest));
+          await rename(file, dest);
+        });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
         // Staged on another file system: copy beside the destination, then rename.
@@ -239,6 +245,53 @@ export class FsBlobStore implements BlobStore {
       if (ent.isDirectory()) yield* this.walk(path.join(dir, ent.name), `${keyPrefix}${ent.name}/`);
       else if (ent.isFile() && !TRANSIENT.test(ent.name)) yield { key: `${keyPrefix}${ent.name}`, file: path.join(dir, ent.name) };
     }
+  }
+
+  async *listFolders(prefix: string): AsyncIterable<string> {
+    const clean = prefix.replace(/\/+$/, '');
+    let handle;
+    try {
+      handle = await opendir(clean === '' ? this.root : this.localPath(clean));
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw this.fail(err, 'read');
+    }
+    for await (const ent of handle) if (ent.isDirectory()) yield ent.name;
+  }
+
+  async removeEmptyFolders(prefix: string): Promise<number> {
+    const clean = prefix.replace(/\/+$/, '');
+    if (clean === '') throw new Error('removeEmptyFolders needs a prefix: the root of the store is never removed');
+    let removed = 0;
+    // rmdir removes only an empty folder, atomically: a file created in it meanwhile keeps it.
+    const visit = async (dir: string): Promise<boolean> => {
+      let handle;
+      try {
+        handle = await opendir(dir);
+      } catch (err) {
+        if (isMissing(err)) return false;
+        throw this.fail(err, 'read');
+      }
+      let empty = true;
+      for await (const ent of handle) {
+        if (ent.isDirectory() && (await visit(path.join(dir, ent.name)))) continue;
+        empty = false;
+      }
+      if (!empty) return false;
+      try {
+        await rmdir(dir);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST' || isMissing(err)) return false;
+        throw this.fail(err, 'write');
+      }
+      // This process made it once and would skip making it again: it must not.
+      forgetDir(dir);
+      removed++;
+      return true;
+    };
+    await visit(this.localPath(clean));
+    return removed;
   }
 
   /** Storage trouble is ours: counted, and answered with the cause and the fix. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The gomodproxy command: `serve` and the operator commands, each with --help.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, parseDuration } from '../config/index.js';
+import { ConfigError, parseDuration, parseSize } from '../config/index.js';
 import { runDoctor } from './doctor.js';
+import { runGc } from './gc.js';
 import { runImport } from './import.js';
 import { runInvalidate } from './invalidate.js';
 import { runPrefetch } from './prefetch.js';
@@ -224,6 +225,36 @@ program
       });
     },
   );
+
+function size(value: string): number {
+  try {
+    return parseSize(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+program
+  .command('gc')
+  .description(
+    'Garbage-collect the store a server uses, by its config (gc.maxBytes, gc.maxAge, gc.pin, routes, offline): the zips not served for max-age, then the least recently served until the module data is under max-bytes, then the .mod and .info of versions nobody asked for; never what is pinned, what cannot be fetched again (offline, a route without sources, imported or published versions) or what is being fetched. Safe beside running servers. Exit status: 0 done, 1 a failure, 2 a bad setting',
+  )
+  .option('-c, --config <file>', 'YAML config file (default: ./gomodproxy.yaml when present; env GOMODPROXY_CONFIG)')
+  .option('-d, --data <dir>', 'data folder (default ./data; env GOMODPROXY_DATA)')
+  .option('--dry-run', 'only report what would be evicted; nothing changes')
+  .option('--json', 'print the report as one JSON object')
+  .option('--max-bytes <size>', 'bound of the module data, e.g. 50GiB (default gc.maxBytes)', size)
+  .option('--max-age <duration>', 'evict what was not served for this long, e.g. 90d (default gc.maxAge)', duration)
+  .action(async (opts: { config?: string; data?: string; dryRun?: boolean; json?: boolean; maxBytes?: number; maxAge?: number }) => {
+    process.exitCode = await runGc({
+      file: opts.config,
+      flags: { data: opts.data },
+      dryRun: opts.dryRun,
+      json: opts.json,
+      maxBytes: opts.maxBytes,
+      maxAgeMs: opts.maxAge,
+    });
+  });
 
 program
   .command('invalidate')

@@ -3,7 +3,7 @@ export type { Config, StoreConfig, UpstreamSpec, UpstreamAuth, LoadOptions, Sett
 export { goEnvFile, parseGoEnvFile, readGoEnv } from './goenv.js';
 export type { GoEnv, GoEnvOrigin, GoEnvValue } from './goenv.js';
 export { configSchema, parseListen } from './schema.js';
-export type { Timeouts, Balance, ConfigInput, RedisConfig, StoreSettings } from './schema.js';
+export type { Timeouts, Balance, ConfigInput, GcSettings, RedisConfig, StoreSettings } from './schema.js';
 export { parseGoProxyList, formatGoProxyList, redactURL, GoProxyListError } from './goproxy.js';
 export type { GoProxyEntry, Fallthrough } from './goproxy.js';
 export { parseDuration, parseSize, formatDuration } from './units.js';

@@ -2,6 +2,7 @@
 // their defaults all come from this schema (load.ts walks it to name the variables).
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { patternAtVersionProblem } from '../module/index.js';
 import { parseTrustedProxy } from './net.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -493,6 +494,49 @@ export type SyncJobConfig = z.output<typeof syncJobSchema>;
 export type SyncVersions = SyncJobConfig['versions'];
 
 // ---- end of sync ----
+// ---- gc: garbage collection of the cache ----
+
+/** A cron expression (5 fields, or 6 with seconds first), checked by the scheduler that will run it. */
+const cronSchema = z.string().superRefine((v, ctx) => {
+  try {
+    new Cron(v, { paused: true }).stop();
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `expected a cron expression such as "0 3 * * *" (03:00 every day): ${(err as Error).message}` });
+  }
+});
+
+const pinSchema = z.string().superRefine((v, ctx) => {
+  const problem = patternAtVersionProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export const gcSchema = z.strictObject({
+  /** Bound of the module data in the store (zips, .mod, .info, hashes, lists); unset: no size bound. */
+  maxBytes: size.optional(),
+  /** Versions not served for this long are evicted (their zips, then their .mod and .info); unset: no age bound. */
+  maxAge: duration.optional(),
+  /** When the server collects on its own (cron syntax, e.g. "0 3 * * *"); unset: only `gomodproxy gc` does. */
+  schedule: cronSchema.optional(),
+  /** Patterns never evicted: GOPRIVATE-style globs or module paths, optionally @version (a comma-separated string or a list). */
+  pin: z
+    .preprocess(
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean)
+          : v,
+      z.array(pinSchema),
+    )
+    .default([]),
+  /** How often each process writes down which artifacts it served (what "last served" is made of). */
+  servedFlush: duration.refine((v) => v >= 1000, { message: 'must be at least 1s' }).default(60_000),
+});
+
+export type GcSettings = z.output<typeof gcSchema>;
+
+// ---- end of gc ----
 
 export const configSchema = z.strictObject({
   /** Address to serve on. */
@@ -643,6 +687,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** A mirror of the Go vulnerability database for govulncheck, the admin API and the refusing policy. */
   vulndb: vulndbSchema.prefault({}),
+  /** Bounds of the cache and what is never evicted. */
+  gc: gcSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -35,7 +35,7 @@ export {
   pseudoVersionTimestamp,
   zeroPseudoVersion,
 } from './pseudo.js';
-export { compilePrefixPatterns, matchPrefixPatterns, pathMatch } from './pattern.js';
-export type { PrefixMatcher } from './pattern.js';
+export { compilePrefixPatterns, matchPrefixPatterns, parsePatternAtVersion, pathMatch, patternAtVersionProblem } from './pattern.js';
+export type { PatternAtVersion, PrefixMatcher } from './pattern.js';
 export { isRetracted, modulePathOf, parseGoMod, retractionRationales } from './gomod.js';
 export type { GoModExclude, GoModFile, GoModGodebug, GoModModule, GoModReplace, GoModRequire, GoModRetract, ParseGoModOptions } from './gomod.js';

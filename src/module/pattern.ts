@@ -3,6 +3,8 @@
 // "*", even tries offsets inside a multi-byte character; to give the same answers the matcher here
 // runs over byte strings (one UTF-16 unit per byte), which for ASCII is the string itself.
 import { ModuleError } from './errors.js';
+import { canonicalVersion } from './path.js';
+import { isValid } from './semver.js';
 import { decodeRune, RUNE_ERROR, toByteString } from './text.js';
 
 class BadPattern extends Error {}
@@ -297,4 +299,48 @@ export function compilePrefixPatterns(globs: string): PrefixMatcher {
     }
     return false;
   };
+}
+
+/** One module pattern, optionally narrowed to a version: "example.com/team/*", "example.com/m@v1.2.3". */
+export interface PatternAtVersion {
+  /** One GOPRIVATE-style glob or module path prefix, without a trailing slash. */
+  pattern: string;
+  /** A canonical version; absent: every version. */
+  version?: string;
+}
+
+/**
+ * Reads "glob[@version]" as an operator writes a pin: one glob (a list would be ambiguous to
+ * remove again), no spaces (MatchPrefixPatterns would never match them), a version only in its
+ * canonical form (the only form a module file is stored under). Throws ModuleError with the fix.
+ */
+export function parsePatternAtVersion(text: string): PatternAtVersion {
+  const at = text.lastIndexOf('@');
+  let pattern = at >= 0 ? text.slice(0, at) : text;
+  const version = at >= 0 ? text.slice(at + 1) : undefined;
+  while (pattern.endsWith('/')) pattern = pattern.slice(0, -1);
+  const why = (msg: string): ModuleError => new ModuleError(`invalid pattern ${JSON.stringify(text)}: ${msg}`);
+  if (pattern === '') throw why('expected a module path or GOPRIVATE-style glob such as example.com/team/*');
+  if (/[\s,]/.test(pattern)) throw why('one module path or glob, without spaces or commas');
+  if (pattern.startsWith('/') || pattern.includes('//')) throw why('expected a module path or glob such as example.com/team/*, without empty path elements');
+  try {
+    matchBytes(toByteString(pattern), '');
+  } catch (err) {
+    if (err === BAD_PATTERN) throw why('glob syntax error (an unclosed [ or a trailing \\)');
+    throw err;
+  }
+  if (version === undefined) return { pattern };
+  if (!isValid(version) || canonicalVersion(version) !== version) throw why(`"${version}" is not a canonical version such as v1.2.3`);
+  return { pattern, version };
+}
+
+/** Why text is not a pattern parsePatternAtVersion takes, or null. */
+export function patternAtVersionProblem(text: string): string | null {
+  try {
+    parsePatternAtVersion(text);
+    return null;
+  } catch (err) {
+    if (err instanceof ModuleError) return err.message;
+    throw err;
+  }
 }

@@ -11,6 +11,7 @@ import type { Coordination } from '../cluster/coordination.js';
 import { artifactKey } from '../cache/keys.js';
 import { BlobAnswers } from '../cache/answers.js';
 import { MemoryCache } from '../cache/memory.js';
+import { ServedRecorder } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_VIA_HOPS, VIA_HEADER, type FetchContext, type ModuleRef } from '../sources/index.js';
@@ -64,6 +65,8 @@ export class ProxyApp {
   readonly space: StorageSpace;
   /** Small immutable blobs with their headers, for the hot path. */
   readonly memory: MemoryCache<ArtifactEntry>;
+  /** What this process served, written down now and then for garbage collection. */
+  readonly served: ServedRecorder;
   private readonly prefix: string;
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
@@ -109,7 +112,9 @@ export class ProxyApp {
       dependents.apply(changes);
     });
     this.dependents = dependents;
+    this.served = ServedRecorder.forProcess(o.store, o.instanceId, o.log);
     this.artifacts = new Artifacts({
+      served: this.served,
       store: o.store,
       coordination: o.coordination,
       memory: this.memory,
@@ -358,9 +363,11 @@ export class ProxyApp {
       case 'info':
       case 'mod':
       case 'zip': {
-        const hit = this.memory.get(artifactKey(p.mod.escaped, p.version.escaped, p.kind));
+        const key = artifactKey(p.mod.escaped, p.version.escaped, p.kind);
+        const hit = this.memory.get(key);
         if (hit) {
           ex.cache = 'hit';
+          this.served.record(key);
           this.artifacts.sendEntry(ex, hit);
           return;
         }
@@ -635,6 +642,7 @@ export class ProxyApp {
     this.index.close();
     this.history.close();
     this.vulndb?.close();
+    await this.served.stop().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'could not write down which artifacts were served'));
     await Promise.all(this.routes.chains().map((c) => c.close()));
     await this.o.sumdb?.close();
     await this.o.access?.close();

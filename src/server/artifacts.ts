@@ -49,6 +49,8 @@ export interface ArtifactsDeps {
   offline?: boolean;
   /** Told of every commit and removal (the module index, the other processes). */
   onStore?: StoreListener;
+  /** Told of every hit from the store, for garbage collection's "last served" (one Set.add). */
+  served?: { record(key: string): void };
 }
 
 export class Artifacts {
@@ -107,7 +109,10 @@ export class Artifacts {
   async serve(ex: Exchange, r: ArtifactRequest, ctx: FetchContext): Promise<void> {
     const key = artifactKey(r.mod.escaped, r.version.escaped, r.kind);
     if (r.kind === 'zip') {
-      if (await this.serveStoredZip(ex, key)) return;
+      if (await this.serveStoredZip(ex, key)) {
+        this.d.served?.record(key);
+        return;
+      }
       if (this.d.offline) throw offlineMiss(`${r.mod.path}@${r.version.version}`, `${r.mod.path}@${r.version.version}`);
       if (r.route.publish) throw notPublished(`${r.mod.path}@${r.version.version}`);
       ex.cache = 'miss';
@@ -118,6 +123,7 @@ export class Artifacts {
     const got = await this.d.store.getBuffer(key, r.kind === 'info' ? MAX_INFO_BYTES : MAX_GOMOD_BYTES);
     if (got) {
       ex.cache = 'hit';
+      this.d.served?.record(key);
       const entry = this.entry(r.kind, got.data, got.stat);
       this.d.memory.set(key, entry);
       this.sendEntry(ex, entry);

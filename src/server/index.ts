@@ -12,6 +12,10 @@ import { AccessConfigError, createAccess, type Access } from '../access/index.js
 import { jobEndpoints } from './admin-jobs.js';
 import { ProxyApp } from './app.js';
 import { Jobs } from './jobs.js';
+import type { GarbageCollector, GcStatus, PinStore } from '../catalog/index.js';
+import { scheduleGc } from '../catalog/index.js';
+import { pinEndpoints } from './admin-pins.js';
+import { createGarbageCollector } from './gc-wiring.js';
 import type { Loggers } from './logging.js';
 import { Metrics } from './metrics.js';
 import { SyncScheduler } from './sync.js';
@@ -23,9 +27,12 @@ export { createLoggers, type Loggers } from './logging.js';
 export { createRouting, type Routing } from './wiring.js';
 export type { Jobs, JobRecord } from './jobs.js';
 export type { SyncScheduler, SyncJobStatus } from './sync.js';
+export { createGarbageCollector } from './gc-wiring.js';
 
 export interface RunningServer {
   app: ProxyApp;
+  /** Garbage collection of this server's store (status() for the stats API). */
+  gc: GarbageCollector;
   server: Server;
   url: string;
   metrics: Metrics;
@@ -65,6 +72,8 @@ export interface BuiltServer {
   storage: { store: string; coordination: string };
   /** Stops scheduling and every job (their records say so), and closes the jobs' socket. */
   stopJobs(): Promise<void>;
+  gc: GarbageCollector;
+  pins: PinStore;
   close(): Promise<void>;
 }
 
@@ -116,6 +125,26 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
     }
   }
   const app = new ProxyApp({ config, store, coordination, routes, metrics, log, accessLog, instanceId, metricsText: opts.metricsText, sumdb, access });
+  const { gc, pins } = createGarbageCollector(config, {
+    store,
+    coordination,
+    routes,
+    log,
+    served: app.served,
+    metrics,
+    // What this process holds in memory goes with the store's copy; the module indexes of every process hear of it.
+    onRemoved: (entries) => {
+      const changes = [];
+      for (const e of entries) {
+        if (e.kind !== 'info' && e.kind !== 'mod' && e.kind !== 'zip') continue;
+        app.memory.delete(e.key);
+        changes.push({ module: e.module, version: e.version, kind: e.kind, size: null, mtimeMs: Date.now() });
+      }
+      app.storeChanged(changes);
+    },
+  });
+  app.admin.add(...pinEndpoints(pins));
+  app.statusParts.set('gc', async () => gcSummary(await gc.status()));
   try {
     app.checkTls();
   } catch (err) {
@@ -169,6 +198,8 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
     sync,
     stopJobs,
     storage: { store: store.description, coordination: coordination.description },
+    gc,
+    pins,
     close: async () => {
       await stopJobs();
       await app.close();
@@ -178,12 +209,30 @@ export async function buildServer(config: Config, loggers: Loggers, opts: StartO
 
 export async function startServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<RunningServer> {
   const { log } = loggers;
-  const { app, metrics, instanceId, sumdbName, access, storage, jobs, sync, stopJobs } = await buildServer(config, loggers, opts);
+  const { app, metrics, instanceId, sumdbName, access, storage, jobs, sync, stopJobs, gc } = await buildServer(config, loggers, opts);
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   const server = await app.listen(host, port);
   // Behind the listening, so start-up never waits for a walk of the store.
   app.startBackground();
   sync.start();
+  app.served.start(config.gc.servedFlush);
+  // Every process schedules it; the store's gc lock lets one of them collect per tick.
+  const scheduled = config.gc.schedule
+    ? scheduleGc(gc, config.gc.schedule, log, (r) =>
+        log.info(
+          {
+            freedBytes: r.freedBytes,
+            evicted: r.evicted,
+            bytes: r.after.bytes,
+            underLimit: r.after.underLimit,
+            kept: keptCounts(r),
+            startedMs: r.startedMs,
+            finishedMs: r.finishedMs,
+          },
+          'garbage collection done',
+        ),
+      )
+    : null;
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
@@ -212,12 +261,14 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
   loggers.flush();
   return {
     app,
+    gc,
     server,
     url,
     metrics,
     jobs,
     sync,
     stop: async (timeoutMs = config.shutdownTimeout) => {
+      scheduled?.stop();
       await stopJobs();
       await app.shutdown(server, timeoutMs);
     },
@@ -247,4 +298,34 @@ export async function instanceIdOf(store: BlobStore): Promise<string> {
   // Two processes starting together may both have written: settle on whatever is stored now.
   const now = await store.getBuffer(key, 256);
   return now?.data.toString('utf8').trim() || id;
+}
+
+function keptCounts(r: { kept: Record<string, { versions: number }> }): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(r.kept)
+      .filter(([, g]) => g.versions > 0)
+      .map(([k, g]) => [k, g.versions]),
+  );
+}
+
+/** What GET /-/api/stats and the web UI show of garbage collection: the limits and the last run, without its list of files. */
+function gcSummary(s: GcStatus): Record<string, unknown> {
+  const r = s.lastRun;
+  return {
+    maxBytes: s.limits.maxBytes,
+    maxAgeMs: s.limits.maxAgeMs,
+    schedule: s.schedule,
+    running: s.running,
+    lastRun: r
+      ? {
+          trigger: r.trigger,
+          finishedAt: new Date(r.finishedMs).toISOString(),
+          freedBytes: r.freedBytes,
+          evicted: r.evicted,
+          bytesAfter: r.after.bytes,
+          underLimit: r.after.underLimit,
+          notes: r.notes,
+        }
+      : null,
+  };
 }

@@ -48,6 +48,10 @@ export class Metrics implements RequestCounter {
   readonly syncVersionsAdded: Counter<'job'>;
   readonly syncFailures: Counter<'job'>;
   readonly syncRuns: Counter<'job' | 'result'>;
+  readonly gcFreedBytes: Counter;
+  readonly gcEvicted: Counter<'kind'>;
+  /** Reads the last garbage collection's finish time (ms) and module bytes after it, as kept in the store (set by whoever owns the collector). */
+  gcLastRun: () => Promise<{ finishedMs: number; bytes: number } | null> = () => Promise.resolve(null);
   private readonly bound = new Map<string, (seconds: number, bytes: number) => void>();
 
   constructor() {
@@ -133,6 +137,32 @@ export class Metrics implements RequestCounter {
       help: 'Not-found and refused upstream answers this process remembers (summed over workers: each keeps its own copy).',
       registers,
       collect: () => remembered.set(this.rememberedAnswers()),
+    });
+    this.gcFreedBytes = new Counter({
+      name: 'gomodproxy_gc_freed_bytes_total',
+      help: 'Bytes garbage collection removed from the store (counted by the process that ran it).',
+      registers,
+    });
+    this.gcEvicted = new Counter({
+      name: 'gomodproxy_gc_evicted_total',
+      help: 'Files garbage collection removed from the store, by kind: zip, ziphash, mod, info, origin.',
+      labelNames: ['kind'],
+      registers,
+    });
+    // Every worker reads the same report from the store: across workers the max is that value, not a sum.
+    const lastRun: Gauge = new Gauge({
+      name: 'gomodproxy_gc_last_run_timestamp_seconds',
+      help: 'When the last garbage collection of the store finished (any process or instance, or the gc command); 0 before the first.',
+      registers,
+      aggregator: 'max',
+      collect: async () => lastRun.set(Math.floor(((await this.gcLastRun().catch(() => null))?.finishedMs ?? 0) / 1000)),
+    });
+    const storeBytes: Gauge = new Gauge({
+      name: 'gomodproxy_gc_store_bytes',
+      help: 'Module data in the store (zips, hashes, .mod, .info, lists) as the last garbage collection left it.',
+      registers,
+      aggregator: 'max',
+      collect: async () => storeBytes.set((await this.gcLastRun().catch(() => null))?.bytes ?? 0),
     });
     this.inflightFetches = new Gauge({ name: 'gomodproxy_inflight_fetches', help: 'Artifact fetches in progress in this process.', registers });
     this.jobRequestsTotal = new Counter({

@@ -1,4 +1,4 @@
-import { chmod, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, readdir, readFile, writeFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/cache/fs.js';
@@ -51,5 +51,41 @@ describe('FsBlobStore layout', () => {
     expect(err).toBeInstanceOf(ProxyError);
     expect((err as ProxyError).status).toBe(503);
     expect((err as ProxyError).message).not.toContain('\n');
+  });
+});
+
+describe('FsBlobStore folders (for garbage collection)', () => {
+  it('lists the folders directly under a prefix', async () => {
+    const s = await newStore();
+    await s.put('example.com/a/@v/v1.0.0.info', Buffer.from('{}'));
+    await s.put('golang.org/x/text/@v/list', Buffer.from(''));
+    await s.put('state/instance-id', Buffer.from('x'));
+    const tops: string[] = [];
+    for await (const f of s.listFolders('')) tops.push(f);
+    expect(tops.sort()).toEqual(['example.com', 'golang.org', 'state']);
+    const under: string[] = [];
+    for await (const f of s.listFolders('golang.org/x')) under.push(f);
+    expect(under).toEqual(['text']);
+    for await (const f of s.listFolders('nothing.example')) throw new Error(`listed ${f}`);
+  });
+
+  it('removes empty folders deepest first, never one holding a file, and writes into a removed folder again', async () => {
+    const s = await newStore();
+    await s.put('example.com/keep/@v/v1.0.0.info', Buffer.from('{}'));
+    await s.put('example.com/gone/@v/v1.0.0.info', Buffer.from('{}'));
+    await s.delete('example.com/gone/@v/v1.0.0.info');
+    await mkdir(path.join(s.root, 'example.com/empty/a/b'), { recursive: true });
+    expect(await s.removeEmptyFolders('example.com')).toBe(5);
+    expect((await readdir(path.join(s.root, 'example.com'))).sort()).toEqual(['keep']);
+    await s.delete('example.com/keep/@v/v1.0.0.info');
+    expect(await s.removeEmptyFolders('example.com')).toBe(3);
+    await expect(stat(path.join(s.root, 'example.com'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // This process made that folder before: it must make it again, not trust that it exists.
+    await s.put('example.com/keep/@v/v1.0.0.info', Buffer.from('{"again":1}'));
+    const w = await s.beginWrite('example.com/gone/@v/v1.0.0.zip');
+    await w.append(Buffer.from('zip'));
+    await w.commit();
+    expect(await readFile(path.join(s.root, 'example.com/gone/@v/v1.0.0.zip'), 'utf8')).toBe('zip');
+    await expect(s.removeEmptyFolders('')).rejects.toThrow(/root of the store is never removed/);
   });
 });

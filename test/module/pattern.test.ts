@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ModuleError, compilePrefixPatterns, matchPrefixPatterns, pathMatch } from '../../src/module/index.js';
+import { ModuleError, compilePrefixPatterns, matchPrefixPatterns, parsePatternAtVersion, pathMatch } from '../../src/module/index.js';
 import { PREFIX_CASES } from './corpus.js';
 
 describe('pathMatch (Go path.Match)', () => {
@@ -69,5 +69,32 @@ describe('matchPrefixPatterns (GOPRIVATE)', () => {
 
   it('the compiled matcher agrees with the direct one on the corpus', () => {
     for (const [g, t] of PREFIX_CASES) expect([g, t, compilePrefixPatterns(g)(t)]).toEqual([g, t, matchPrefixPatterns(g, t)]);
+  });
+});
+
+describe('parsePatternAtVersion (a pin: one glob, optionally @version)', () => {
+  it.each([
+    ['example.com/team/*', { pattern: 'example.com/team/*' }],
+    ['example.com/m/', { pattern: 'example.com/m' }],
+    ['github.com/Azure/go@v1.2.3', { pattern: 'github.com/Azure/go', version: 'v1.2.3' }],
+    ['example.com/m@v2.0.0+incompatible', { pattern: 'example.com/m', version: 'v2.0.0+incompatible' }],
+    ['*.corp.example', { pattern: '*.corp.example' }],
+  ])('%j', (text, want) => {
+    expect(parsePatternAtVersion(text)).toEqual(want);
+  });
+
+  it.each([
+    ['', /expected a module path/],
+    ['a.com,b.com', /without spaces or commas/],
+    ['a.com b.com', /without spaces or commas/],
+    ['/example.com', /empty path elements/],
+    ['example.com//m', /empty path elements/],
+    ['example.com/[x', /glob syntax error/],
+    ['example.com/m@latest', /not a canonical version/],
+    ['example.com/m@v1.2', /not a canonical version/],
+    ['example.com/m@v1.2.3+meta', /not a canonical version/],
+  ])('%j is refused', (text, why) => {
+    expect(() => parsePatternAtVersion(text)).toThrow(ModuleError);
+    expect(() => parsePatternAtVersion(text)).toThrow(why);
   });
 });
