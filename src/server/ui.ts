@@ -45,6 +45,7 @@ const AUDIT_TAIL_BYTES = 4 << 20;
 const PAGE = 50;
 const CSRF_BUCKET_MS = HOUR_MS;
 const CSRF_BUCKETS = 12;
+const DEPENDENTS_WAIT_MS = 250;
 
 /**
  * Scripts and styles only from here, nothing framed, forms only to here: a module path or go.mod
@@ -91,6 +92,7 @@ interface Viewer {
 export class WebUi {
   readonly root: string;
   private secret: Promise<Buffer> | null = null;
+  private dependentsAsked = false;
 
   constructor(private readonly d: UiDeps) {
     this.root = `${d.pathPrefix}${UI_PREFIX}`;
@@ -103,6 +105,15 @@ export class WebUi {
     const path = q < 0 ? rest : rest.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1));
     const method = ex.req.method ?? 'GET';
+    // Who depends on what is read from every cached go.mod: begun by the first visit, so that it
+    // is usually done by the time someone opens a module page.
+    if (!this.dependentsAsked) {
+      this.dependentsAsked = true;
+      this.d.dependents.ready().catch((err: unknown) => {
+        this.dependentsAsked = false;
+        this.d.log.warn({ err: (err as Error).message }, 'reading the cached go.mod files for the dependents failed; retried at the next page');
+      });
+    }
     try {
       if (path.startsWith('assets/')) return this.asset(ex, path.slice('assets/'.length));
       if (method === 'POST' && path === 'admin/actions') return await this.action(ex);
@@ -178,7 +189,8 @@ export class WebUi {
     const summary = this.d.index.summary(mod.path);
     // Hidden and absent read the same, so the page tells nobody that a private module exists.
     if (!summary || !this.visibleTo(v.principal)(mod.path)) throw new ProxyError('not-found', `${mod.path} is not in this proxy's cache`);
-    const versions = await this.d.index.details(mod.path);
+    // A small store's dependents are read in a moment: wait that long rather than say "still reading".
+    const [versions] = await Promise.all([this.d.index.details(mod.path), settledWithin(this.d.dependents.ready(), DEPENDENTS_WAIT_MS)]);
     const latest = summary.latest;
     let goMod: { version: string; text: string; file: GoModFile } | null = null;
     if (latest) {
@@ -216,7 +228,7 @@ export class WebUi {
             requires: goMod.file.require.map((r) => ({ ...r, cached: this.d.index.module(r.path) !== undefined && visible(r.path) })),
           }
         : null,
-      dependents: (this.d.dependents.of(mod.path) ?? []).filter((x) => visible(x.path)),
+      dependents: this.d.dependents.of(mod.path)?.filter((x) => visible(x.path)) ?? null,
       csrf: v.isAdmin ? await this.csrfToken(v.principal) : null,
     });
   }
@@ -519,6 +531,18 @@ function jobsOf(status: unknown): JobRow[] {
       next: str(r.nextRun ?? r.next) || '–',
     };
   });
+}
+
+/** Resolves when p settles or after ms, whichever is first; never rejects. */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function str(v: unknown): string {
