@@ -45,7 +45,7 @@ const AUDIT_TAIL_BYTES = 4 << 20;
 const PAGE = 50;
 const CSRF_BUCKET_MS = HOUR_MS;
 const CSRF_BUCKETS = 12;
-const DEPENDENTS_WAIT_MS = 250;
+const HIT_FIGURES_MS = 5_000;
 
 /**
  * Scripts and styles only from here, nothing framed, forms only to here: a module path or go.mod
@@ -93,6 +93,7 @@ export class WebUi {
   readonly root: string;
   private secret: Promise<Buffer> | null = null;
   private dependentsAsked = false;
+  private hitFigures: { at: number; p: Promise<{ hits: number; misses: number }> } | null = null;
 
   constructor(private readonly d: UiDeps) {
     this.root = `${d.pathPrefix}${UI_PREFIX}`;
@@ -143,7 +144,7 @@ export class WebUi {
   private async home(ex: Exchange, v: Viewer): Promise<Html> {
     await this.d.index.ready();
     const totals = this.d.index.totals();
-    const { hits, misses } = await this.d.hitsAndMisses();
+    const { hits, misses } = await this.hitsAndMisses();
     const host = ex.req.headers.host ?? 'localhost';
     const visible = this.visibleTo(v.principal);
     // Only the private patterns this user may read: the others' names are nobody else's business.
@@ -151,11 +152,7 @@ export class WebUi {
       .privateRoutes()
       .filter((r) => !this.d.access || allows(r.read, v.principal))
       .flatMap((r) => r.patterns);
-    const recent = this.d.index
-      .search('', { offset: 0, limit: Number.MAX_SAFE_INTEGER, visible })
-      .modules.sort((a, b) => b.storedMs - a.storedMs)
-      .slice(0, 10)
-      .map((m) => ({ path: m.path, version: m.latest ?? '', storedAt: new Date(m.storedMs).toISOString() }));
+    const recent = this.d.index.recent(10, visible).map((m) => ({ path: m.path, version: m.latest ?? '', storedAt: new Date(m.storedMs).toISOString() }));
     return homePage(v.ctx, {
       proxyUrl: `${this.d.tls ? 'https' : 'http'}://${host}${this.d.pathPrefix}`,
       privatePatterns: privatePatterns.join(','),
@@ -189,8 +186,7 @@ export class WebUi {
     const summary = this.d.index.summary(mod.path);
     // Hidden and absent read the same, so the page tells nobody that a private module exists.
     if (!summary || !this.visibleTo(v.principal)(mod.path)) throw new ProxyError('not-found', `${mod.path} is not in this proxy's cache`);
-    // A small store's dependents are read in a moment: wait that long rather than say "still reading".
-    const [versions] = await Promise.all([this.d.index.details(mod.path), settledWithin(this.d.dependents.ready(), DEPENDENTS_WAIT_MS)]);
+    const versions = await this.d.index.details(mod.path);
     const latest = summary.latest;
     let goMod: { version: string; text: string; file: GoModFile } | null = null;
     if (latest) {
@@ -344,7 +340,7 @@ export class WebUi {
   private statsJson(ex: Exchange, v: Viewer): void {
     const t = this.d.index.totals();
     void v;
-    this.d.hitsAndMisses().then(
+    this.hitsAndMisses().then(
       ({ hits, misses }) => {
         const body = JSON.stringify({
           modules: String(t.modules),
@@ -417,6 +413,23 @@ export class WebUi {
   private visibleTo(p: Principal): (path: string) => boolean {
     if (!this.d.access) return () => true;
     return (path) => allows(this.d.routes.routeFor(path).read, p);
+  }
+
+  /**
+   * The cache's hits and misses, asked for at most once per HIT_FIGURES_MS whoever is looking:
+   * with workers they are gathered from every process, and open home pages poll them.
+   */
+  private hitsAndMisses(): Promise<{ hits: number; misses: number }> {
+    const now = Date.now();
+    if (!this.hitFigures || now - this.hitFigures.at > HIT_FIGURES_MS) {
+      const p = this.d.hitsAndMisses();
+      this.hitFigures = { at: now, p };
+      // A failure is not kept: the next page asks again.
+      p.catch(() => {
+        if (this.hitFigures?.p === p) this.hitFigures = null;
+      });
+    }
+    return this.hitFigures.p;
   }
 
   private async part(name: string): Promise<unknown> {
@@ -531,18 +544,6 @@ function jobsOf(status: unknown): JobRow[] {
       next: str(r.nextRun ?? r.next) || '–',
     };
   });
-}
-
-/** Resolves when p settles or after ms, whichever is first; never rejects. */
-function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.then(
-      () => undefined,
-      () => undefined,
-    ),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-  ]).finally(() => clearTimeout(timer));
 }
 
 function str(v: unknown): string {
