@@ -231,6 +231,34 @@ describe('an administrator', () => {
     expect(await page.locator('table.audit tbody tr', { hasText: 'v1.0.0' }).count()).toBe(0);
   });
 
+  test('refreshes a module’s list through the confirmation page: the next list comes from the upstream again', async () => {
+    const list = `/${HELPER}/@v/list`;
+    const fetchList = async (): Promise<string> => {
+      const res = await request(`${proxy.url}${list}`);
+      expect(res.statusCode).toBe(200);
+      return res.body.text();
+    };
+    expect(await fetchList()).toBe('v0.1.0\n');
+    const asked = upstream.count(list);
+    // Cached: a second list is not asked of the upstream.
+    await fetchList();
+    expect(upstream.count(list)).toBe(asked);
+
+    const { page } = await open({ credentials: ADMIN() });
+    await page.goto(ui(`modules/${HELPER}`));
+    await page.getByRole('link', { name: 'Refresh list…' }).click();
+    expect(await page.locator('h1').textContent()).toBe(`Invalidate ${HELPER}?`);
+    await page.getByRole('button', { name: 'Yes, invalidate' }).click();
+    expect(await page.locator('h1').textContent()).toBe('Done');
+    expect(await page.locator('.notice').textContent()).toBe(`The cached list and @latest of ${HELPER} were dropped everywhere.`);
+    await fetchList();
+    expect(upstream.count(list)).toBe(asked + 1);
+    await page.goto(ui(`admin/audit?user=ops&module=${encodeURIComponent(HELPER)}`));
+    await expect
+      .poll(async () => (await page.reload(), page.locator('table.audit tbody tr').filter({ hasText: 'admin' }).filter({ hasText: '200' }).count()))
+      .toBe(1);
+  });
+
   test('actions refuse a form without the CSRF token, with a wrong one, or from another site; nothing is purged', async () => {
     const { page } = await open({ credentials: ADMIN() });
     await page.goto(ui(`admin/confirm?action=purge&module=${WIDGET}&version=v1.0.0`));
