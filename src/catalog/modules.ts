@@ -149,10 +149,12 @@ export class ModuleIndex {
     for (const c of changes) applyTo(this.modules, c, () => (this.sorted = null));
   }
 
-  totals(): IndexTotals {
-    if (this.totalsCache) return { ...this.totalsCache };
+  /** What the store holds; with `visible`, only the modules it lets through (a viewer's share, not cached). */
+  totals(visible?: (path: string) => boolean): IndexTotals {
+    if (!visible && this.totalsCache) return { ...this.totalsCache };
     const t: IndexTotals = { modules: 0, versions: 0, bytes: 0, zips: 0, zipBytes: 0 };
     for (const m of this.modules.values()) {
+      if (visible && !visible(m.path)) continue;
       t.modules++;
       for (const v of m.versions.values()) {
         if (v.mod !== undefined) t.versions++;
@@ -163,7 +165,7 @@ export class ModuleIndex {
         }
       }
     }
-    this.totalsCache = t;
+    if (!visible) this.totalsCache = t;
     return { ...t };
   }
 

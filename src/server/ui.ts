@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { allows, credentialsOf, decide, type Access, type Principal } from '../access/index.js';
 import type { BlobStore } from '../cache/blobstore.js';
 import { STATE_PREFIX, artifactKey } from '../cache/keys.js';
-import type { Dependents, ModuleIndex } from '../catalog/index.js';
+import type { Dependents, IndexTotals, ModuleIndex } from '../catalog/index.js';
 import { ProxyError } from '../errors.js';
 import { escapeVersion, isRetracted, parseGoMod, retractionRationales, type GoModFile } from '../module/index.js';
 import type { AdminApi } from './admin.js';
@@ -143,7 +143,7 @@ export class WebUi {
 
   private async home(ex: Exchange, v: Viewer): Promise<Html> {
     await this.d.index.ready();
-    const totals = this.d.index.totals();
+    const totals = this.totalsFor(v.principal);
     const { hits, misses } = await this.hitsAndMisses();
     const host = ex.req.headers.host ?? 'localhost';
     const visible = this.visibleTo(v.principal);
@@ -338,8 +338,7 @@ export class WebUi {
   }
 
   private statsJson(ex: Exchange, v: Viewer): void {
-    const t = this.d.index.totals();
-    void v;
+    const t = this.totalsFor(v.principal);
     this.hitsAndMisses().then(
       ({ hits, misses }) => {
         const body = JSON.stringify({
@@ -413,6 +412,11 @@ export class WebUi {
   private visibleTo(p: Principal): (path: string) => boolean {
     if (!this.d.access) return () => true;
     return (path) => allows(this.d.routes.routeFor(path).read, p);
+  }
+
+  /** The totals of what this user may read: counting modules they may not would tell of them. */
+  private totalsFor(p: Principal): IndexTotals {
+    return this.d.access && this.d.routes.restricted ? this.d.index.totals(this.visibleTo(p)) : this.d.index.totals();
   }
 
   /**

@@ -131,6 +131,10 @@ describe('ModuleIndex', () => {
     // What a caller does with the totals it got does not change the next caller's.
     index.totals().modules = 99;
     expect(index.totals().modules).toBe(1);
+    // A viewer's share: only what it may see, and the whole stays as it was.
+    index.apply([change('corp.example/secret', 'v1.0.0', 'mod', 5)]);
+    expect(index.totals((p) => !p.startsWith('corp.'))).toMatchObject({ modules: 1, versions: 1, bytes: 2 });
+    expect(index.totals()).toMatchObject({ modules: 2, bytes: 7 });
   });
 
   it('lists the modules stored most recently, newest first, among those the caller may read', () => {

@@ -319,10 +319,15 @@ describe('private modules', () => {
     expect(hidden).toEqual(await answer(MISSING));
     await anon.goto(ui());
     expect(await anon.locator('main').textContent()).not.toContain('gmp-ui-corp');
+    // Not even counted: five public modules, and the JSON the live counters read says the same.
+    expect(await anon.locator('[data-stat=modules]').textContent()).toBe('5');
+    const versions = await anon.locator('[data-stat=versions]').textContent();
+    expect(JSON.parse(await (await anon.request.get(ui('stats.json'))).text())).toMatchObject({ modules: '5', versions });
     await anon.goto(ui(`modules/${HELPER}`));
     await expect.poll(async () => (await anon.reload(), texts(anon, '.dependents a')), { timeout: 30_000 }).toEqual([HOSTILE, WIDGET]);
 
     const dev = (await open({ credentials: DEV })).page;
+    expect(await dev.locator('[data-stat=modules]').textContent()).toBe('6');
     // Its reader is told to keep it from the checksum database.
     expect(await dev.locator('pre code').first().textContent()).toBe(`go env -w GOPROXY=${proxy.url}\ngo env -w GONOSUMDB=github.com/gmp-ui-corp/*`);
     await dev.goto(ui('search?q=gmp-ui-corp'));
