@@ -51,7 +51,7 @@ let opsToken: string;
 let browser: Browser;
 
 const ui = (p = ''): string => `${proxy.url}/-/ui/${p}`;
-const ADMIN = (): ContextOptions['credentials'] => ({ username: 'ops', password: opsToken });
+const asAdmin = (): ContextOptions['credentials'] => ({ username: 'ops', password: opsToken });
 const DEV = { username: 'dev', password: DEV_PASSWORD };
 
 beforeAll(async () => {
@@ -195,7 +195,7 @@ describe('anyone', () => {
 
 describe('an administrator', () => {
   test('signs in with a token, purges a version through the confirmation page: it is gone, and the audit page shows it', async () => {
-    const { page } = await open({ credentials: ADMIN() });
+    const { page } = await open({ credentials: asAdmin() });
     expect(await texts(page, 'nav[aria-label=Main] a')).toEqual(['Home', 'Modules', 'Operations', 'Audit log']);
     await page.goto(ui(`modules/${PURGE}`));
     expect(await texts(page, 'table.versions tbody td:first-child')).toEqual(['v1.1.0', 'v1.0.0']);
@@ -244,7 +244,7 @@ describe('an administrator', () => {
     await fetchList();
     expect(upstream.count(list)).toBe(asked);
 
-    const { page } = await open({ credentials: ADMIN() });
+    const { page } = await open({ credentials: asAdmin() });
     await page.goto(ui(`modules/${HELPER}`));
     await page.getByRole('link', { name: 'Refresh list…' }).click();
     expect(await page.locator('h1').textContent()).toBe(`Invalidate ${HELPER}?`);
@@ -260,7 +260,7 @@ describe('an administrator', () => {
   });
 
   test('actions refuse a form without the CSRF token, with a wrong one, or from another site; nothing is purged', async () => {
-    const { page } = await open({ credentials: ADMIN() });
+    const { page } = await open({ credentials: asAdmin() });
     await page.goto(ui(`admin/confirm?action=purge&module=${WIDGET}&version=v1.0.0`));
     const csrf = (await page.locator('input[name=csrf]').getAttribute('value')) as string;
     expect(csrf).toMatch(/^[\w-]{20,}$/);
@@ -345,7 +345,7 @@ describe('private modules', () => {
 
 describe('hostile strings', () => {
   test('go.mod text, a deprecation, a retraction rationale and query strings render as text and run nothing', async () => {
-    const w = await open({ credentials: ADMIN() });
+    const w = await open({ credentials: asAdmin() });
     const { page } = w;
     const inert = async (): Promise<void> => {
       expect(await page.locator('script').count()).toBe(1);
@@ -435,7 +435,7 @@ describe('every page', () => {
   ];
 
   test('in light and dark, at 390 and 1440 px: no serious accessibility violation, nothing wider than the window; screenshots', async () => {
-    const { page } = await open({ credentials: ADMIN() });
+    const { page } = await open({ credentials: asAdmin() });
     const problems: string[] = [];
     for (const scheme of ['light', 'dark'] as Scheme[]) {
       await page.emulateMedia({ colorScheme: scheme });
