@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 # Debian packages: nginx and wrk (load benchmark references), time (memory figures),
 # slapd and ldap-utils (a real OpenLDAP for the LDAP tests), python3 (its http.server is an
 # HTTP/1.0 upstream that closes every connection), redis-server (the Redis coordination's tests
-# and the cluster e2e test use the machine's Redis and start servers of their own).
+# and the cluster e2e test use the machine's Redis and start servers of their own), chromium (the
+# web UI's browser tests drive it headless through playwright-core, which brings no browser).
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -16,6 +17,7 @@ command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x "${GMP_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

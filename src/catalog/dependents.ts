@@ -70,7 +70,8 @@ export class Dependents {
         await this.read(w.path, w.version).catch(() => undefined);
       }
     };
-    await Promise.all(Array.from({ length: 16 }, worker));
+    // Few at a time: this runs beside the pages and the hot path, and is not in a hurry.
+    await Promise.all(Array.from({ length: 4 }, worker));
     this.built = true;
     this.log.info({ modFiles: work.length, ms: Date.now() - started }, 'read the requirements of every cached go.mod');
   }

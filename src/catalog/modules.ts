@@ -83,6 +83,10 @@ export class ModuleIndex {
   private modules = new Map<string, IndexedModule>();
   /** Module paths in order, rebuilt lazily after a module comes or goes. */
   private sorted: string[] | null = null;
+  /** The same paths lower-cased, index for index (a search compares each, every time). */
+  private lowered: string[] | null = null;
+  /** Dropped by any change: pages that show the totals ask for them on every view. */
+  private totalsCache: IndexTotals | null = null;
   private building: Promise<void> | null = null;
   private built = false;
   /** Changes applied while a walk runs: reapplied over its result, which may predate them. */
@@ -107,6 +111,7 @@ export class ModuleIndex {
         const during = this.duringWalk ?? [];
         this.modules = fresh;
         this.sorted = null;
+        this.totalsCache = null;
         this.built = true;
         this.apply(during);
         const t = this.totals();
@@ -140,12 +145,16 @@ export class ModuleIndex {
   /** Artifacts stored or removed, here or in another process. */
   apply(changes: readonly StoreChange[]): void {
     this.duringWalk?.push(...changes);
+    if (changes.length > 0) this.totalsCache = null;
     for (const c of changes) applyTo(this.modules, c, () => (this.sorted = null));
   }
 
-  totals(): IndexTotals {
+  /** What the store holds; with `visible`, only the modules it lets through (a viewer's share, not cached). */
+  totals(visible?: (path: string) => boolean): IndexTotals {
+    if (!visible && this.totalsCache) return { ...this.totalsCache };
     const t: IndexTotals = { modules: 0, versions: 0, bytes: 0, zips: 0, zipBytes: 0 };
     for (const m of this.modules.values()) {
+      if (visible && !visible(m.path)) continue;
       t.modules++;
       for (const v of m.versions.values()) {
         if (v.mod !== undefined) t.versions++;
@@ -156,7 +165,8 @@ export class ModuleIndex {
         }
       }
     }
-    return t;
+    if (!visible) this.totalsCache = t;
+    return { ...t };
   }
 
   /**
@@ -167,18 +177,36 @@ export class ModuleIndex {
     const needle = q.trim().toLowerCase();
     const prefixed: string[] = [];
     const containing: string[] = [];
-    for (const p of this.paths()) {
-      if (opts.visible && !opts.visible(p)) continue;
-      if (needle === '') prefixed.push(p);
-      else {
-        const at = p.toLowerCase().indexOf(needle);
-        if (at === 0) prefixed.push(p);
-        else if (at > 0) containing.push(p);
-      }
+    const paths = this.paths();
+    const lowered = (this.lowered ??= paths.map((p) => p.toLowerCase()));
+    for (let i = 0; i < paths.length; i++) {
+      const p = paths[i] as string;
+      // The match first: the caller's visibility (a route lookup and an access rule) costs more.
+      const at = needle === '' ? 0 : (lowered[i] as string).indexOf(needle);
+      if (at < 0 || (opts.visible && !opts.visible(p))) continue;
+      (at === 0 ? prefixed : containing).push(p);
     }
     const all = prefixed.concat(containing);
     const page = all.slice(opts.offset, opts.offset + opts.limit);
     return { total: all.length, modules: page.map((p) => summarize(this.modules.get(p) as IndexedModule)) };
+  }
+
+  /** The `limit` modules stored most recently, newest first, among those `visible` lets through. */
+  recent(limit: number, visible?: (path: string) => boolean): ModuleSummary[] {
+    if (limit <= 0) return [];
+    // One pass keeping the newest few, rather than summarizing and sorting every module.
+    const top: { m: IndexedModule; storedMs: number }[] = [];
+    for (const m of this.modules.values()) {
+      let storedMs = 0;
+      for (const v of m.versions.values()) if (v.storedMs > storedMs) storedMs = v.storedMs;
+      if (top.length === limit && storedMs <= (top[top.length - 1] as { storedMs: number }).storedMs) continue;
+      if (visible && !visible(m.path)) continue;
+      let at = top.length;
+      while (at > 0 && (top[at - 1] as { storedMs: number }).storedMs < storedMs) at--;
+      top.splice(at, 0, { m, storedMs });
+      if (top.length > limit) top.pop();
+    }
+    return top.map((x) => summarize(x.m));
   }
 
   module(path: string): IndexedModule | undefined {
@@ -249,7 +277,10 @@ export class ModuleIndex {
   }
 
   private paths(): string[] {
-    this.sorted ??= [...this.modules.keys()].sort();
+    if (!this.sorted) {
+      this.sorted = [...this.modules.keys()].sort();
+      this.lowered = null;
+    }
     return this.sorted;
   }
 

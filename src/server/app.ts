@@ -91,6 +91,8 @@ export class ProxyApp {
   private readonly ui: WebUi;
   private readonly uiPrefix: string;
   private readonly rootPath: string;
+  /** /-/ui without its slash, where a typed address often ends. */
+  private readonly uiRoot: string;
   /** The vulnerability database's mirror; null when vulndb.enabled is off. */
   readonly vulndb: VulnMirror | null;
   private readonly vulnService: VulnService | null;
@@ -213,6 +215,7 @@ export class ProxyApp {
     this.history = new History(async () => sampleOf(await metricsText(), this.index.totals().bytes));
     this.uiPrefix = `${this.prefix}${UI_PREFIX}`;
     this.rootPath = `${this.prefix}/`;
+    this.uiRoot = this.uiPrefix.slice(0, -1);
     this.ui = new WebUi({
       pathPrefix: this.prefix,
       access: o.access ?? null,
@@ -271,7 +274,7 @@ export class ProxyApp {
       return;
     }
     // A browser at the server's address gets the UI; the go command never asks for "/".
-    if (req.url === this.rootPath && WebUi.wantsPage(req.headers.accept)) {
+    if ((req.url === this.rootPath || req.url === this.uiRoot) && WebUi.wantsPage(req.headers.accept)) {
       res.writeHead(302, ['Location', this.uiPrefix, 'Cache-Control', 'no-store', 'Content-Length', '0']);
       res.end();
       ex.finish(302, 0);

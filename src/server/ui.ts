@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { allows, credentialsOf, decide, type Access, type Principal } from '../access/index.js';
 import type { BlobStore } from '../cache/blobstore.js';
 import { STATE_PREFIX, artifactKey } from '../cache/keys.js';
-import type { Dependents, ModuleIndex } from '../catalog/index.js';
+import type { Dependents, IndexTotals, ModuleIndex } from '../catalog/index.js';
 import { ProxyError } from '../errors.js';
 import { escapeVersion, isRetracted, parseGoMod, retractionRationales, type GoModFile } from '../module/index.js';
 import type { AdminApi } from './admin.js';
@@ -45,6 +45,7 @@ const AUDIT_TAIL_BYTES = 4 << 20;
 const PAGE = 50;
 const CSRF_BUCKET_MS = HOUR_MS;
 const CSRF_BUCKETS = 12;
+const HIT_FIGURES_MS = 5_000;
 
 /**
  * Scripts and styles only from here, nothing framed, forms only to here: a module path or go.mod
@@ -91,6 +92,8 @@ interface Viewer {
 export class WebUi {
   readonly root: string;
   private secret: Promise<Buffer> | null = null;
+  private dependentsAsked = false;
+  private hitFigures: { at: number; p: Promise<{ hits: number; misses: number }> } | null = null;
 
   constructor(private readonly d: UiDeps) {
     this.root = `${d.pathPrefix}${UI_PREFIX}`;
@@ -103,6 +106,15 @@ export class WebUi {
     const path = q < 0 ? rest : rest.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1));
     const method = ex.req.method ?? 'GET';
+    // Who depends on what is read from every cached go.mod: begun by the first visit, so that it
+    // is usually done by the time someone opens a module page.
+    if (!this.dependentsAsked) {
+      this.dependentsAsked = true;
+      this.d.dependents.ready().catch((err: unknown) => {
+        this.dependentsAsked = false;
+        this.d.log.warn({ err: (err as Error).message }, 'reading the cached go.mod files for the dependents failed; retried at the next page');
+      });
+    }
     try {
       if (path.startsWith('assets/')) return this.asset(ex, path.slice('assets/'.length));
       if (method === 'POST' && path === 'admin/actions') return await this.action(ex);
@@ -113,7 +125,7 @@ export class WebUi {
       if (path === 'stats.json') return this.statsJson(ex, viewer);
       if (path === 'search' || path === 'search/results') return await this.search(ex, viewer, query, path === 'search/results');
       if (path.startsWith('modules/')) return this.page(ex, await this.module(ex, viewer, decode(path.slice('modules/'.length))));
-      if (path === 'admin') return this.page(ex, this.ops(viewer, query));
+      if (path === 'admin') return this.page(ex, await this.ops(viewer, query));
       if (path === 'admin/audit') return this.page(ex, await this.auditLog(viewer, query));
       if (path === 'admin/confirm') return this.page(ex, await this.confirm(viewer, query));
       throw new ProxyError('not-found', 'no such page');
@@ -131,8 +143,8 @@ export class WebUi {
 
   private async home(ex: Exchange, v: Viewer): Promise<Html> {
     await this.d.index.ready();
-    const totals = this.d.index.totals();
-    const { hits, misses } = await this.d.hitsAndMisses();
+    const totals = this.totalsFor(v.principal);
+    const { hits, misses } = await this.hitsAndMisses();
     const host = ex.req.headers.host ?? 'localhost';
     const visible = this.visibleTo(v.principal);
     // Only the private patterns this user may read: the others' names are nobody else's business.
@@ -140,11 +152,7 @@ export class WebUi {
       .privateRoutes()
       .filter((r) => !this.d.access || allows(r.read, v.principal))
       .flatMap((r) => r.patterns);
-    const recent = this.d.index
-      .search('', { offset: 0, limit: Number.MAX_SAFE_INTEGER, visible })
-      .modules.sort((a, b) => b.storedMs - a.storedMs)
-      .slice(0, 10)
-      .map((m) => ({ path: m.path, version: m.latest ?? '', storedAt: new Date(m.storedMs).toISOString() }));
+    const recent = this.d.index.recent(10, visible).map((m) => ({ path: m.path, version: m.latest ?? '', storedAt: new Date(m.storedMs).toISOString() }));
     return homePage(v.ctx, {
       proxyUrl: `${this.d.tls ? 'https' : 'http'}://${host}${this.d.pathPrefix}`,
       privatePatterns: privatePatterns.join(','),
@@ -216,18 +224,18 @@ export class WebUi {
             requires: goMod.file.require.map((r) => ({ ...r, cached: this.d.index.module(r.path) !== undefined && visible(r.path) })),
           }
         : null,
-      dependents: (this.d.dependents.of(mod.path) ?? []).filter((x) => visible(x.path)),
+      dependents: this.d.dependents.of(mod.path)?.filter((x) => visible(x.path)) ?? null,
       csrf: v.isAdmin ? await this.csrfToken(v.principal) : null,
     });
   }
 
-  private ops(v: Viewer, query: URLSearchParams): Html {
+  private async ops(v: Viewer, query: URLSearchParams): Promise<Html> {
     this.requireAdmin(v);
     const window = query.get('window') === 'day' ? 'day' : 'hour';
     const points = this.d.history.points(window);
     const ids = new Set<string>();
     for (const p of points) for (const id of Object.keys(p.upstreams)) ids.add(id);
-    const gc = this.d.statusParts.get('gc')?.() as { maxBytes?: number | null; summary?: string } | undefined;
+    const gc = (await this.part('gc')) as GcView | undefined;
     return opsPage(v.ctx, {
       window,
       spanMs: window === 'day' ? DAY_MS : HOUR_MS,
@@ -237,9 +245,9 @@ export class WebUi {
       upstreamMs: [...ids].map((id) => ({ id, points: points.map((p) => ({ t: p.t, v: p.upstreams[id]?.ms ?? null })) })),
       upstreams: upstreams(this.d.routes),
       gcLimit: gc?.maxBytes ?? null,
-      gc: gc?.summary ?? null,
+      gc: gc ? gcLine(gc) : null,
       sumdb: this.d.sumdb ? `${this.d.sumdb.name}: public modules are checked against it before they are stored` : null,
-      jobs: jobsOf(this.d.statusParts.get('sync')?.()),
+      jobs: jobsOf(await this.part('sync')),
     });
   }
 
@@ -330,9 +338,8 @@ export class WebUi {
   }
 
   private statsJson(ex: Exchange, v: Viewer): void {
-    const t = this.d.index.totals();
-    void v;
-    this.d.hitsAndMisses().then(
+    const t = this.totalsFor(v.principal);
+    this.hitsAndMisses().then(
       ({ hits, misses }) => {
         const body = JSON.stringify({
           modules: String(t.modules),
@@ -405,6 +412,28 @@ export class WebUi {
   private visibleTo(p: Principal): (path: string) => boolean {
     if (!this.d.access) return () => true;
     return (path) => allows(this.d.routes.routeFor(path).read, p);
+  }
+
+  /** The totals of what this user may read: counting modules they may not would tell of them. */
+  private totalsFor(p: Principal): IndexTotals {
+    return this.d.access && this.d.routes.restricted ? this.d.index.totals(this.visibleTo(p)) : this.d.index.totals();
+  }
+
+  /**
+   * The cache's hits and misses, asked for at most once per HIT_FIGURES_MS whoever is looking:
+   * with workers they are gathered from every process, and open home pages poll them.
+   */
+  private hitsAndMisses(): Promise<{ hits: number; misses: number }> {
+    const now = Date.now();
+    if (!this.hitFigures || now - this.hitFigures.at > HIT_FIGURES_MS) {
+      const p = this.d.hitsAndMisses();
+      this.hitFigures = { at: now, p };
+      // A failure is not kept: the next page asks again.
+      p.catch(() => {
+        if (this.hitFigures?.p === p) this.hitFigures = null;
+      });
+    }
+    return this.hitFigures.p;
   }
 
   private async part(name: string): Promise<unknown> {
@@ -514,11 +543,39 @@ function jobsOf(status: unknown): JobRow[] {
     return {
       name: str(r.name),
       schedule: str(r.schedule),
-      lastRun: str(last.startedAt ?? r.lastRunAt) || '–',
-      result: r.running === true ? 'running' : str(last.result ?? last.state ?? r.lastResult) || 'not run yet',
-      next: str(r.nextRun ?? r.next) || '–',
+      lastRun: str(last.started) || '–',
+      result:
+        r.running === true
+          ? 'running'
+          : last.result
+            ? `${str(last.result)}: ${str(last.versionsAdded)} added, ${str(last.failures)} failed`
+            : str(r.disabled) || 'not run yet',
+      next: str(r.nextRun) || '–',
     };
   });
+}
+
+/** What the server's gc status part says (see gcSummary in index.ts). */
+interface GcView {
+  maxBytes: number | null;
+  maxAgeMs: number | null;
+  schedule: { cron: string } | null;
+  lastRun: { finishedAt: string; freedBytes: number; bytesAfter: number; underLimit: boolean } | null;
+}
+
+function gcLine(g: GcView): string {
+  if (g.maxBytes === null && g.maxAgeMs === null) return 'no limit set (gc.maxBytes, gc.maxAge)';
+  const limits = [
+    g.maxBytes !== null ? `at most ${formatBytes(g.maxBytes)}` : '',
+    g.maxAgeMs !== null ? `evicted after ${Math.round(g.maxAgeMs / 86_400_000)} days unserved` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const when = g.schedule ? `, on schedule ${g.schedule.cron}` : ', only when gomodproxy gc runs';
+  const last = g.lastRun
+    ? `; last run ${g.lastRun.finishedAt}: freed ${formatBytes(g.lastRun.freedBytes)}, ${formatBytes(g.lastRun.bytesAfter)} left${g.lastRun.underLimit ? '' : ' (still over the limit)'}`
+    : '; not run yet';
+  return `Module data ${limits}${when}${last}.`;
 }
 
 function str(v: unknown): string {

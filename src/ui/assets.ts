@@ -23,6 +23,7 @@ body { margin: 0; background: var(--bg); color: var(--fg); }
 a { color: var(--accent); }
 a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 .skip { position: absolute; left: -999px; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
 .skip:focus { left: 1rem; top: 1rem; background: var(--bg); padding: .5rem; z-index: 2; }
 header.top { border-bottom: 1px solid var(--line); background: var(--card); }
 header.top .bar { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center; max-width: 76rem; margin: 0 auto; padding: .75rem 1rem; }
@@ -39,10 +40,13 @@ p, li { overflow-wrap: anywhere; }
 .card .label { color: var(--muted); font-size: .85rem; display: block; }
 .card .value { font-size: 1.4rem; font-weight: 600; }
 pre, code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; }
-pre { background: var(--code); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; overflow-x: auto; white-space: pre; }
+/* Wrapped rather than scrolled: a phone shows a whole go.mod line, and nothing needs a scroll key. */
+pre { background: var(--code); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; white-space: pre-wrap; overflow-wrap: anywhere; }
 code { background: var(--code); padding: .1rem .3rem; border-radius: 4px; overflow-wrap: anywhere; }
 pre code { background: none; padding: 0; }
 .table { overflow-x: auto; }
+.table:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
+td code, .tag, time { white-space: nowrap; overflow-wrap: normal; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: .85rem; color: var(--muted); font-weight: 600; }
@@ -66,8 +70,12 @@ svg.chart { width: 100%; height: auto; display: block; }
 svg.chart .grid { stroke: var(--line); stroke-width: 1; }
 svg.chart .line { fill: none; stroke: var(--accent); stroke-width: 2; }
 svg.chart .area { fill: var(--accent); opacity: .12; }
-svg.chart text { fill: var(--muted); font-size: 11px; }
+svg.chart text { fill: var(--muted); font-size: 12px; }
 .pager { display: flex; gap: 1rem; margin: 1rem 0; }
+form.filters { display: flex; flex-wrap: wrap; align-items: end; gap: .75rem 1rem; margin: 1rem 0; }
+form.filters div { display: flex; flex-direction: column; gap: .2rem; min-width: 0; }
+form.filters label { font-size: .9rem; color: var(--muted); }
+svg.chart .empty { fill: var(--muted); font-size: 14px; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; overflow-wrap: anywhere; }
@@ -76,6 +84,15 @@ footer { max-width: 76rem; margin: 2rem auto; padding: 1rem; color: var(--muted)
   h1 { font-size: 1.3rem; }
   header.top .who { margin-left: 0; width: 100%; }
   .hide-narrow { display: none; }
+  /* Wide tables become one block per row, each value under its column's name. */
+  table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; }
+  table.stack tr { border-bottom: 1px solid var(--line); padding: .4rem 0; }
+  table.stack td { border: 0; padding: .1rem 0; text-align: left; }
+  table.stack td.hide-narrow { display: block; }
+  table.stack td.empty { display: none; }
+  table.stack td.act { padding-left: 5.5rem; }
+  table.stack td[data-label]::before { content: attr(data-label); display: inline-block; min-width: 5.5rem; color: var(--muted); font-size: .85rem; }
 }
 `;
 
@@ -94,10 +111,17 @@ const JS = `
       timer = setTimeout(async () => {
         const mine = ++seq;
         const url = form.getAttribute('data-instant') + '?q=' + encodeURIComponent(input.value);
-        const res = await fetch(url, { headers: { accept: 'text/html' }, credentials: 'same-origin' });
-        if (!res.ok || mine !== seq) return;
-        results.innerHTML = await res.text();
-        history.replaceState(null, '', form.action + '?q=' + encodeURIComponent(input.value));
+        try {
+          const res = await fetch(url, { headers: { accept: 'text/html' }, credentials: 'same-origin' });
+          if (!res.ok || mine !== seq) return;
+          const text = await res.text();
+          // A later keystroke's answer may have landed while this one's body was read.
+          if (mine !== seq) return;
+          results.innerHTML = text;
+          history.replaceState(null, '', form.action + '?q=' + encodeURIComponent(input.value));
+        } catch {
+          // Offline or the server went away: the form still submits.
+        }
       }, 120);
     });
   }

@@ -22,9 +22,11 @@ export interface ChartOptions {
   mark?: { v: number; label: string };
 }
 
-const W = 600;
-const H = 160;
-const PAD = { left: 56, right: 8, top: 10, bottom: 22 };
+// Near the size a chart is shown at (a third of a wide page, or a phone's width), so that its
+// 12 px labels stay about 12 px on screen.
+const W = 360;
+const H = 150;
+const PAD = { left: 52, right: 8, top: 10, bottom: 22 };
 
 export function lineChart(points: readonly Point[], o: ChartOptions): Html {
   const now = o.now ?? Date.now();
@@ -74,6 +76,9 @@ export function lineChart(points: readonly Point[], o: ChartOptions): Html {
     `<text x="${W - PAD.right}" y="${H - 6}" text-anchor="end">now</text>` +
     mark +
     lines +
+    (values.length === 0
+      ? `<text class="empty" x="${(PAD.left + W - PAD.right) / 2}" y="${(PAD.top + H - PAD.bottom) / 2 + 5}" text-anchor="middle">no samples yet</text>`
+      : '') +
     `</svg>`;
   return trusted(svg);
 }

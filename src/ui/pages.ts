@@ -53,6 +53,14 @@ ${body}
 `;
 }
 
+/**
+ * A table that may be wider than a phone scrolls inside its box; the box takes the keyboard focus
+ * so that it can be scrolled without a mouse, and its name says what it holds.
+ */
+function tableBox(label: string, table: Html): Html {
+  return html`<div class="table" role="region" aria-label="${label}" tabindex="0">${table}</div>`;
+}
+
 // ---- home ----
 
 export interface UpstreamView {
@@ -92,6 +100,8 @@ export interface HomeView {
 
 export function homePage(ctx: PageContext, v: HomeView): Html {
   const r = ctx.root;
+  // Built outside the template: a formatter may fold the template's own line breaks, and these two are commands.
+  const goEnv = [`go env -w GOPROXY=${v.proxyUrl}`, ...(v.privatePatterns ? [`go env -w GONOSUMDB=${v.privatePatterns}`] : [])].join('\n');
   return layout(
     ctx,
     'Home',
@@ -100,17 +110,18 @@ export function homePage(ctx: PageContext, v: HomeView): Html {
         This server is a <code>GOPROXY</code>: it serves Go modules, keeps every version it has served, and checks public ones against the checksum database.
       </p>
       <h2 id="use">Use it</h2>
-      <pre><code>go env -w GOPROXY=${v.proxyUrl}${v.privatePatterns ? html` go env -w GONOSUMDB=${v.privatePatterns}` : ''}</code></pre>
+      <pre><code>${goEnv}</code></pre>
       ${
         v.authOn
           ? html`<p>
-                Sign-in is required for some modules. Put your credentials in <code>~/.netrc</code> (the go command matches the host <em>with</em> its port):
+                Sign-in is required for some modules. Put your credentials in <code>~/.netrc</code> (the go command matches the host <em>with</em> its
+                port${v.proxyUrl.startsWith('https:') ? '' : html`, and sends them over https only: reach this server through TLS`}):
               </p>
               <pre><code>machine ${v.host} login YOUR-USER password YOUR-TOKEN</code></pre>`
           : ''
       }
       <form class="search" role="search" action="${r}search" method="get" data-instant="${r}search/results">
-        <label for="q" class="skip">Search modules</label>
+        <label for="q" class="visually-hidden">Search modules</label>
         <input id="q" type="search" name="q" placeholder="Search modules by path" autocomplete="off" />
         <button type="submit">Search</button>
       </form>
@@ -138,7 +149,7 @@ export function homePage(ctx: PageContext, v: HomeView): Html {
         v.recent.length === 0
           ? html`<p class="muted">Nothing yet.</p>`
           : html`<ul>
-              ${v.recent.map((x) => html`<li><a href="${uiPath(r, 'modules', x.path)}">${x.path}</a> <code>${x.version}</code> <span class="muted">${x.storedAt}</span></li>`)}
+              ${v.recent.map((x) => html`<li><a href="${uiPath(r, 'modules', x.path)}">${x.path}</a> <code>${x.version}</code> <span class="muted">${timeOf(x.storedAt)}</span></li>`)}
             </ul>`
       }`,
     { live: true },
@@ -147,8 +158,9 @@ export function homePage(ctx: PageContext, v: HomeView): Html {
 
 export function upstreamTable(ups: readonly UpstreamView[]): Html {
   if (ups.length === 0) return html`<p class="muted">No upstream proxies (direct from version control only).</p>`;
-  return html`<div class="table">
-    <table>
+  return tableBox(
+    'Upstreams',
+    html`<table class="stack">
       <thead>
         <tr>
           <th scope="col">Upstream</th>
@@ -160,16 +172,16 @@ export function upstreamTable(ups: readonly UpstreamView[]): Html {
         ${ups.map(
           (u) =>
             html`<tr>
-              <td><code>${u.id}</code></td>
-              <td>
+              <td data-label="Upstream"><code>${u.id}</code></td>
+              <td data-label="State">
                 ${u.healthy ? html`<span class="tag ok">healthy</span>` : html`<span class="tag bad">resting ${Math.ceil(u.restingForMs / 1000)} s</span>`}
               </td>
-              <td>${u.lastFailure ?? html`<span class="muted">none</span>`}</td>
+              <td data-label="Last failure">${u.lastFailure ?? html`<span class="muted">none</span>`}</td>
             </tr>`,
         )}
       </tbody>
-    </table>
-  </div>`;
+    </table>`,
+  );
 }
 
 // ---- search ----
@@ -198,8 +210,9 @@ export function searchResults(ctx: PageContext, v: SearchView): Html {
   return html`<p class="muted" aria-live="polite">
       ${v.total} module${v.total === 1 ? '' : 's'}${v.total > v.modules.length ? html`, ${from}–${to} shown` : ''}
     </p>
-    <div class="table">
-      <table>
+    ${tableBox(
+      'Matching modules',
+      html`<table>
         <thead>
           <tr>
             <th scope="col">Module</th>
@@ -219,8 +232,8 @@ export function searchResults(ctx: PageContext, v: SearchView): Html {
               </tr>`,
           )}
         </tbody>
-      </table>
-    </div>
+      </table>`,
+    )}
     <nav class="pager" aria-label="Pages">
       ${v.offset > 0 ? html`<a href="${page(Math.max(0, v.offset - v.limit))}">Previous</a>` : ''}${to < v.total ? html`<a href="${page(to)}">Next</a>` : ''}
     </nav>`;
@@ -233,7 +246,7 @@ export function searchPage(ctx: PageContext, v: SearchView): Html {
     v.q ? `Modules matching ${v.q}` : 'Modules',
     html`<h1>Modules</h1>
       <form class="search" role="search" action="${r}search" method="get" data-instant="${r}search/results">
-        <label for="q" class="skip">Search modules</label>
+        <label for="q" class="visually-hidden">Search modules</label>
         <input id="q" type="search" name="q" value="${v.q}" placeholder="Module path or part of it" autocomplete="off" />
         <button type="submit">Search</button>
       </form>
@@ -268,7 +281,8 @@ export interface ModuleView {
   deprecated: string | null;
   versions: VersionView[];
   goMod: { version: string; text: string; requires: RequireView[] } | null;
-  dependents: { path: string; version: string }[];
+  /** null: the cached go.mod files are still being read. */
+  dependents: { path: string; version: string }[] | null;
   /** Set for admins: the token their action forms carry. */
   csrf: string | null;
 }
@@ -281,13 +295,12 @@ export function modulePage(ctx: PageContext, v: ModuleView): Html {
       : v.verification === 'unverified'
         ? html`<span class="tag warn">unverified</span> not checked against a checksum database (GONOSUMDB or off)`
         : html`<span class="tag ok">verified</span> checked against ${v.verification.replace(/^checksum-database:/, '')} before it was stored`;
-  const actions = (version: string | null): Html =>
+  const actions = (): Html =>
     v.csrf
       ? html`<div class="actions">
           <a class="button" href="${r}admin/confirm?action=invalidate&amp;module=${encodeURIComponent(v.path)}">Refresh list…</a>
           <a class="button" href="${r}admin/confirm?action=pin&amp;module=${encodeURIComponent(v.path)}">Pin…</a>
           <a class="button" href="${r}admin/confirm?action=prefetch&amp;module=${encodeURIComponent(v.path)}">Prefetch latest…</a>
-          ${version ? html`<a class="button" href="${r}admin/confirm?action=purge&amp;module=${encodeURIComponent(v.path)}&amp;version=${encodeURIComponent(version)}">Purge ${version}…</a>` : ''}
         </div>`
       : html``;
   return layout(
@@ -303,10 +316,11 @@ export function modulePage(ctx: PageContext, v: ModuleView): Html {
       </dl>
       <h2>Get it</h2>
       <pre><code>go get ${v.path}@${v.latest ?? 'latest'}</code></pre>
-      ${actions(v.latest)}
+      ${actions()}
       <h2>Versions</h2>
-      <div class="table">
-        <table>
+      ${tableBox(
+        'Versions',
+        html`<table class="versions stack">
           <thead>
             <tr>
               <th scope="col">Version</th>
@@ -314,32 +328,45 @@ export function modulePage(ctx: PageContext, v: ModuleView): Html {
               <th scope="col" class="num">Size</th>
               <th scope="col" class="hide-narrow">From</th>
               <th scope="col">Notes</th>
+              ${v.csrf ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}
             </tr>
           </thead>
           <tbody>
-            ${v.versions.map(
-              (x) =>
-                html`<tr>
-                  <td><code>${x.version}</code></td>
-                  <td>${x.time ?? html`<span class="muted">unknown</span>`}</td>
-                  <td class="num">${formatBytes(x.bytes)}</td>
-                  <td class="hide-narrow">${x.source ?? html`<span class="muted">unknown</span>`}</td>
-                  <td>
-                    ${x.retracted ? html`<span class="tag bad">retracted</span> ${x.retracted.join('; ')}` : ''}${x.hasZip ? '' : html` <span class="tag">no zip</span>`}
-                  </td>
-                </tr>`,
-            )}
+            ${v.versions.map((x) => {
+              const notes = [
+                x.retracted ? html`<span class="tag bad">retracted</span> ${x.retracted.join('; ')}` : '',
+                x.hasZip ? '' : html` <span class="tag">no zip</span>`,
+              ];
+              return html`<tr>
+                <td data-label="Version"><code>${x.version}</code></td>
+                <td data-label="Time">${x.time ? timeOf(x.time) : html`<span class="muted">unknown</span>`}</td>
+                <td data-label="Size" class="num">${formatBytes(x.bytes)}</td>
+                <td data-label="From" class="hide-narrow">${x.source ?? html`<span class="muted">unknown</span>`}</td>
+                <td data-label="Notes" class="${x.retracted || !x.hasZip ? '' : 'empty'}">${notes}</td>
+                ${
+                  v.csrf
+                    ? html`<td class="act">
+                        <a
+                          href="${r}admin/confirm?action=purge&amp;module=${encodeURIComponent(v.path)}&amp;version=${encodeURIComponent(x.version)}"
+                          aria-label="Purge ${v.path}@${x.version}"
+                          >Purge…</a
+                        >
+                      </td>`
+                    : ''
+                }
+              </tr>`;
+            })}
           </tbody>
-        </table>
-      </div>
+        </table>`,
+      )}
       ${
         v.goMod
           ? html`<h2>go.mod of ${v.goMod.version}</h2>
-              <pre><code>${v.goMod.text}</code></pre>
+              <pre class="gomod"><code>${v.goMod.text}</code></pre>
               ${
                 v.goMod.requires.length > 0
                   ? html`<h2>Requires</h2>
-                      <ul>
+                      <ul class="requires">
                         ${v.goMod.requires.map(
                           (q) =>
                             html`<li>
@@ -354,11 +381,13 @@ export function modulePage(ctx: PageContext, v: ModuleView): Html {
       }
       <h2>Who depends on this</h2>
       ${
-        v.dependents.length === 0
-          ? html`<p class="muted">No cached module requires it.</p>`
-          : html`<ul>
-              ${v.dependents.map((d) => html`<li><a href="${uiPath(r, 'modules', d.path)}">${d.path}</a> <code>${d.version}</code></li>`)}
-            </ul>`
+        v.dependents === null
+          ? html`<p class="muted">Still reading the cached go.mod files; reload in a moment.</p>`
+          : v.dependents.length === 0
+            ? html`<p class="muted">No cached module requires it.</p>`
+            : html`<ul class="dependents">
+                ${v.dependents.map((d) => html`<li><a href="${uiPath(r, 'modules', d.path)}">${d.path}</a> <code>${d.version}</code></li>`)}
+              </ul>`
       }`,
   );
 }
@@ -423,8 +452,9 @@ export function opsPage(ctx: PageContext, v: OpsView): Html {
       ${
         v.jobs.length === 0
           ? html`<p class="muted">None configured (sync in the configuration).</p>`
-          : html`<div class="table">
-              <table>
+          : tableBox(
+              'Sync jobs',
+              html`<table class="stack">
                 <thead>
                   <tr>
                     <th scope="col">Job</th>
@@ -438,16 +468,16 @@ export function opsPage(ctx: PageContext, v: OpsView): Html {
                   ${v.jobs.map(
                     (j) =>
                       html`<tr>
-                        <td>${j.name}</td>
-                        <td><code>${j.schedule}</code></td>
-                        <td>${j.lastRun}</td>
-                        <td>${j.result}</td>
-                        <td>${j.next}</td>
+                        <td data-label="Job">${j.name}</td>
+                        <td data-label="Schedule"><code>${j.schedule}</code></td>
+                        <td data-label="Last run">${j.lastRun}</td>
+                        <td data-label="Result">${j.result}</td>
+                        <td data-label="Next">${j.next}</td>
                       </tr>`,
                   )}
                 </tbody>
-              </table>
-            </div>`
+              </table>`,
+            )
       }`,
   );
 }
@@ -479,17 +509,21 @@ export function auditPage(ctx: PageContext, v: AuditView): Html {
     ? html`<p class="notice">The audit log is off. Turn it on with <code>auth.audit.enabled: true</code> and <code>auth.audit.file</code> to see it here.</p>`
     : !v.file
       ? html`<p class="notice">The audit log goes to standard output (no <code>auth.audit.file</code>), so this page cannot read it.</p>`
-      : html`<form class="search" method="get" action="${r}admin/audit">
-            <label for="au">User</label><input id="au" type="text" name="user" value="${v.user}" /> <label for="am">Module</label
-            ><input id="am" type="text" name="module" value="${v.module}" /> <label for="ar">Result</label
-            ><select id="ar" name="result">
-              ${['', 'allowed', 'denied', 'error'].map((o) => html`<option value="${o}" ${o === v.result ? html` selected` : ''}>${o === '' ? 'any' : o}</option>`)}
-            </select>
-            <button type="submit">Filter</button>
+      : html`<form class="filters" method="get" action="${r}admin/audit">
+            <div><label for="au">User</label><input id="au" type="text" name="user" value="${v.user}" /></div>
+            <div><label for="am">Module</label><input id="am" type="text" name="module" value="${v.module}" /></div>
+            <div>
+              <label for="ar">Result</label
+              ><select id="ar" name="result">
+                ${['', 'allowed', 'denied', 'error'].map((o) => html`<option value="${o}" ${o === v.result ? html` selected` : ''}>${o === '' ? 'any' : o}</option>`)}
+              </select>
+            </div>
+            <div><button type="submit">Filter</button></div>
           </form>
           <p class="muted">${v.rows.length} of the last ${v.scanned} lines, newest first.</p>
-          <div class="table">
-            <table>
+          ${tableBox(
+            'Audit log entries',
+            html`<table class="audit stack">
               <thead>
                 <tr>
                   <th scope="col">Time</th>
@@ -504,17 +538,17 @@ export function auditPage(ctx: PageContext, v: AuditView): Html {
                 ${v.rows.map(
                   (x) =>
                     html`<tr>
-                      <td>${x.time}</td>
-                      <td>${x.user}</td>
-                      <td>${x.kind}</td>
-                      <td>${x.module}${x.version ? html` <code>${x.version}</code>` : ''}</td>
-                      <td class="num ${x.allowed ? (x.status >= 400 ? 'warn' : '') : 'bad'}">${x.status}</td>
-                      <td>${x.reason}</td>
+                      <td data-label="Time">${x.time ? timeOf(x.time, true) : ''}</td>
+                      <td data-label="User">${x.user}</td>
+                      <td data-label="What">${x.kind}</td>
+                      <td data-label="Module" class="${x.module ? '' : 'empty'}">${x.module}${x.version ? html` <code>${x.version}</code>` : ''}</td>
+                      <td data-label="Status" class="num ${x.allowed ? (x.status >= 400 ? 'warn' : '') : 'bad'}">${x.status}</td>
+                      <td data-label="Note" class="${x.reason ? '' : 'empty'}">${x.reason}</td>
                     </tr>`,
                 )}
               </tbody>
-            </table>
-          </div>`;
+            </table>`,
+          )}`;
   return layout(
     ctx,
     'Audit log',
@@ -578,6 +612,13 @@ export function messagePage(ctx: PageContext, title: string, message: string): H
 }
 
 // ---- formatting ----
+
+/** A stored ISO time, shown to the minute (or second) in UTC; the exact value stays in the markup. */
+export function timeOf(iso: string, seconds = false): Html {
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d)?/.exec(iso);
+  if (!m) return html`${iso}`;
+  return html`<time datetime="${iso}" title="${iso}">${m[1]} ${m[2]}${seconds ? (m[3] ?? '') : ''} UTC</time>`;
+}
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

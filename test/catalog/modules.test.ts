@@ -116,6 +116,41 @@ describe('ModuleIndex', () => {
     expect(index.modulesMatching(['golang.org/x/*', 'example.com/other'])).toEqual(['example.com/other', 'golang.org/x/mod', 'golang.org/x/text']);
   });
 
+  it('a search after a module comes or goes sees it; totals follow every change', () => {
+    const index = new ModuleIndex({ store: null as unknown as FsBlobStore, log, rescanMs: 0 });
+    const paths = (q: string): string[] => index.search(q, { offset: 0, limit: 100 }).modules.map((m) => m.path);
+    index.apply([change('example.com/Alpha', 'v1.0.0', 'mod', 1)]);
+    expect(paths('alpha')).toEqual(['example.com/Alpha']);
+    expect(index.totals().modules).toBe(1);
+    index.apply([change('example.com/alphabet', 'v1.0.0', 'mod', 2)]);
+    expect(paths('ALPHA')).toEqual(['example.com/Alpha', 'example.com/alphabet']);
+    expect(index.totals()).toMatchObject({ modules: 2, bytes: 3 });
+    index.apply([change('example.com/Alpha', 'v1.0.0', 'mod', null)]);
+    expect(paths('alpha')).toEqual(['example.com/alphabet']);
+    expect(index.totals()).toMatchObject({ modules: 1, bytes: 2 });
+    // What a caller does with the totals it got does not change the next caller's.
+    index.totals().modules = 99;
+    expect(index.totals().modules).toBe(1);
+    // A viewer's share: only what it may see, and the whole stays as it was.
+    index.apply([change('corp.example/secret', 'v1.0.0', 'mod', 5)]);
+    expect(index.totals((p) => !p.startsWith('corp.'))).toMatchObject({ modules: 1, versions: 1, bytes: 2 });
+    expect(index.totals()).toMatchObject({ modules: 2, bytes: 7 });
+  });
+
+  it('lists the modules stored most recently, newest first, among those the caller may read', () => {
+    const index = new ModuleIndex({ store: null as unknown as FsBlobStore, log, rescanMs: 0 });
+    const at = (module: string, version: string, mtimeMs: number): StoreChange => ({ module, version, kind: 'mod', size: 1, mtimeMs });
+    index.apply([at('example.com/a', 'v1.0.0', 10), at('example.com/b', 'v1.0.0', 30), at('example.com/c', 'v1.0.0', 20), at('corp.example/d', 'v1.0.0', 40)]);
+    // A new version of an old module makes it recent again.
+    index.apply([at('example.com/a', 'v1.1.0', 50)]);
+    const recent = (limit: number, visible?: (p: string) => boolean): string[] => index.recent(limit, visible).map((m) => m.path);
+    expect(recent(3)).toEqual(['example.com/a', 'corp.example/d', 'example.com/b']);
+    expect(recent(3, (p) => !p.startsWith('corp.'))).toEqual(['example.com/a', 'example.com/b', 'example.com/c']);
+    expect(recent(10)).toHaveLength(4);
+    expect(recent(0)).toEqual([]);
+    expect(index.recent(1)[0]).toMatchObject({ path: 'example.com/a', latest: 'v1.1.0', versions: 2, storedMs: 50 });
+  });
+
   it('calls the highest release latest, over pre-releases and pseudo-versions', () => {
     const index = new ModuleIndex({ store: null as unknown as FsBlobStore, log, rescanMs: 0 });
     const m = 'example.com/m';

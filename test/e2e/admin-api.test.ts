@@ -72,7 +72,13 @@ beforeAll(async () => {
   reader = (await gomodproxy(['token', 'create', '--user', 'dev', '--data', dataDir])).stdout.trim();
   proxy = await startProxyWithConfig(
     // No rescan during the test: what every worker knows, it heard from the others.
-    { cache: { indexRescan: '0s' }, auth: { admin: ['user:ops'] }, routes: [{ match: C, private: true, sources: upstream.url }] },
+    {
+      cache: { indexRescan: '0s' },
+      auth: { admin: ['user:ops'] },
+      routes: [{ match: C, private: true, sources: upstream.url }],
+      gc: { maxBytes: '1GiB', schedule: '0 3 * * *' },
+      sync: [{ name: 'nightly', schedule: '0 4 * * *', watch: ['github.com/gmp-adm/*'] }],
+    },
     { upstream: upstream.url, dataDir, workers: 2 },
   );
   const env = await createGoEnv({ goproxy: proxy.url, goprivate: '' });
@@ -168,6 +174,18 @@ describe('GET /-/api/stats', () => {
     expect(requests.hitRatio).toBeLessThan(1);
     expect(body.upstreams).toEqual([expect.objectContaining({ id: upstream.url, healthy: true })]);
     expect(body).toMatchObject({ offline: false, coordination: { degraded: null } });
+    // The parts other concerns add: garbage collection's limits, the sync jobs.
+    expect(body.gc).toMatchObject({ maxBytes: 2 ** 30, schedule: { cron: '0 3 * * *' }, lastRun: null });
+    expect(body.sync).toEqual([expect.objectContaining({ name: 'nightly', schedule: '0 4 * * *', running: false })]);
+    // The web UI's operations page says the same, in words.
+    const page = await request(`${proxy.url}/-/ui/admin`, { headers: { authorization: `Bearer ${token}` } });
+    expect(page.statusCode).toBe(200);
+    const text = await page.body.text();
+    expect(text).toContain('Module data at most 1.0 GiB, on schedule 0 3 * * *; not run yet.');
+    const row = text.replace(/\s+/g, ' ');
+    expect(row).toMatch(
+      /<td data-label="Job">nightly<\/td> <td data-label="Schedule"><code>0 4 \* \* \*<\/code><\/td> <td data-label="Last run">–<\/td> <td data-label="Result">not run yet<\/td>/,
+    );
   });
 
   test('anonymous users and users who are not admins get a JSON refusal', async () => {
