@@ -88,14 +88,18 @@ const CLASSES = [
  * The main tree: `modules` modules of `versionsPer` versions each; zip sizes cycle through
  * CLASSES (3/8 of the versions have 1 MiB zips). Some module paths have upper-case letters to
  * exercise !-escaping. Reuses the tree when bench/.out already has one of the same shape.
+ * `prefix` (default bench.example) names a second tree whose module paths cannot collide with
+ * the first one's, so one proxy cache can hold both.
  */
-export async function fillMain(root, { modules, versionsPer }) {
-  return reuseOrFill(root, { format: FILL_FORMAT, kind: 'main', modules, versionsPer }, async () => {
+export async function fillMain(root, { modules, versionsPer, prefix = undefined }) {
+  // The prefix joins the spec only when given, so trees written before it existed are reused.
+  const spec = { format: FILL_FORMAT, kind: 'main', modules, versionsPer, ...(prefix ? { prefix } : {}) };
+  return reuseOrFill(root, spec, async () => {
     const versions = [];
     let seq = 0;
     for (let i = 0; i < modules; i++) {
       const org = i % 3 === 0 ? 'Acme' : i % 3 === 1 ? 'example' : 'BigCorp';
-      const modPath = `bench.example/${org}/mod${String(i).padStart(3, '0')}`;
+      const modPath = `${prefix ?? 'bench.example'}/${org}/mod${String(i).padStart(3, '0')}`;
       const list = [];
       for (let j = 0; j < versionsPer; j++) {
         const version = j === versionsPer - 1 && versionsPer > 2 ? `v1.${j}.0-rc.1` : `v1.${j}.${i % 5}`;
