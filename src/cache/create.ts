@@ -5,11 +5,12 @@ import path from 'node:path';
 import type { Config } from '../config/index.js';
 import type { BlobStore } from './blobstore.js';
 import { FsBlobStore } from './fs.js';
-import { S3BlobStore } from './s3.js';
 
-export function createBlobStore(config: Pick<Config, 'data' | 'store'>): BlobStore {
+/** The S3 client (tens of MB in every process) is loaded only where the store is S3. */
+export async function createBlobStore(config: Pick<Config, 'data' | 'store'>): Promise<BlobStore> {
   const s = config.store;
   if (s.type === 'fs') return new FsBlobStore(config.data);
+  const { S3BlobStore } = await import('./s3.js');
   return new S3BlobStore({
     bucket: s.bucket,
     prefix: s.prefix,

@@ -32,8 +32,8 @@ export async function runGc(opts: GcCommandOptions): Promise<number> {
     return 2;
   }
   const log = pino({ level: 'silent' });
-  const store = createBlobStore(config);
-  const coordination = createCoordination(config, log);
+  const store = await createBlobStore(config);
+  const coordination = await createCoordination(config, log);
   const routing = createRouting(config, {
     store,
     coordination,

@@ -86,7 +86,7 @@ export async function runImport(dir: string, opts: ImportOptions): Promise<numbe
     return unreadable.length > 0 ? 2 : 1;
   }
 
-  const store = createBlobStore(config);
+  const store = await createBlobStore(config);
   const coordination = new HostCoordination(config.data);
   const via = await instanceIdOf(store);
   // The server's own wiring: the same routes (private modules from version control only) and the

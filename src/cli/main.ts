@@ -1,16 +1,9 @@
 #!/usr/bin/env node
-// The gomodproxy command: `serve` and the operator commands, each with --help.
+// The gomodproxy command: `serve` and the operator commands, each with --help. Each command's
+// module is imported when it runs, so a command loads only what it uses (--version loads none).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, parseDuration, parseSize } from '../config/index.js';
-import { runDoctor } from './doctor.js';
-import { runGc } from './gc.js';
-import { runImport } from './import.js';
-import { runInvalidate } from './invalidate.js';
-import { runPrefetch } from './prefetch.js';
-import { runPublish } from './publish.js';
-import { runVulndbSync } from './vulndb.js';
-import { runServe } from './serve.js';
-import { runVerify } from './verify.js';
+import { ConfigError } from '../config/error.js';
+import { parseDuration, parseSize } from '../config/units.js';
 import { tokenCommand } from './token.js';
 
 const program = new Command();
@@ -70,7 +63,9 @@ program
       logLevel?: string;
       accessLog?: boolean;
     }) => {
-      await runServe({
+      await (
+        await import('./serve.js')
+      ).runServe({
         file: opts.config,
         flags: {
           listen: opts.listen,
@@ -105,7 +100,9 @@ program
   )
   .option('--no-progress', 'no progress bar, even on a terminal')
   .action(async (dir: string, opts: { config?: string; data?: string; upstream?: string; sumdb?: string; progress?: boolean }) => {
-    process.exitCode = await runImport(dir, {
+    process.exitCode = await (
+      await import('./import.js')
+    ).runImport(dir, {
       file: opts.config,
       flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
       progress: opts.progress === false ? false : undefined,
@@ -127,7 +124,9 @@ program
   )
   .option('--dry-run', 'make the zip and print its go.sum lines, send nothing')
   .action(async (dir: string, opts: { version: string; module?: string; url?: string; token?: string; dryRun?: boolean }) => {
-    process.exitCode = await runPublish(dir, {
+    process.exitCode = await (
+      await import('./publish.js')
+    ).runPublish(dir, {
       version: opts.version,
       module: opts.module,
       url: opts.url ?? process.env.GOMODPROXY_URL,
@@ -145,7 +144,7 @@ program
   .option('-d, --data <dir>', 'data folder (default ./data; env GOMODPROXY_DATA)')
   .option('--url <url>', 'the database to mirror (default vulndb.url, https://vuln.go.dev; env GOMODPROXY_VULNDB_URL)')
   .action(async (opts: { config?: string; data?: string; url?: string }) => {
-    process.exitCode = await runVulndbSync({ file: opts.config, flags: { data: opts.data, 'vulndb.url': opts.url } });
+    process.exitCode = await (await import('./vulndb.js')).runVulndbSync({ file: opts.config, flags: { data: opts.data, 'vulndb.url': opts.url } });
   });
 
 program
@@ -172,7 +171,9 @@ program
       inputs: string[],
       opts: { config?: string; data?: string; upstream?: string; sumdb?: string; deps?: boolean; concurrency?: number; json?: boolean },
     ) => {
-      process.exitCode = await runPrefetch(inputs, {
+      process.exitCode = await (
+        await import('./prefetch.js')
+      ).runPrefetch(inputs, {
         file: opts.config,
         flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
         deps: opts.deps,
@@ -214,7 +215,9 @@ program
       concurrency?: number;
       progress?: boolean;
     }) => {
-      process.exitCode = await runVerify({
+      process.exitCode = await (
+        await import('./verify.js')
+      ).runVerify({
         file: opts.config,
         flags: { data: opts.data, upstream: opts.upstream, sumdb: opts.sumdb },
         offline: opts.offline,
@@ -246,7 +249,9 @@ program
   .option('--max-bytes <size>', 'bound of the module data, e.g. 50GiB (default gc.maxBytes)', size)
   .option('--max-age <duration>', 'evict what was not served for this long, e.g. 90d (default gc.maxAge)', duration)
   .action(async (opts: { config?: string; data?: string; dryRun?: boolean; json?: boolean; maxBytes?: number; maxAge?: number }) => {
-    process.exitCode = await runGc({
+    process.exitCode = await (
+      await import('./gc.js')
+    ).runGc({
       file: opts.config,
       flags: { data: opts.data },
       dryRun: opts.dryRun,
@@ -266,7 +271,7 @@ program
   .option('--url <url>', 'the server to ask, e.g. http://proxy.internal:3000 (its admin API)')
   .option('--token <token>', 'an admin credential for the admin API, sent as a Bearer token (env GOMODPROXY_TOKEN)')
   .action(async (pattern: string, opts: { config?: string; url?: string; token?: string }) => {
-    process.exitCode = await runInvalidate(pattern, { file: opts.config, url: opts.url, token: opts.token });
+    process.exitCode = await (await import('./invalidate.js')).runInvalidate(pattern, { file: opts.config, url: opts.url, token: opts.token });
   });
 
 program
@@ -291,7 +296,7 @@ program
       process.exitCode = 2;
       return;
     }
-    process.exitCode = await runDoctor({ url, module: opts.module, json: opts.json, timeoutMs, goTimeoutMs });
+    process.exitCode = await (await import('./doctor.js')).runDoctor({ url, module: opts.module, json: opts.json, timeoutMs, goTimeoutMs });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -31,7 +31,7 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   const metrics = new Metrics();
   let metricsText: (() => Promise<string>) | undefined;
   const host = new HostCoordination(config.data);
-  const coordination = createCoordination(config, loggers.log, host);
+  const coordination = await createCoordination(config, loggers.log, host);
   if (cluster.isWorker) {
     AggregatorRegistry.setRegistries([metrics.registry]);
     // prom-client answers the primary's metrics requests only once an AggregatorRegistry exists in the worker.
@@ -140,13 +140,13 @@ function sweepNowAndThen(config: Config, coordination: HostCoordination, log: Lo
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping the data folder for leftovers failed'));
   };
   // Uploads that an instance killed mid-write left in the object store: no object was made, but their parts cost storage.
-  const store = createBlobStore(config);
+  const opened = createBlobStore(config);
   const sweepStore = (): void => {
     // Only while the coordination sees every instance's locks: a degraded one sees this host's alone.
     const isLive = keys.degraded() === null ? async (key: string) => (await keys.holder(key)) !== null : undefined;
-    store
-      .removeAbandonedWrites?.(ABANDONED_AFTER_MS, isLive)
-      .then((n) => {
+    opened
+      .then(async (store) => ({ store, n: (await store.removeAbandonedWrites?.(ABANDONED_AFTER_MS, isLive)) ?? 0 }))
+      .then(({ store, n }) => {
         if (n > 0) log.info({ uploads: n, store: store.description }, 'aborted uploads that interrupted writes left in the store');
       })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'removing abandoned uploads from the store failed'));
@@ -171,7 +171,13 @@ function superviseWorkers(config: Config): void {
   const aggregator = new AggregatorRegistry();
   const host = new HostCoordination(config.data);
   // The primary asks Redis (when configured) which keys are being written, for the store's sweep.
-  sweepNowAndThen(config, host, log, createCoordination(config, log, host));
+  createCoordination(config, log, host).then(
+    (keys) => sweepNowAndThen(config, host, log, keys),
+    (err: unknown) => {
+      log.warn({ err: (err as Error).message }, 'cannot set up the coordination for the store sweep; sweeping with this host alone');
+      sweepNowAndThen(config, host, log);
+    },
+  );
   let stopping = false;
   const crashes: number[] = [];
   const fork = (): Worker => {

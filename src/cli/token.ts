@@ -6,20 +6,22 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 // Straight to the token store, not the access door: a CLI command need not load LDAP, JOSE and bcrypt.
 import { TokenStore, TokenStoreError, tokenIdOf, tokensFile, type TokenRecord } from '../access/tokens.js';
-import { formatDuration, loadConfig, parseDuration } from '../config/index.js';
+import { formatDuration, parseDuration } from '../config/units.js';
 
 interface Common {
   config?: string;
   data?: string;
 }
 
-function dataDir(opts: Common): string {
+/** The configuration (zod, YAML) is loaded only when a token command runs, not to list the commands. */
+async function dataDir(opts: Common): Promise<string> {
+  const { loadConfig } = await import('../config/load.js');
   return loadConfig({ file: opts.config, flags: { data: opts.data } }).data;
 }
 
 async function openStore(opts: Common): Promise<TokenStore> {
   // No polling: a command reads the file once and exits.
-  return TokenStore.open(tokensFile(dataDir(opts)), { pollMs: 0 });
+  return TokenStore.open(tokensFile(await dataDir(opts)), { pollMs: 0 });
 }
 
 // 'never' rather than null: commander does not pass a parser's null through to the options.

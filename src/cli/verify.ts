@@ -418,7 +418,7 @@ export async function runVerify(opts: VerifyOptions): Promise<number> {
     process.stderr.write(`gomodproxy verify: data folder ${config.data} does not exist; give the one serve uses with --data (or GOMODPROXY_DATA)\n`);
     return 2;
   }
-  const store = createBlobStore(config);
+  const store = await createBlobStore(config);
   const offline = opts.offline ?? false;
   let db: ReturnType<typeof sumdbFor>;
   try {

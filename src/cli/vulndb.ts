@@ -14,7 +14,7 @@ export async function runVulndbSync(opts: LoadOptions): Promise<number> {
     process.stderr.write('gomodproxy vulndb: offline (upstream off or offline: true); the vulnerability database is never fetched offline\n');
     return 1;
   }
-  const store = createBlobStore(config);
+  const store = await createBlobStore(config);
   const coordination = new HostCoordination(config.data);
   const mirror = new VulnMirror({
     store,

@@ -63,12 +63,9 @@ export interface SettingOrigins {
   insecure: SettingOrigin;
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+import { ConfigError } from './error.js';
+
+export { ConfigError };
 
 export interface LoadOptions {
   /** Explicit config file; else $GOMODPROXY_CONFIG; else ./gomodproxy.yaml when present. */

@@ -644,8 +644,8 @@ export const configSchema = z.strictObject({
       minFree: size.default(512 * 2 ** 20),
       memory: z
         .strictObject({
-          /** Bound of the in-memory cache of small blobs, per process. */
-          maxBytes: size.default(256 * 2 ** 20),
+          /** Bound of the in-memory cache of small blobs, for all worker processes together (each takes its share). */
+          maxBytes: size.default(64 * 2 ** 20),
           /** Blobs larger than this are always streamed from the store. */
           maxItemBytes: size.default(2 * 2 ** 20),
         })

@@ -104,7 +104,8 @@ export class ProxyApp {
     this.routes = o.routes;
     this.addresses = c.trustedProxies.length > 0 ? new ClientAddresses(c.trustedProxies) : null;
     this.audit = o.access?.audit.enabled ? o.access.audit : null;
-    this.memory = new MemoryCache<ArtifactEntry>(c.cache.memory.maxBytes, c.cache.memory.maxItemBytes);
+    // The bound is the server's, not each worker's: memory must not grow with the number of workers.
+    this.memory = new MemoryCache<ArtifactEntry>(Math.floor(c.cache.memory.maxBytes / Math.max(1, c.workers)), c.cache.memory.maxItemBytes);
     this.space = new StorageSpace(o.store, c.cache.minFree, o.metrics, o.log);
     o.metrics.rememberedAnswers = () => o.coordination.answers.size;
     this.index = new ModuleIndex({ store: o.store, log: o.log, rescanMs: c.cache.indexRescan });

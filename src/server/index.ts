@@ -4,7 +4,6 @@ import type { Server } from 'node:http';
 import type { BlobStore } from '../cache/blobstore.js';
 import { createBlobStore } from '../cache/create.js';
 import { HostCoordination, type Coordination } from '../cluster/coordination.js';
-import { createRedisCoordination } from '../cluster/redis.js';
 import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, describeOrigin, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
@@ -83,12 +82,12 @@ export interface BuiltServer {
  */
 export async function buildServer(config: Config, loggers: Loggers, opts: StartOptions = {}): Promise<BuiltServer> {
   const { log, accessLog } = loggers;
-  const store = createBlobStore(config);
+  const store = await createBlobStore(config);
   await store.checkWritable();
   const instanceId = config.instanceId ?? (await instanceIdOf(store));
   const metrics = opts.metrics ?? new Metrics();
   store.onError = (op, reason) => metrics.storageErrors.labels(op, reason).inc();
-  const coordination = opts.coordination ?? createCoordination(config, log);
+  const coordination = opts.coordination ?? (await createCoordination(config, log));
   const hooks: ChainHooks = {
     onUpstream: (id, kind, outcome, ms, err) => metrics.upstream(id, kind, outcome, ms, err?.kind),
     onHealthChange: (id, healthy) => {
@@ -283,8 +282,11 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
  * Lock files on this host, or Redis across hosts (with the lock files as its fallback while
  * Redis is lost: misses are then single-flight per host, hits unaffected).
  */
-export function createCoordination(config: Config, log: Loggers['log'], host = new HostCoordination(config.data)): Coordination {
-  return createRedisCoordination(config.redis, { fallback: host, log, answerTtlMs: config.cache.maxStale }) ?? host;
+export async function createCoordination(config: Config, log: Loggers['log'], host = new HostCoordination(config.data)): Promise<Coordination> {
+  // The Redis client (tens of MB in every process) is loaded only where Redis is configured.
+  if (!config.redis) return host;
+  const { createRedisCoordination } = await import('../cluster/redis.js');
+  return createRedisCoordination(config.redis, { fallback: host, log, answerTtlMs: config.cache.maxStale });
 }
 
 /** One id per data folder: every worker and instance sharing it recognises its own requests. */

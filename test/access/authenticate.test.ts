@@ -234,7 +234,7 @@ describe('built from configuration', () => {
       throw new Error('expected a ConfigError');
     };
     expect(bad({ GOMODPROXY_AUTH_LDAP_URL: 'ldap://x' })).toMatch(/auth\.ldap.*set exactly one of userDn/);
-    expect(bad({ GOMODPROXY_AUTH_METRICS: '[admins]' })).toMatch(/auth\.metrics\.0.*expected anonymous, authenticated, user:<name>/);
+    expect(bad({ GOMODPROXY_AUTH_METRICS: '[admins]' })).toMatch(/auth\.metrics\[0\].*expected anonymous, authenticated, user:<name>/);
     expect(bad({ GOMODPROXY_AUTH_OIDC_ISSUER: 'https://idp.example.test' })).toMatch(/auth\.oidc\.audience/);
     const weak = path.join(cwd, 'weak');
     await writeFile(weak, 'eve:{SHA}abc\n');

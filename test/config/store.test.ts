@@ -21,7 +21,7 @@ describe('store setting', () => {
     const cwd = await tmpDir();
     const c = loadConfig({ cwd, env: {} });
     expect(c.store).toEqual({ type: 'fs' });
-    const store = createBlobStore(c);
+    const store = await createBlobStore(c);
     expect(store).toBeInstanceOf(FsBlobStore);
     expect(store.description).toBe(`fs:${path.join(cwd, 'data')}`);
   });
@@ -95,7 +95,7 @@ describe('store setting', () => {
   it('makes an S3 store over the bucket, staging in <data>/staging, with no secret in its description', async () => {
     const cwd = await tmpDir();
     const c = loadConfig({ cwd, env: { GOMODPROXY_STORE_TYPE: 's3', GOMODPROXY_STORE_BUCKET: 'go-cache', GOMODPROXY_STORE_PREFIX: 'gomod' } });
-    const store = createBlobStore(c);
+    const store = await createBlobStore(c);
     try {
       expect(store).toBeInstanceOf(S3BlobStore);
       expect(store.description).toBe('s3://go-cache/gomod');
