@@ -12,6 +12,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../cache/blobstore.js';
+import { processAlive } from '../cluster/filelock.js';
 
 export const SERVED_PREFIX = 'state/served/';
 /** Every record folded by garbage collections so far. */
@@ -216,7 +217,7 @@ export async function foldServedTimes(store: BlobStore, read: ServedTimes, o: Fo
   let removed = 0;
   for (const r of read.records) {
     // A process of this host that is gone will never read its marker.
-    if (!(r.owner && r.owner.host === hostname() && !alive(r.owner.pid))) {
+    if (!(r.owner && r.owner.host === hostname() && !processAlive(r.owner.pid))) {
       const marker: FoldMarker = { format: 1, foldedMs: r.writtenMs };
       await store.put(`${r.key.slice(0, -RECORD_SUFFIX.length)}${MARKER_SUFFIX}`, Buffer.from(JSON.stringify(marker)));
     }
@@ -239,14 +240,5 @@ function parseMarker(data: Buffer): number | null {
     return typeof v.foldedMs === 'number' ? v.foldedMs : null;
   } catch {
     return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

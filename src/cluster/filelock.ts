@@ -99,7 +99,7 @@ export class FileLocks {
       // Being written right now, or garbage: judge by age alone.
     }
     let stale = Date.now() - st.mtimeMs > this.staleMs;
-    if (!stale && info && info.host === HOST && info.pid !== process.pid && !alive(info.pid)) stale = true;
+    if (!stale && info && info.host === HOST && info.pid !== process.pid && !processAlive(info.pid)) stale = true;
     return { stale, info, ino: st.ino };
   }
 
@@ -159,7 +159,8 @@ export class FileLocks {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this host is still there (one owned by another user counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

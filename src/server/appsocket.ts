@@ -8,6 +8,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
+import { processAlive } from '../cluster/filelock.js';
 
 /** One answer: its status and body (a body must be read to the end or its request aborted). */
 export interface AppResponse {
@@ -85,16 +86,7 @@ async function removeLeftovers(name: string): Promise<void> {
   const entries = await readdir(tmp).catch(() => []);
   for (const e of entries) {
     const m = e.startsWith(name) ? /^(\d+)-[^/]+$/.exec(e.slice(name.length)) : null;
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     await rm(path.join(tmp, e), { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
