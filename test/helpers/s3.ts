@@ -4,47 +4,16 @@
 // where it is built with `go install` when absent (once per machine; CI does it up front).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { describeRun, run } from './proc.js';
+import { goToolBinary } from './gotool.js';
 import { makeTempDir, registerCleanup } from './tmp.js';
 
 export const VERSITYGW_MODULE = 'github.com/versity/versitygw/cmd/versitygw@v1.8.0';
 
-/** Where the built binary is kept between runs: $HOME/.cache/gomodproxy-test/bin/versitygw. */
-export function cachedVersitygw(): string {
-  return path.join(os.homedir(), '.cache', 'gomodproxy-test', 'bin', 'versitygw');
-}
-
 /** The versitygw binary, built into the cache first when there is none (minutes, once). */
-export async function versitygwBinary(): Promise<string> {
-  const fromEnv = process.env.GMP_VERSITYGW;
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`GMP_VERSITYGW is ${fromEnv}, which does not exist; unset it or build versitygw there`);
-    return fromEnv;
-  }
-  const bin = cachedVersitygw();
-  if (existsSync(bin)) return bin;
-  // Built into a folder of its own, then renamed into place: test processes that build at the
-  // same time never see a half-written binary, and the last rename wins.
-  await mkdir(path.dirname(bin), { recursive: true });
-  const gobin = await mkdtemp(path.join(path.dirname(bin), '.build-'));
-  try {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-    env.GOBIN = gobin;
-    const args = ['install', VERSITYGW_MODULE];
-    const r = await run('go', args, { env, timeoutMs: 900_000 });
-    if (r.code !== 0) throw new Error(`building versitygw failed; set GMP_VERSITYGW to a versitygw binary instead\n${describeRun('go', args, r)}`);
-    await rename(path.join(gobin, 'versitygw'), bin);
-  } finally {
-    await rm(gobin, { recursive: true, force: true });
-  }
-  return bin;
+export function versitygwBinary(): Promise<string> {
+  return goToolBinary({ name: 'versitygw', module: VERSITYGW_MODULE, envVar: 'GMP_VERSITYGW' });
 }
 
 export interface TestS3 {
