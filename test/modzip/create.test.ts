@@ -1,21 +1,18 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkModuleZip, planModuleZip, writeModuleZip, ZipError, type ModuleZipOptions, type ZipSourceFile } from '../../src/modzip/index.js';
 import { gotoolsDir, runGoTool } from '../helpers/gotools.js';
-import { goCheck, goCreate, goLineOf, listTree, makeTmp, rng } from './helpers.js';
+import { goCheck, goCreate, goLineOf, listTree, makeTmp, rng, writeTree, type Tree } from './helpers.js';
 
 const run = promisify(execFile);
 const MOD = 'example.com/m';
 const VER = 'v1.2.3';
-
-type Node = string | Buffer | { symlink: string } | { sparse: number } | { fifo: true };
-type Tree = Record<string, Node>;
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let counter = 0;
@@ -26,20 +23,8 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function buildTree(tree: Tree): Promise<string> {
-  const root = path.join(tmp.dir, `tree${counter++}`);
-  await mkdir(root, { recursive: true });
-  for (const [name, node] of Object.entries(tree)) {
-    const p = path.join(root, name);
-    await mkdir(path.dirname(p), { recursive: true });
-    if (typeof node === 'string' || Buffer.isBuffer(node)) await writeFile(p, node);
-    else if ('symlink' in node) await symlink(node.symlink, p);
-    else if ('sparse' in node) {
-      await writeFile(p, '');
-      await truncate(p, node.sparse);
-    } else await run('mkfifo', [p]);
-  }
-  return root;
+function buildTree(tree: Tree): Promise<string> {
+  return writeTree(path.join(tmp.dir, `tree${counter++}`), tree);
 }
 
 function opts(files: ZipSourceFile[], extra: Partial<ModuleZipOptions> = {}): ModuleZipOptions {

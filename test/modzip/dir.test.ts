@@ -4,19 +4,15 @@
 // both vendoring rules, symlinks, empty directories. The h1 of our zip must be Go's, file for file.
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkModuleZip, listModuleDir, planModuleZip, writeModuleZip, ZipError } from '../../src/modzip/index.js';
-import { goCheck, goCreate, makeTmp } from './helpers.js';
+import { goCheck, goCreate, makeTmp, writeTree, type Tree } from './helpers.js';
 
 const run = promisify(execFile);
 const MOD = 'example.com/pub';
 const VER = 'v1.4.0';
-
-type Node = string | { symlink: string } | { dir: true };
-type Tree = Record<string, Node>;
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let counter = 0;
@@ -27,17 +23,8 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function buildTree(tree: Tree): Promise<string> {
-  const root = path.join(tmp.dir, `tree${counter++}`);
-  await mkdir(root, { recursive: true });
-  for (const [name, node] of Object.entries(tree)) {
-    const p = path.join(root, name);
-    await mkdir(path.dirname(p), { recursive: true });
-    if (typeof node === 'string') await writeFile(p, node);
-    else if ('symlink' in node) await symlink(node.symlink, p);
-    else await mkdir(p, { recursive: true });
-  }
-  return root;
+function buildTree(tree: Tree): Promise<string> {
+  return writeTree(path.join(tmp.dir, `tree${counter++}`), tree);
 }
 
 const checkout = (goLine: string): Tree => ({

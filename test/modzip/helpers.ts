@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 // Shared by the modzip tests: the Go oracle (test/gotools/modzip), file trees on disk, and a
 // byte-level zip writer for zips no well-behaved library would produce.
 import { createReadStream } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -38,6 +40,27 @@ export async function goCreate(how: 'files' | 'dir', dir: string, mod: string, v
 
 export async function goHashZip(zip: string): Promise<{ err: string | null; h1: string | null }> {
   return JSON.parse(await runGoTool('modzip', ['hashzip', zip])) as { err: string | null; h1: string | null };
+}
+
+/** A file tree to write for a test: file contents, links, empty folders, sparse files, FIFOs. */
+export type TreeNode = string | Buffer | { symlink: string } | { dir: true } | { sparse: number } | { fifo: true };
+export type Tree = Record<string, TreeNode>;
+
+/** Writes a tree under root (made if need be). */
+export async function writeTree(root: string, tree: Tree): Promise<string> {
+  await mkdir(root, { recursive: true });
+  for (const [name, node] of Object.entries(tree)) {
+    const p = path.join(root, name);
+    await mkdir(path.dirname(p), { recursive: true });
+    if (typeof node === 'string' || Buffer.isBuffer(node)) await writeFile(p, node);
+    else if ('symlink' in node) await symlink(node.symlink, p);
+    else if ('dir' in node) await mkdir(p, { recursive: true });
+    else if ('sparse' in node) {
+      await writeFile(p, '');
+      await truncate(p, node.sparse);
+    } else await promisify(execFile)('mkfifo', [p]);
+  }
+  return root;
 }
 
 export async function makeTmp(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
