@@ -39,6 +39,11 @@ interface ZipFlight {
   source: string | undefined;
   /** Settles when the fetch has ended: committed or given up, staging file removed, lock released. */
   done: Promise<void>;
+  /**
+   * The fetch has failed and is only cleaning up: a client arriving now waits for it to end and
+   * starts a fetch of its own, rather than being handed a failure it did not witness.
+   */
+  failed: boolean;
 }
 
 const OTHER_PROCESS = 'another gomodproxy process';
@@ -53,7 +58,12 @@ export class ZipFetches {
 
   /** Joins (or starts) the fetch of key and streams it to this client. */
   async serve(ex: Exchange, r: ArtifactRequest, key: string, ctx: FetchContext): Promise<void> {
-    const flight = this.flights.get(key) ?? this.start(r, key, ctx);
+    let flight = this.flights.get(key);
+    if (flight?.failed) {
+      await flight.done;
+      flight = this.flights.get(key);
+    }
+    flight ??= this.start(r, key, ctx);
     const view = await flight.view;
     ex.source = flight.source;
     // Headers wait for the first sendable byte: a zip refused before then (small zips are held
@@ -104,11 +114,14 @@ export class ZipFetches {
       reject = rej;
     });
     view.catch(() => undefined);
-    const flight: ZipFlight = { view, source: undefined, done: Promise.resolve() };
+    const flight: ZipFlight = { view, source: undefined, done: Promise.resolve(), failed: false };
     this.flights.set(key, flight);
     this.d.metrics.inflightFetches.inc();
     flight.done = this.fetch(r, key, ctx, flight, resolve)
-      .catch((err: unknown) => reject(err))
+      .catch((err: unknown) => {
+        flight.failed = true;
+        reject(err);
+      })
       .finally(() => {
         this.flights.delete(key);
         this.d.metrics.inflightFetches.dec();
@@ -344,6 +357,7 @@ export class ZipFetches {
     } catch (err) {
       const pe = err instanceof ProxyError ? err : new ProxyError('internal', `fetching ${what} failed: ${errorMessage(err)}`, { cause: err });
       if (!(err instanceof ProxyError)) this.d.log.error({ err, key }, 'zip fetch failed');
+      flight.failed = true;
       if (started) local.fail(pe);
       else throw pe;
     } finally {

@@ -459,6 +459,43 @@ describe('Artifacts: zip misses', () => {
     },
   );
 
+  it('a request that arrives while a failed zip fetch is still cleaning up starts a fetch of its own instead of inheriting the failure', async () => {
+    const zip = await bigZip;
+    const core = await startCore();
+    const feed = new Feed(zip.data.length);
+    core.source.on('zip', V, () => Promise.resolve(feed.body));
+    feed.write(...chunks(zip.data, 32 * 1024).slice(0, 5));
+    const client = core.download(at('zip'));
+    expect((await client.head).status).toBe(200);
+    await client.reached(1);
+    // The failed fetch stops in the middle of removing its staging file.
+    const cleanup = deferred<void>();
+    const reached = deferred<void>();
+    core.store.abortHold = { reached: () => reached.resolve(), until: cleanup.promise };
+    feed.die();
+    await expect(client.body).rejects.toThrow();
+    await reached.promise;
+    core.store.abortHold = undefined;
+
+    const retry = new Feed(zip.data.length);
+    retry.write(zip.data);
+    retry.end();
+    core.source.on('zip', V, () => Promise.resolve(retry.body));
+    const key = core.key(V, 'zip');
+    const looked = core.store.emptyReads(key, core.store.emptyReadCount(key) + 1);
+    const late = core.get(at('zip'));
+    // The late request has found nothing stored and gone on into its miss.
+    await looked;
+    await turn();
+    cleanup.resolve();
+    const r = await late;
+    expect([r.status, r.headers['x-gomodproxy-cache']]).toEqual([200, 'miss']);
+    expect(r.body.equals(zip.data)).toBe(true);
+    expect(core.source.count('zip')).toBe(2);
+    await core.drain();
+    expect((await stored(core, core.key(V, 'zip')))?.equals(zip.data)).toBe(true);
+  });
+
   it('a source whose zip body breaks while the fetch waits for room on the disk: 502 with one line, the error heard', async () => {
     const zip = await bigZip;
     const core = await startCore();

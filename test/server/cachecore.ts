@@ -13,7 +13,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { FsBlobStore } from '../../src/cache/fs.js';
 import { artifactKey } from '../../src/cache/keys.js';
 import type { MemoryCache } from '../../src/cache/memory.js';
-import type { BlobReader, BlobStat } from '../../src/cache/blobstore.js';
+import type { BlobReader, BlobStat, BlobWrite } from '../../src/cache/blobstore.js';
 import { HostCoordination, type Coordination } from '../../src/cluster/coordination.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { ProxyError } from '../../src/errors.js';
@@ -174,6 +174,8 @@ export class ProbeStore extends FsBlobStore {
   free = 2 ** 40;
   /** While set, freeBytes() waits for it (a file system slow to answer). */
   hold: Promise<void> | undefined;
+  /** While set, aborting a write waits for it after the test is told (a staging file slow to remove). */
+  abortHold: { reached: () => void; until: Promise<void> } | undefined;
   private readonly empty = new Map<string, number>();
   private readonly waiters: { key: string; n: number; resolve: () => void }[] = [];
   private freeAsked: (() => void)[] = [];
@@ -184,6 +186,20 @@ export class ProbeStore extends FsBlobStore {
     for (const f of asked) f();
     if (this.hold) await this.hold;
     return this.free;
+  }
+
+  override async beginWrite(key: string): Promise<BlobWrite> {
+    const w = await super.beginWrite(key);
+    const abort = w.abort.bind(w);
+    w.abort = async () => {
+      const h = this.abortHold;
+      if (h) {
+        h.reached();
+        await h.until;
+      }
+      await abort();
+    };
+    return w;
   }
 
   /** Resolves at the next call of freeBytes() (someone claims room for a write). */
@@ -201,6 +217,11 @@ export class ProbeStore extends FsBlobStore {
     const got = await super.get(key);
     if (!got) this.foundNothing(key);
     return got;
+  }
+
+  /** Reads of key that have found nothing so far. */
+  emptyReadCount(key: string): number {
+    return this.empty.get(key) ?? 0;
   }
 
   /** Resolves once `n` reads of key have found nothing. */
