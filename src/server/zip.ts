@@ -3,7 +3,6 @@
 // hashed; the checksum database is asked while the upstream answers; only then is it committed.
 // Everything that can refuse a zip before its first byte is sent (not found, the database, room
 // on the disk, a zip small enough to be held back whole) does so with one line instead of a 200.
-import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { storageError, storageFailureOf, type BlobStat, type BlobStore, type BlobWrite } from '../cache/blobstore.js';
 import { zipHashKey } from '../cache/keys.js';
@@ -217,8 +216,9 @@ export class ZipFetches {
       what,
     );
     await view.refresh();
-    // Wait until the other process streams, commits or fails; if it fails before sending anything, take over.
-    while (view.state() === 'streaming' && !(await exists(staging))) await view.changed();
+    // Wait until the other process has a byte its readers may send, commits or fails: if it fails
+    // before that (even with its staging file still there), no reader of ours has had anything, so take over.
+    while (view.state() === 'streaming' && view.available() === 0) await view.changed();
     if (view.state() === 'failed') return 'gave-up';
     flight.source = OTHER_PROCESS;
     ready(view);
@@ -402,14 +402,4 @@ function streamError(err: unknown, sourceId: string, what: string, written: numb
   return new ProxyError('upstream', `upstream ${sourceId} broke off after ${written}${of} bytes of ${what}; gomodproxy did not cache it; retry later`, {
     cause: err,
   });
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    const fh = await open(file, 'r');
-    await fh.close();
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -6,9 +6,11 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { HOLDBACK_BYTES } from '../../src/cache/staging.js';
+import { HostCoordination } from '../../src/cluster/coordination.js';
 import { cleanupAll } from '../helpers/tmp.js';
 import { Feed, FakeSource, MOD, broken, chunks, deferred, info, moduleZip, notFound, oneLine, startCore, turn, type Core } from './cachecore.js';
 
@@ -494,6 +496,52 @@ describe('Artifacts: zip misses', () => {
     expect(core.source.count('zip')).toBe(2);
     await core.drain();
     expect((await stored(core, core.key(V, 'zip')))?.equals(zip.data)).toBe(true);
+  });
+
+  it('another process over the same data folder, arriving while a failed fetch still holds its lock and staging file, fetches the zip itself', async () => {
+    const zip = await bigZip;
+    const a = await startCore();
+    const feed = new Feed(zip.data.length);
+    a.source.on('zip', V, () => Promise.resolve(feed.body));
+    // Less than the held-back tail: no reader anywhere has been sent a byte of it.
+    feed.write(zip.data.subarray(0, HOLDBACK_BYTES / 2));
+    const first = a.get(at('zip'));
+    const cleanup = deferred<void>();
+    const reached = deferred<void>();
+    a.store.abortHold = { reached: () => reached.resolve(), until: cleanup.promise };
+    await a.store.nextFreeBytes();
+    await turn();
+    feed.die();
+    expect((await first).status).toBe(502);
+    await reached.promise;
+
+    // Process B counts its looks at the lock's holder.
+    let looks = 0;
+    let third: () => void = () => undefined;
+    const lookedThrice = new Promise<void>((r) => (third = r));
+    const b = await startCore({
+      data: a.config.data,
+      coordination: (data) => {
+        const c = new HostCoordination(data);
+        const holder = c.holder.bind(c);
+        c.holder = (key) => {
+          if (++looks === 3) third();
+          return holder(key);
+        };
+        return c;
+      },
+    });
+    b.source.on('zip', V, () => Promise.resolve({ stream: Readable.from([zip.data]), size: zip.data.length }));
+    const late = b.get(at('zip'));
+    // B has found the lock held, looked at the staging file, and polled it once more.
+    await lookedThrice;
+    cleanup.resolve();
+    const r = await late;
+    expect([r.status, r.headers['x-gomodproxy-cache']]).toEqual([200, 'miss']);
+    expect(r.body.equals(zip.data)).toBe(true);
+    expect(b.source.count('zip')).toBe(1);
+    await b.drain();
+    expect((await stored(b, b.key(V, 'zip')))?.equals(zip.data)).toBe(true);
   });
 
   it('a source whose zip body breaks while the fetch waits for room on the disk: 502 with one line, the error heard', async () => {
