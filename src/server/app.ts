@@ -30,7 +30,7 @@ import { OfflineAnswers } from './offline.js';
 import { notPublished, publishEndpoints } from './publish.js';
 import { VulnService } from './vuln.js';
 import { VulnMirror } from '../vulndb/index.js';
-import { parseRequest, type ParsedRequest } from './protocol.js';
+import { RequestParser, parseRequest, type ParsedRequest } from './protocol.js';
 import type { Route, RouteTable } from './routes.js';
 import { ClientAddresses } from './clientip.js';
 import { Exchange, TEXT, sendBody, sendError } from './respond.js';
@@ -68,6 +68,7 @@ export class ProxyApp {
   /** What this process served, written down now and then for garbage collection. */
   readonly served: ServedRecorder;
   private readonly prefix: string;
+  private readonly parser: RequestParser;
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
   private draining = false;
@@ -101,6 +102,7 @@ export class ProxyApp {
   constructor(private readonly o: AppOptions) {
     const c = o.config;
     this.prefix = c.pathPrefix;
+    this.parser = new RequestParser(this.prefix);
     this.routes = o.routes;
     this.addresses = c.trustedProxies.length > 0 ? new ClientAddresses(c.trustedProxies) : null;
     this.audit = o.access?.audit.enabled ? o.access.audit : null;
@@ -290,7 +292,7 @@ export class ProxyApp {
     let route: Route;
     let gate: GateResult;
     try {
-      const parsed = parseRequest(req.url ?? '/', this.prefix);
+      const parsed = this.parser.parse(req.url ?? '/');
       if (parsed.kind === 'sumdb' || parsed.kind === 'ops') {
         this.other(ex, parsed);
         return;

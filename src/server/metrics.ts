@@ -1,6 +1,7 @@
-// Prometheus metrics (gomodproxy_*). Label children are bound once and reused, so counting a
-// cached hit costs a Map lookup and an increment, not a label hash.
+// Prometheus metrics (gomodproxy_*). The per-request ones (hotmetrics.ts) are bound once per label
+// set and reused, so counting a cached hit costs a Map lookup and a few additions, not a label hash.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram } from './hotmetrics.js';
 import type { UpstreamOutcome } from '../sources/index.js';
 import type { RequestKind } from '../sources/index.js';
 
@@ -19,10 +20,10 @@ export type SyncRunResult = 'succeeded' | 'failed' | 'skipped';
 
 export class Metrics implements RequestCounter {
   readonly registry = new Registry();
-  private readonly requests: Counter<'kind' | 'status'>;
-  private readonly duration: Histogram<'kind' | 'cache'>;
-  private readonly cache: Counter<'kind' | 'result'>;
-  private readonly bytes: Counter<'kind'>;
+  private readonly requests: HotCounter<'kind' | 'status'>;
+  private readonly duration: HotHistogram<'kind' | 'cache'>;
+  private readonly cache: HotCounter<'kind' | 'result'>;
+  private readonly bytes: HotCounter<'kind'>;
   private readonly upstreamRequests: Counter<'upstream' | 'kind' | 'outcome'>;
   private readonly upstreamDuration: Histogram<'upstream' | 'kind'>;
   private readonly upstreamErrors: Counter<'upstream' | 'reason'>;
@@ -57,26 +58,15 @@ export class Metrics implements RequestCounter {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'gomodproxy_process_' });
-    this.requests = new Counter({
-      name: 'gomodproxy_requests_total',
-      help: 'Requests answered, by kind and HTTP status.',
-      labelNames: ['kind', 'status'],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'gomodproxy_request_duration_seconds',
-      help: 'Time from request to the end of the response, by kind and cache result.',
-      labelNames: ['kind', 'cache'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    });
-    this.cache = new Counter({
-      name: 'gomodproxy_cache_results_total',
-      help: 'Cache lookups by kind and result (hit, miss, stale, revalidating).',
-      labelNames: ['kind', 'result'],
-      registers,
-    });
-    this.bytes = new Counter({ name: 'gomodproxy_bytes_served_total', help: 'Response body bytes sent, by kind.', labelNames: ['kind'], registers });
+    this.requests = new HotCounter('gomodproxy_requests_total', 'Requests answered, by kind and HTTP status.', this.registry);
+    this.duration = new HotHistogram(
+      'gomodproxy_request_duration_seconds',
+      'Time from request to the end of the response, by kind and cache result.',
+      this.registry,
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    );
+    this.cache = new HotCounter('gomodproxy_cache_results_total', 'Cache lookups by kind and result (hit, miss, stale, revalidating).', this.registry);
+    this.bytes = new HotCounter('gomodproxy_bytes_served_total', 'Response body bytes sent, by kind.', this.registry);
     this.upstreamRequests = new Counter({
       name: 'gomodproxy_upstream_requests_total',
       help: 'Requests to upstreams, by upstream, kind and outcome.',
@@ -219,15 +209,15 @@ export class Metrics implements RequestCounter {
     const id = `${kind}\u0000${status}\u0000${cache}`;
     let inc = this.bound.get(id);
     if (!inc) {
-      const r = this.requests.labels(kind, String(status));
-      const d = this.duration.labels(kind, cache);
-      const c = cache === 'none' ? null : this.cache.labels(kind, cache);
-      const b = this.bytes.labels(kind);
+      const r = this.requests.bind({ kind, status: String(status) });
+      const d = this.duration.bind({ kind, cache });
+      const c = cache === 'none' ? null : this.cache.bind({ kind, result: cache });
+      const b = this.bytes.bind({ kind });
       inc = (s: number, n: number) => {
-        r.inc();
+        r.value++;
         d.observe(s);
-        c?.inc();
-        if (n > 0) b.inc(n);
+        if (c) c.value++;
+        b.value += n;
       };
       this.bound.set(id, inc);
     }

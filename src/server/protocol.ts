@@ -96,6 +96,38 @@ export function parseRequest(rawUrl: string, prefix: string): ParsedRequest {
   throw new ProxyError('not-found', `not found: /${safe(p)} is not a module proxy path; set GOPROXY to this server's base URL`);
 }
 
+/**
+ * Parses of recently requested paths. The go command and CI fleets ask for the same few thousand
+ * paths over and over; validating a module path and version on every cached hit cost more than
+ * the lookup it guards. Only valid parses are kept (a refusal is parsed anew each time), frozen so
+ * no request can change what the next one is given; a full table is dropped whole, so a client
+ * sending endless distinct paths costs one parse each, as without it.
+ */
+export class RequestParser {
+  private readonly seen = new Map<string, ParsedRequest>();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly max = 4096,
+  ) {}
+
+  parse(rawUrl: string): ParsedRequest {
+    let p = this.seen.get(rawUrl);
+    if (p === undefined) {
+      p = freeze(parseRequest(rawUrl, this.prefix));
+      if (this.seen.size >= this.max) this.seen.clear();
+      this.seen.set(rawUrl, p);
+    }
+    return p;
+  }
+}
+
+function freeze(p: ParsedRequest): ParsedRequest {
+  if ('mod' in p) Object.freeze(p.mod);
+  if ('version' in p) Object.freeze(p.version);
+  return Object.freeze(p);
+}
+
 function moduleRef(escaped: string): ModuleRef {
   try {
     return { path: unescapePath(escaped), escaped };
