@@ -21,7 +21,8 @@
 import { hash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { HtpasswdFile } from './htpasswd.js';
-import { looksLikeJwt, type JwtVerifier } from './jwt.js';
+import { looksLikeJwt } from './credentials.js';
+import type { JwtVerifier } from './jwt.js';
 import type { LdapAuthenticator } from './ldap.js';
 import type { MtlsMapper } from './mtls.js';
 import { looksLikeToken, type TokenStore } from './tokens.js';

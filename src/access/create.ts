@@ -7,8 +7,8 @@ import { errorMessage } from '../errors.js';
 import { AuditLog } from './audit.js';
 import { Authenticator } from './authenticate.js';
 import { HtpasswdFile } from './htpasswd.js';
-import { JwtVerifier } from './jwt.js';
-import { LdapAuthenticator } from './ldap.js';
+import type { JwtVerifier } from './jwt.js';
+import type { LdapAuthenticator } from './ldap.js';
 import { MtlsMapper } from './mtls.js';
 import { ConcurrencyLimiter, RateLimiter } from './ratelimit.js';
 import { compileRules, type CompiledRules } from './rules.js';
@@ -83,9 +83,12 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     }
   }
 
+  // The LDAP and OIDC clients (ldapts, jose) load only where they are configured.
   let ldap: LdapAuthenticator | undefined;
+  let jwt: JwtVerifier | undefined;
   try {
-    if (auth.ldap) ldap = new LdapAuthenticator(auth.ldap);
+    if (auth.ldap) ldap = new (await import('./ldap.js')).LdapAuthenticator(auth.ldap);
+    if (auth.oidc) jwt = new (await import('./jwt.js')).JwtVerifier(auth.oidc);
   } catch (err) {
     htpasswd?.close();
     tokens?.close();
@@ -96,7 +99,7 @@ export async function createAccess(auth: AuthConfig, opts: CreateAccessOptions):
     htpasswd,
     ldap,
     tokens,
-    jwt: auth.oidc ? new JwtVerifier(auth.oidc) : undefined,
+    jwt,
     mtls: auth.mtls ? new MtlsMapper(auth.mtls) : undefined,
     realm: auth.realm,
     cacheTtlMs: auth.cache.ttl,

@@ -34,3 +34,10 @@ export function credentialsOf(req: IncomingMessage, remoteAddress?: string): Req
   if (socket.encrypted) creds.peerCertificate = verifiedPeerCertificate(socket);
   return creds;
 }
+
+const JWT_SHAPE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** True for a compact JWS whose header is JSON (starts with {"): how a Basic password is told to be a JWT. */
+export function looksLikeJwt(value: string): boolean {
+  return value.length < 16_384 && JWT_SHAPE.test(value);
+}

@@ -4,6 +4,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { OidcConfig } from '../config/schema.js';
 import { ProxyError, errorMessage } from '../errors.js';
+import { looksLikeJwt } from './credentials.js';
 
 export type JwtVerdict =
   | { ok: true; name: string; groups: string[]; scopes: string[]; expiresAt: number | null }
@@ -12,13 +13,6 @@ export type JwtVerdict =
       reason: 'expired' | 'bad-signature' | 'unknown-key' | 'wrong-issuer' | 'wrong-audience' | 'malformed' | 'no-user' | 'rejected';
       detail: string;
     };
-
-const JWT_SHAPE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-/** True for a compact JWS whose header is JSON (starts with {"): how a Basic password is told to be a JWT. */
-export function looksLikeJwt(value: string): boolean {
-  return value.length < 16_384 && JWT_SHAPE.test(value);
-}
 
 /** A claim by dotted path (realm_access.roles); undefined when any step is missing. */
 function claimAt(payload: JWTPayload, dotted: string): unknown {

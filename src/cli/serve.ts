@@ -1,18 +1,20 @@
 // `gomodproxy serve`: one process, or a primary with N workers sharing the port (node:cluster)
-// over one data folder. The primary checks every setting before it starts a worker, then only
-// supervises: restarts crashed workers, forwards signals, relays what workers learn (remembered
-// answers), aggregates metrics for whichever worker answers /metrics, and sweeps the leftovers
-// of crashes from the data folder.
+// over one data folder. The primary starts one worker, which checks every setting as it builds
+// its server; only once it listens are the others started (a bad setting is one message and exit
+// 2, never workers crash-looping). From then on the primary only supervises: restarts crashed
+// workers, forwards signals, relays what workers learn (remembered answers), aggregates metrics
+// for whichever worker answers /metrics, and sweeps the leftovers of crashes from the data
+// folder. It never loads the server itself (tens of MB it would hold for nothing).
 import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { AggregatorRegistry } from 'prom-client';
 import { createBlobStore } from '../cache/create.js';
 import { HostCoordination, type Coordination } from '../cluster/coordination.js';
 import { sweepLeftovers } from '../cluster/janitor.js';
 import { relayThroughPrimary, relayToWorkers } from '../cluster/relay.js';
+import { createCoordination } from '../cluster/create.js';
 import { ConfigError, loadConfig, parseListen, type Config, type LoadOptions } from '../config/index.js';
-import { Metrics, buildServer, createCoordination, createLoggers, startServer } from '../server/index.js';
+import { createLoggers } from '../server/logging.js';
 
 const METRICS_REQ = 'gomodproxy:metrics';
 const METRICS_RES = 'gomodproxy:metrics:res';
@@ -23,16 +25,18 @@ const SWEEP_EVERY_MS = 3_600_000;
 export async function runServe(opts: LoadOptions): Promise<void> {
   const config = loadConfig(opts);
   if (config.workers > 1 && cluster.isPrimary) {
-    await checkSettings(config);
+    await checkListen(config);
     superviseWorkers(config);
     return;
   }
+  const { Metrics, startServer } = await import('../server/index.js');
   const loggers = createLoggers(config.log.level, config.log.access);
   const metrics = new Metrics();
   let metricsText: (() => Promise<string>) | undefined;
   const host = new HostCoordination(config.data);
   const coordination = await createCoordination(config, loggers.log, host);
   if (cluster.isWorker) {
+    const { AggregatorRegistry } = await import('prom-client');
     AggregatorRegistry.setRegistries([metrics.registry]);
     // prom-client answers the primary's metrics requests only once an AggregatorRegistry exists in the worker.
     new AggregatorRegistry();
@@ -104,14 +108,8 @@ export async function runServe(opts: LoadOptions): Promise<void> {
   });
 }
 
-/**
- * What every worker would check at start, checked once here: a bad setting is one message and a
- * non-zero exit, not workers that crash and are restarted forever.
- */
-async function checkSettings(config: Config): Promise<void> {
-  const silent = createLoggers('silent', false);
-  const built = await buildServer(config, silent, { coordination: new HostCoordination(config.data) });
-  await built.close();
+/** The port is checked here, before any worker: a port another process holds is one clear line. */
+async function checkListen(config: Config): Promise<void> {
   const { host, port } = parseListen(config.listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
     const probe = net.createServer();
@@ -124,6 +122,17 @@ async function checkSettings(config: Config): Promise<void> {
     );
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
+}
+
+/**
+ * V8 lets a process's young generation grow to 16 MiB per semi-space: on a server whose garbage is
+ * short-lived request objects that is tens of MB per worker for no measurable CPU saved. 4 MiB
+ * keeps each worker about 16 MB smaller at the same CPU per request (bench/README.md, memory).
+ * A size the operator gave (in the node options) is kept.
+ */
+function workerExecArgv(): string[] {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
+  return given ? process.execArgv : [...process.execArgv, '--max-semi-space-size=4'];
 }
 
 /** Sweeps crash leftovers at start and every hour, off every request's path. */
@@ -168,7 +177,8 @@ const ABANDONED_AFTER_MS = 24 * 3600_000;
 function superviseWorkers(config: Config): void {
   const n = config.workers;
   const { log, flush } = createLoggers(config.log.level, false);
-  const aggregator = new AggregatorRegistry();
+  // prom-client (with OpenTelemetry's API, which it loads) comes in at the first metrics request.
+  let aggregator: Promise<{ clusterMetrics(): Promise<string> }> | undefined;
   const host = new HostCoordination(config.data);
   // The primary asks Redis (when configured) which keys are being written, for the store's sweep.
   createCoordination(config, log, host).then(
@@ -179,20 +189,28 @@ function superviseWorkers(config: Config): void {
     },
   );
   let stopping = false;
+  /** Set once a worker has listened: until then a worker that exits means the start itself fails. */
+  let started = false;
   const crashes: number[] = [];
+  cluster.setupPrimary({ execArgv: workerExecArgv() });
   const fork = (): Worker => {
     const w = cluster.fork();
     w.on('message', (msg: { type?: string; id?: number }) => {
       if (relayToWorkers(msg, w, Object.values(cluster.workers ?? {}))) return;
       if (msg?.type !== METRICS_REQ) return;
+      aggregator ??= import('prom-client').then((m) => new m.AggregatorRegistry());
       aggregator
-        .clusterMetrics()
+        .then((a) => a.clusterMetrics())
         .then((text) => w.send({ type: METRICS_RES, id: msg.id, text }))
         .catch((err: unknown) => w.send({ type: METRICS_RES, id: msg.id, error: String(err) }));
     });
     return w;
   };
-  for (let i = 0; i < n; i++) fork();
+  // The first worker checks the settings by building its server; the others follow once it listens.
+  fork().once('listening', () => {
+    started = true;
+    for (let i = 1; i < n; i++) fork();
+  });
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
@@ -202,13 +220,18 @@ function superviseWorkers(config: Config): void {
       }
       return;
     }
-    if (code === CONFIG_ERROR_EXIT) {
-      // The worker printed the setting that is wrong; the others would only say the same.
-      log.fatal({ worker: worker.process.pid }, 'a worker refused the configuration; stopping');
+    if (code === CONFIG_ERROR_EXIT || !started) {
+      // The worker printed the setting that is wrong (or why it could not start); the others would only say the same.
+      log.fatal(
+        { worker: worker.process.pid, code, signal },
+        code === CONFIG_ERROR_EXIT ? 'a worker refused the configuration; stopping' : 'the first worker could not start; stopping',
+      );
       stopping = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+      const others = Object.values(cluster.workers ?? {});
+      for (const w of others) w?.process.kill('SIGTERM');
       flush();
-      process.exitCode = CONFIG_ERROR_EXIT;
+      process.exitCode = code === CONFIG_ERROR_EXIT ? CONFIG_ERROR_EXIT : 1;
+      if (others.length === 0) process.exit();
       return;
     }
     const now = Date.now();

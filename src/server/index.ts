@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { BlobStore } from '../cache/blobstore.js';
 import { createBlobStore } from '../cache/create.js';
-import { HostCoordination, type Coordination } from '../cluster/coordination.js';
+import type { Coordination } from '../cluster/coordination.js';
+import { createCoordination } from '../cluster/create.js';
 import { STATE_PREFIX } from '../cache/keys.js';
 import { ConfigError, describeOrigin, formatGoProxyList, parseListen, type Config } from '../config/index.js';
 import type { ChainHooks } from '../sources/index.js';
@@ -23,6 +24,7 @@ import { createRouting } from './wiring.js';
 export { ProxyApp } from './app.js';
 export { Metrics } from './metrics.js';
 export { createLoggers, type Loggers } from './logging.js';
+export { createCoordination } from '../cluster/create.js';
 export { createRouting, type Routing } from './wiring.js';
 export type { Jobs, JobRecord } from './jobs.js';
 export type { SyncScheduler, SyncJobStatus } from './sync.js';
@@ -282,13 +284,6 @@ export async function startServer(config: Config, loggers: Loggers, opts: StartO
  * Lock files on this host, or Redis across hosts (with the lock files as its fallback while
  * Redis is lost: misses are then single-flight per host, hits unaffected).
  */
-export async function createCoordination(config: Config, log: Loggers['log'], host = new HostCoordination(config.data)): Promise<Coordination> {
-  // The Redis client (tens of MB in every process) is loaded only where Redis is configured.
-  if (!config.redis) return host;
-  const { createRedisCoordination } = await import('../cluster/redis.js');
-  return createRedisCoordination(config.redis, { fallback: host, log, answerTtlMs: config.cache.maxStale });
-}
-
 /** One id per data folder: every worker and instance sharing it recognises its own requests. */
 export async function instanceIdOf(store: BlobStore): Promise<string> {
   const key = `${STATE_PREFIX}instance-id`;

@@ -3,7 +3,8 @@
 // that is down or silent answering 503 (never a 401 that would send users to reset passwords).
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Authenticator, LdapAuthenticator, escapeDnValue, escapeFilter, firstRdnValue, type Principal } from '../../src/access/index.js';
+import { Authenticator, type Principal } from '../../src/access/index.js';
+import { LdapAuthenticator, escapeDnValue, escapeFilter, firstRdnValue } from '../../src/access/ldap.js';
 import type { LdapConfig } from '../../src/config/schema.js';
 import { ProxyError } from '../../src/errors.js';
 import { cleanupAll, registerCleanup } from '../helpers/tmp.js';

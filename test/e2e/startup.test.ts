@@ -3,7 +3,7 @@
 // so a denied version's reason is shown only to those who may read the module; /metrics can
 // require a role; and the leftovers of crashed writers are swept from the data folder.
 import { spawn } from 'node:child_process';
-import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -72,6 +72,29 @@ describe('every setting is checked before workers start', () => {
     const busy = await serveUntilExit(['--workers', '2', '--listen', `127.0.0.1:${port}`]);
     expect(busy.code).toBe(2);
     expect(busy.stderr).toContain(`cannot listen on 127.0.0.1:${port} (EADDRINUSE)`);
+  });
+});
+
+describe('the primary and its workers', () => {
+  /** The command lines of the server's processes: the primary's, then its workers'. */
+  async function commandLines(pid: number): Promise<{ primary: string; workers: string[] }> {
+    const line = async (p: number | string): Promise<string> => (await readFile(`/proc/${p}/cmdline`, 'utf8')).split('\0').join(' ');
+    const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+    return { primary: await line(pid), workers: await Promise.all(children.map(line)) };
+  }
+
+  test('workers run with a 4 MiB young generation unless the operator chose a size', async () => {
+    const p = await startProxy({ upstream: up.url, workers: 2 });
+    const { primary, workers } = await commandLines(p.proc.pid!);
+    expect(workers).toHaveLength(2);
+    for (const w of workers) expect(w).toContain('--max-semi-space-size=4');
+    expect(primary).not.toContain('--max-semi-space-size');
+    const r = await get(`${p.url}/${M}/@v/v1.0.0.info`);
+    expect(r.status).toBe(200);
+
+    const own = await startProxy({ upstream: up.url, workers: 2, env: { NODE_OPTIONS: '--max-semi-space-size=8' } });
+    const mine = await commandLines(own.proc.pid!);
+    for (const w of mine.workers) expect(w).not.toContain('--max-semi-space-size=4');
   });
 });
 
