@@ -146,6 +146,8 @@ export class HostCoordination implements Coordination {
       token: held.since,
       update: (i) => held.update(i),
       stillHeld: async () => {
+        const sure = held.surelyHeld();
+        if (sure !== undefined) return sure;
         const now = await this.locks.info(file);
         return now !== null && now.pid === process.pid && now.since === held.since && now.host === HOST;
       },

@@ -24,15 +24,21 @@ export interface HeldLock {
   readonly file: string;
   /** When it was taken (ms): with pid and host, tells this grant from a later one. */
   readonly since: number;
-  /** Records facts for followers (e.g. the expected size). */
+  /** Records facts for followers (e.g. the expected size); updates are written in order, and release waits for them. */
   update(extra: Partial<LockInfo>): Promise<void>;
   release(): Promise<void>;
+  /**
+   * Whether the lock can only be ours without looking: released, or young enough that nobody may
+   * have broken it (a lock is broken only once its file is staleMs old, and the heartbeat keeps it
+   * younger). Undefined when only the file can tell.
+   */
+  surelyHeld(): boolean | undefined;
 }
 
 const HOST = hostname();
 
 export class FileLocks {
-  constructor(private readonly staleMs = 30_000) {}
+  constructor(readonly staleMs = 30_000) {}
 
   /** Takes the lock, or returns null if a live holder has it. */
   async tryAcquire(file: string, extra: Partial<LockInfo> = {}): Promise<HeldLock | null> {
@@ -134,26 +140,37 @@ export class FileLocks {
       Math.max(250, Math.floor(this.staleMs / 4)),
     );
     beat.unref();
+    let pending: Promise<void> = Promise.resolve();
+    const write = async (): Promise<void> => {
+      if (released) return;
+      // Replace, never rewrite in place: a reader must never see the file empty or half written.
+      const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+      try {
+        await writeFile(tmp, JSON.stringify(current));
+        await rename(tmp, file);
+      } catch {
+        await unlink(tmp).catch(() => undefined);
+      }
+    };
     return {
       file,
       since: info.since,
-      update: async (extra) => {
+      update: (extra) => {
         Object.assign(current, extra);
-        if (released) return;
-        // Replace, never rewrite in place: a reader must never see the file empty or half written.
-        const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-        try {
-          await writeFile(tmp, JSON.stringify(current));
-          await rename(tmp, file);
-        } catch {
-          await unlink(tmp).catch(() => undefined);
-        }
+        pending = pending.then(write);
+        return pending;
       },
       release: async () => {
         if (released) return;
         released = true;
         clearInterval(beat);
+        // An update still being written would put the file back after the unlink.
+        await pending;
         await unlink(file).catch(() => undefined);
+      },
+      surelyHeld: () => {
+        if (released) return false;
+        return Date.now() - info.since < this.staleMs / 2 ? true : undefined;
       },
     };
   }

@@ -47,6 +47,9 @@ interface ZipFlight {
 
 const OTHER_PROCESS = 'another gomodproxy process';
 
+/** Bytes of a zip read from the upstream but not yet in the staging file, at most. */
+const WRITE_BEHIND_BYTES = 1 << 20;
+
 /** A lock for a fetch made without one: another instance's fetch outlasted followTimeout. */
 const NO_LOCK: FetchLock = { token: 0, update: () => Promise.resolve(), stillHeld: () => Promise.resolve(true), release: () => Promise.resolve() };
 
@@ -235,6 +238,9 @@ export class ZipFetches {
     let releaseSlot: (() => void) | undefined;
     let checker: StreamingZipCheck | undefined;
     let claim: Claim | undefined;
+    /** The staging file's writes in flight (never rejects: a failure is kept in appendError). */
+    let appending: Promise<void> = Promise.resolve();
+    let appendError: ProxyError | undefined;
     try {
       const existing = await store.head(key);
       if (existing) {
@@ -281,13 +287,31 @@ export class ZipFetches {
         throw this.storageFailure(err, key, 'cannot begin storing the zip');
       }
       local.setStaging(write.stagingFile);
-      await lock.update({ size: body.size, staging: write.stagingFile });
+      // For followers on this host, which poll the lock; nothing here waits for it (release does).
+      void lock.update({ size: body.size, staging: write.stagingFile });
       started = true;
       ready(local);
       let written = 0;
       // The zip is checked (and hashed) as it arrives, so little is left to do after its last byte.
       checker = new StreamingZipCheck(r.mod.path, r.version.version);
       const out = write;
+      // Writes to the staging file go on behind the reading and checking, one at a time and in
+      // order: waiting for each before taking the next chunk cost a thread-pool round trip per
+      // 64 KiB. Readers are told of bytes once they are in the file; a failed write ends the fetch.
+      let durable = 0;
+      const queue = (buf: Buffer, end: number): void => {
+        appending = appending.then(async () => {
+          if (appendError !== undefined) return;
+          try {
+            await out.append(buf);
+          } catch (err) {
+            appendError = this.storageFailure(err, key, 'writing the zip failed');
+            return;
+          }
+          durable = end;
+          local.progress(end);
+        });
+      };
       try {
         for await (const chunk of body.stream) {
           const buf = chunk as Buffer;
@@ -304,14 +328,13 @@ export class ZipFetches {
               'too-large',
             );
           }
-          await Promise.all([
-            out.append(buf).catch((err: unknown) => {
-              throw this.storageFailure(err, key, 'writing the zip failed');
-            }),
-            checker.push(buf),
-          ]);
-          local.progress(written);
+          queue(buf, written);
+          await checker.push(buf);
+          if (written - durable > WRITE_BEHIND_BYTES) await appending;
+          if (appendError !== undefined) throw appendError;
         }
+        await appending;
+        if (appendError !== undefined) throw appendError;
       } catch (err) {
         discard(body.stream);
         if (err instanceof ZipError) throw this.invalidZip(key, res.source.id, r, err);
@@ -342,16 +365,19 @@ export class ZipFetches {
         return;
       }
       if (!(await lock.stillHeld())) this.d.log.warn({ key, token: lock.token }, 'our fetch lock expired before the commit; committing, as nobody else has');
-      let stat: BlobStat;
-      try {
-        await store.put(zipHashKey(r.mod.escaped, r.version.escaped), Buffer.from(h1));
-        stat = await write.commit();
-      } catch (err) {
+      // The .ziphash and the zip are stored side by side (each write ends in an fsync, and clients
+      // wait for the commit): a zip whose .ziphash is missing is hashed again where it is needed.
+      const hashKey = zipHashKey(r.mod.escaped, r.version.escaped);
+      const [hashed, committed] = await Promise.allSettled([store.put(hashKey, Buffer.from(h1)), write.commit()]);
+      if (committed.status === 'rejected') {
         // Good bytes that could not be stored (a full disk): the clients reading them still get them whole;
         // the tail is held back until the commit so that a client that has all of it finds it stored.
         local.release(written);
-        throw this.storageFailure(err, key, 'storing the zip failed');
+        if (hashed.status === 'fulfilled') await store.delete(hashKey).catch(() => undefined);
+        throw this.storageFailure(committed.reason, key, 'storing the zip failed');
       }
+      if (hashed.status === 'rejected') this.storageFailure(hashed.reason, hashKey, 'storing the hash of a stored zip failed');
+      const stat: BlobStat = committed.value;
       local.commit(stat.size);
       this.d.onStore?.(r.mod, r.version.version, 'zip', stat.size, res.source.id);
     } catch (err) {
@@ -364,6 +390,8 @@ export class ZipFetches {
       releaseSlot?.();
       claim?.release();
       if (local.state() !== 'committed') checker?.abort();
+      // A write still in flight must end before its file is closed and removed.
+      await appending;
       if (local.state() !== 'committed') await write?.abort();
     }
   }

@@ -27,6 +27,18 @@ describe('HostCoordination', () => {
     expect(await lock!.stillHeld()).toBe(false);
   });
 
+  it('a release right after an update, not waiting for it, leaves no lock behind', async () => {
+    const co = await coordination();
+    for (let i = 0; i < 20; i++) {
+      const key = `example.com/m/@v/v1.0.${i}.zip`;
+      const lock = await co.tryLock(key);
+      void lock!.update({ staging: `/data/${i}.partial`, size: i });
+      await lock!.release();
+      expect(await co.holder(key)).toBeNull();
+      expect(await co.tryLock(key)).not.toBeNull();
+    }
+  });
+
   it('a later grant has a different token; released() returns once the holder lets go', async () => {
     const co = await coordination();
     const key = 'example.com/m/@v/v1.1.0.zip';
