@@ -11,14 +11,15 @@
 // The tree is bench/run.mjs's (bench/.out/tree, 320 versions), made or reused by lib/fill.mjs;
 // kinds as there: .info and .mod of every version (memory hits), .zip of the 1 MiB versions
 // (memory hits after the first), zip3m the 3 MiB ones (over the memory-cache item limit: a hit
-// from the store). Per build: best and median req/s, and the lowest CPU time per request (all its
-// processes, from /proc), which moves much less with other load than req/s does.
+// from the store). Per build: best and median req/s, the lowest CPU time per request (all its
+// processes, from /proc), which moves much less with other load than req/s does, and the memory
+// of its process tree right after the load (RSS, and PSS, which counts shared pages once).
 import { statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fillMain, urlPath } from './lib/fill.mjs';
 import { f1, mdTable, pct } from './lib/format.mjs';
-import { foreignCpu, installCleanupHandlers, stopAll, treeCpuSeconds } from './lib/procs.mjs';
+import { foreignCpu, installCleanupHandlers, memoryOf, stopAll, treeCpuSeconds } from './lib/procs.mjs';
 import { OUT, REPO, startGomodproxy, stopServer, warmAll, wrk } from './lib/servers.mjs';
 import { NOISY_PCT, checkTools, log, newRunDir, options, waitQuiet } from './lib/session.mjs';
 
@@ -93,10 +94,11 @@ async function main() {
           const cpu0 = treeCpuSeconds(s.pid, s.only);
           const w = await wrk(o, s.port, pathsFile, o.duration, r * 31);
           const cpu = treeCpuSeconds(s.pid, s.only).total - cpu0.total;
-          const m = { rps: w.rps, p99: w.latencyMs.p99, cpuUs: (1e6 * cpu) / w.requests, errors: w.errors, otherCpu: other.stop() };
+          const mem = memoryOf(s.pid, s.only);
+          const m = { rps: w.rps, p99: w.latencyMs.p99, cpuUs: (1e6 * cpu) / w.requests, errors: w.errors, otherCpu: other.stop(), mem };
           x.rounds.push(m);
           log(
-            `${kind.padEnd(5)} ${x.label.padEnd(22)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99.toFixed(2)} ms  CPU ${m.cpuUs.toFixed(1)} µs/req  other CPU ${m.otherCpu.toFixed(0)}%${m.errors ? `  ERRORS ${m.errors}` : ''}`,
+            `${kind.padEnd(5)} ${x.label.padEnd(22)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99.toFixed(2)} ms  CPU ${m.cpuUs.toFixed(1)} µs/req  RSS ${mem.rss.toFixed(0)} MiB PSS ${mem.pss.toFixed(0)} MiB (${mem.processes} processes)  other CPU ${m.otherCpu.toFixed(0)}%${m.errors ? `  ERRORS ${m.errors}` : ''}`,
           );
         } finally {
           await stopServer(s);
@@ -111,6 +113,9 @@ async function main() {
       median: median(x.rounds.map((m) => m.rps)),
       cpu: Math.min(...x.rounds.map((m) => m.cpuUs)),
       errors: x.rounds.reduce((a, m) => a + m.errors, 0),
+      // Memory right after the measured load, the largest of the rounds.
+      rss: Math.max(...x.rounds.map((m) => m.mem.rss)),
+      pss: Math.max(...x.rounds.map((m) => m.mem.pss)),
       other: Math.max(...x.rounds.map((m) => m.otherCpu)),
     }));
     rows.push({ kind, urls: items.length, a: sum[0], b: sum[1] });
@@ -144,6 +149,8 @@ async function main() {
         'B/A median',
         'A CPU µs/req',
         'B CPU µs/req',
+        'A RSS / PSS MiB',
+        'B RSS / PSS MiB',
         'errors',
         'max other CPU',
       ],
@@ -158,6 +165,8 @@ async function main() {
         pct((r.b.median / r.a.median - 1) * 100),
         f1(r.a.cpu),
         f1(r.b.cpu),
+        `${r.a.rss.toFixed(0)} / ${r.a.pss.toFixed(0)}`,
+        `${r.b.rss.toFixed(0)} / ${r.b.pss.toFixed(0)}`,
         r.a.errors + r.b.errors,
         `${Math.max(r.a.other, r.b.other).toFixed(0)}%`,
       ]),

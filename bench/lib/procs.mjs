@@ -247,6 +247,31 @@ export function rssKiB(pid) {
   }
 }
 
+/**
+ * RSS, PSS and private dirty memory (MiB) summed over the tree of `rootPid` whose names match
+ * `only`, from /proc/<pid>/smaps_rollup. RSS counts pages the processes share (the node binary,
+ * forked workers' common pages) once per process; PSS divides them among their sharers, so its
+ * sum is what the tree costs the machine.
+ */
+export function memoryOf(rootPid, only) {
+  const sum = { rss: 0, pss: 0, privateDirty: 0, processes: 0 };
+  for (const p of treePids(rootPid)) {
+    if (only && !only.test(procName(p))) continue;
+    let text;
+    try {
+      text = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+    } catch {
+      continue;
+    }
+    const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+    sum.rss += kib('Rss') / 1024;
+    sum.pss += kib('Pss') / 1024;
+    sum.privateDirty += kib('Private_Dirty') / 1024;
+    sum.processes++;
+  }
+  return sum;
+}
+
 export function procName(pid) {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();

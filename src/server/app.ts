@@ -30,6 +30,7 @@ import { OfflineAnswers } from './offline.js';
 import { notPublished, publishEndpoints } from './publish.js';
 import { VulnService } from './vuln.js';
 import { VulnMirror } from '../vulndb/index.js';
+import { FastHits } from './fasthits.js';
 import { RequestParser, parseRequest, type ParsedRequest } from './protocol.js';
 import type { Route, RouteTable } from './routes.js';
 import { ClientAddresses } from './clientip.js';
@@ -59,6 +60,9 @@ export interface AppOptions {
 type ModuleRequest = Exclude<ParsedRequest, { kind: 'sumdb' } | { kind: 'ops' }>;
 type GateResult = true | Promise<true>;
 
+/** Longer than common load balancers' idle timeouts, so they close first and never hit a closed socket. */
+const KEEP_ALIVE_MS = 65_000;
+
 export class ProxyApp {
   readonly artifacts: Artifacts;
   readonly mutable: MutableAnswers;
@@ -69,6 +73,11 @@ export class ProxyApp {
   readonly served: ServedRecorder;
   private readonly prefix: string;
   private readonly parser: RequestParser;
+  private fastHits: FastHits | undefined;
+  /** How many requests the socket-level hit path answered (undefined when it is not in front). */
+  get fastHitsAnswered(): number | undefined {
+    return this.fastHits?.answered;
+  }
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
   private draining = false;
@@ -567,8 +576,11 @@ export class ProxyApp {
     return problems;
   }
 
-  /** Starts serving (HTTPS when a certificate is configured); resolves with the bound server. */
-  listen(host: string, port: number): Promise<Server> {
+  /**
+   * Starts serving (HTTPS when a certificate is configured); resolves with the bound server.
+   * fastHits: false leaves every request to node:http (the reference the hit path is held to).
+   */
+  listen(host: string, port: number, { fastHits = true }: { fastHits?: boolean } = {}): Promise<Server> {
     const base = { keepAlive: true, noDelay: true, requestTimeout: 0 };
     let server: Server;
     if (this.o.config.tls) {
@@ -576,9 +588,26 @@ export class ProxyApp {
       server = this.tlsServer;
     } else {
       server = createServer(base, this.handle);
+      // Cached hits off the socket, for requests that would take the same path through handle
+      // (no credentials to check, no limits to count, no proxy headers to read): see fasthits.ts.
+      const access = this.o.access;
+      const unlimited = !access || (!access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled);
+      if (fastHits && unlimited && !this.addresses) {
+        this.fastHits = new FastHits({
+          anonymousMayRead: (mod) => !access || this.routes.routeFor(mod).read.includes('anonymous'),
+          parser: this.parser,
+          routes: this.routes,
+          memory: this.memory,
+          served: this.served,
+          metrics: this.o.metrics,
+          accessLog: this.o.accessLog,
+          keepAliveMs: KEEP_ALIVE_MS,
+          draining: () => this.draining,
+        });
+        this.fastHits.install(server);
+      }
     }
-    // Longer than common load balancers' idle timeouts, so they close first and never hit a closed socket.
-    server.keepAliveTimeout = 65_000;
+    server.keepAliveTimeout = KEEP_ALIVE_MS;
     server.headersTimeout = 70_000;
     // Requests too malformed for Node to parse (bad request line, oversized headers) still get one text line.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -632,9 +661,16 @@ export class ProxyApp {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Keep-alive connections go idle as their last response ends; close them as they do, so
     // shutdown waits for responses, not for clients' idle timeouts.
-    server.closeIdleConnections();
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    const closeIdle = (): void => {
+      server.closeIdleConnections();
+      this.fastHits?.closeIdle();
+    };
+    closeIdle();
+    const sweep = setInterval(closeIdle, 50);
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      this.fastHits?.closeAll();
+    }, timeoutMs);
     timer.unref();
     await closed;
     clearInterval(sweep);

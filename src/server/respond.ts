@@ -25,6 +25,40 @@ export const STALE_HEADER = 'X-Gomodproxy-Stale';
 
 export const contentTypes = { info: 'application/json', mod: TEXT, zip: 'application/zip', list: TEXT } as const;
 
+/** What an access line says of one request. */
+export interface AccessFields {
+  method: string;
+  path: string;
+  kind: ServedKind;
+  module: string | undefined;
+  version: string | undefined;
+  status: number;
+  cache: CacheResult;
+  source: string | undefined;
+  bytes: number;
+  seconds: number;
+  ip: string;
+  user: string | undefined;
+  error: string | undefined;
+}
+
+/**
+ * The access line, the same JSON a pino line would be (level, time, pid, log, fields, msg),
+ * built directly: it is written once per request, cached hits included.
+ */
+export function accessLine(f: AccessFields): string {
+  let line = `{"level":"info","time":"${isoNow()}","pid":${PID},"log":"access","method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"kind":"${f.kind}"`;
+  if (f.module !== undefined) line += `,"module":${JSON.stringify(f.module)}`;
+  if (f.version !== undefined) line += `,"version":${JSON.stringify(f.version)}`;
+  line += `,"status":${f.status}`;
+  if (f.cache !== 'none') line += `,"cache":"${f.cache}"`;
+  if (f.source !== undefined) line += `,"source":${JSON.stringify(f.source)}`;
+  line += `,"bytes":${f.bytes},"ms":${Math.round(f.seconds * 10_000) / 10},"ip":${JSON.stringify(f.ip)}`;
+  if (f.user !== undefined) line += `,"user":${JSON.stringify(f.user)}`;
+  if (f.error !== undefined) line += `,"error":${JSON.stringify(f.error)}`;
+  return `${line},"msg":"request"}\n`;
+}
+
 /** One request's bookkeeping, filled in as it is answered. */
 export class Exchange {
   kind: ServedKind = 'other';
@@ -57,23 +91,6 @@ export class Exchange {
     return this.req.method === 'HEAD';
   }
 
-  /**
-   * The access line, the same JSON a pino line would be (level, time, pid, log, fields, msg),
-   * built directly: it is written once per request, cached hits included.
-   */
-  private accessLine(status: number, bytes: number, seconds: number): string {
-    let line = `{"level":"info","time":"${isoNow()}","pid":${PID},"log":"access","method":${JSON.stringify(this.req.method ?? '')},"path":${JSON.stringify(this.req.url ?? '')},"kind":"${this.kind}"`;
-    if (this.module !== undefined) line += `,"module":${JSON.stringify(this.module)}`;
-    if (this.version !== undefined) line += `,"version":${JSON.stringify(this.version)}`;
-    line += `,"status":${status}`;
-    if (this.cache !== 'none') line += `,"cache":"${this.cache}"`;
-    if (this.source !== undefined) line += `,"source":${JSON.stringify(this.source)}`;
-    line += `,"bytes":${bytes},"ms":${Math.round(seconds * 10_000) / 10},"ip":${JSON.stringify(this.clientIp ?? this.req.socket.remoteAddress ?? '')}`;
-    if (this.user !== undefined) line += `,"user":${JSON.stringify(this.user)}`;
-    if (this.errorLine !== undefined) line += `,"error":${JSON.stringify(this.errorLine)}`;
-    return `${line},"msg":"request"}\n`;
-  }
-
   /** Records the answer; safe to call more than once (the first call counts). */
   finish(status: number, bytes: number): void {
     if (this.done) return;
@@ -95,7 +112,25 @@ export class Exchange {
         durationMs: Math.round(seconds * 10_000) / 10,
       });
     }
-    if (this.log) this.log.write(this.accessLine(status, bytes, seconds));
+    if (this.log) {
+      this.log.write(
+        accessLine({
+          method: this.req.method ?? '',
+          path: this.req.url ?? '',
+          kind: this.kind,
+          module: this.module,
+          version: this.version,
+          status,
+          cache: this.cache,
+          source: this.source,
+          bytes,
+          seconds,
+          ip: this.clientIp ?? this.req.socket.remoteAddress ?? '',
+          user: this.user,
+          error: this.errorLine,
+        }),
+      );
+    }
   }
 }
 
