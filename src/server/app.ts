@@ -600,6 +600,7 @@ export class ProxyApp {
           memory: this.memory,
           served: this.served,
           metrics: this.o.metrics,
+          answeredHere: this.o.metrics.socketHits,
           accessLog: this.o.accessLog,
           keepAliveMs: KEEP_ALIVE_MS,
           draining: () => this.draining,

@@ -32,6 +32,8 @@ export interface FastHitsDeps {
   anonymousMayRead(modulePath: string): boolean;
   served: { record(key: string): void };
   metrics: RequestCounter;
+  /** Counts the requests answered here. */
+  answeredHere: { value: number };
   accessLog: AccessLog | null;
   /** As node:http's keepAliveTimeout: an idle connection is closed after this long. */
   keepAliveMs: number;
@@ -241,6 +243,7 @@ export class FastHits {
     }
     socket.uncork();
     this.answered++;
+    this.d.answeredHere.value++;
     const seconds = (performance.now() - t0) / 1000;
     this.d.metrics.request(p.kind, status, 'hit', seconds, bytes);
     this.d.accessLog?.write(

@@ -24,6 +24,8 @@ export class Metrics implements RequestCounter {
   private readonly duration: HotHistogram<'kind' | 'cache'>;
   private readonly cache: HotCounter<'kind' | 'result'>;
   private readonly bytes: HotCounter<'kind'>;
+  /** Hits answered off the socket, before node:http (fasthits.ts); they are in requests_total too. */
+  readonly socketHits: { value: number };
   private readonly upstreamRequests: Counter<'upstream' | 'kind' | 'outcome'>;
   private readonly upstreamDuration: Histogram<'upstream' | 'kind'>;
   private readonly upstreamErrors: Counter<'upstream' | 'reason'>;
@@ -67,6 +69,11 @@ export class Metrics implements RequestCounter {
     );
     this.cache = new HotCounter('gomodproxy_cache_results_total', 'Cache lookups by kind and result (hit, miss, stale, revalidating).', this.registry);
     this.bytes = new HotCounter('gomodproxy_bytes_served_total', 'Response body bytes sent, by kind.', this.registry);
+    this.socketHits = new HotCounter<never>(
+      'gomodproxy_socket_hits_total',
+      'Cached hits answered straight off the socket, before node:http parsed them (counted in gomodproxy_requests_total too).',
+      this.registry,
+    ).bind({});
     this.upstreamRequests = new Counter({
       name: 'gomodproxy_upstream_requests_total',
       help: 'Requests to upstreams, by upstream, kind and outcome.',

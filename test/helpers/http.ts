@@ -1,6 +1,6 @@
 // Small HTTP client helpers for tests. undici's request() is used rather than fetch() because it
 // neither decompresses nor rewrites anything: tests compare the exact bytes the proxy sent.
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 
 export interface HttpResponse {
   status: number;
@@ -19,6 +19,8 @@ export interface RequestOptions {
   body?: string | Buffer;
   /** Give up (throw) after this long; 30 s by default. */
   timeoutMs?: number;
+  /** Another pool than the shared one (a connection of the request's own, say). */
+  dispatcher?: Dispatcher;
 }
 
 // Short keep-alive: a server killed by one test must not leave a long-pooled socket behind that
@@ -32,7 +34,7 @@ export async function http(url: string, opts: RequestOptions = {}): Promise<Http
     method: opts.method ?? 'GET',
     headers: opts.headers,
     body: opts.body,
-    dispatcher: agent,
+    dispatcher: opts.dispatcher ?? agent,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     signal: AbortSignal.timeout(timeoutMs),
