@@ -93,7 +93,12 @@ describe('the go command through gomodproxy /sumdb/', () => {
     expect([...sum.keys()]).toEqual(expect.arrayContaining([`${APP} v1.0.0/go.mod`, `${ALPHA} v1.1.0/go.mod`, `${ALPHA} v1.1.0`]));
 
     // The go command asked the proxy, and the proxy (only it knows the URL) asked the database.
-    await waitFor(() => accessLines(proxy).some((l) => String(l.path).startsWith(`/sumdb/${DB}/tile/`)), 'tile requests in the access log');
+    // Access lines reach stdout in batches: wait for every line asserted on, not merely the first.
+    const expected = [`/sumdb/${DB}/supported`, `/sumdb/${DB}/lookup/${ALPHA}@v1.0.0`, `/sumdb/${DB}/lookup/${esc(UPPER)}@v1.0.0`];
+    await waitFor(() => {
+      const seen = accessLines(proxy).map((l) => String(l.path));
+      return expected.every((p) => seen.includes(p)) && seen.some((p) => p.startsWith(`/sumdb/${DB}/tile/`));
+    }, 'the lookups and tile requests in the access log');
     const sumdbLines = accessLines(proxy).filter((l) => String(l.path).startsWith(`/sumdb/${DB}/`));
     const paths = sumdbLines.map((l) => String(l.path));
     expect(paths).toContain(`/sumdb/${DB}/supported`);
