@@ -47,16 +47,27 @@ export interface AccessFields {
  * built directly: it is written once per request, cached hits included.
  */
 export function accessLine(f: AccessFields): string {
-  let line = `{"level":"info","time":"${isoNow()}","pid":${PID},"log":"access","method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"kind":"${f.kind}"`;
-  if (f.module !== undefined) line += `,"module":${JSON.stringify(f.module)}`;
-  if (f.version !== undefined) line += `,"version":${JSON.stringify(f.version)}`;
+  let line = `{"level":"info","time":"${isoNow()}","pid":${PID},"log":"access","method":${quote(f.method)},"path":${quote(f.path)},"kind":"${f.kind}"`;
+  if (f.module !== undefined) line += `,"module":${quote(f.module)}`;
+  if (f.version !== undefined) line += `,"version":${quote(f.version)}`;
   line += `,"status":${f.status}`;
   if (f.cache !== 'none') line += `,"cache":"${f.cache}"`;
-  if (f.source !== undefined) line += `,"source":${JSON.stringify(f.source)}`;
-  line += `,"bytes":${f.bytes},"ms":${Math.round(f.seconds * 10_000) / 10},"ip":${JSON.stringify(f.ip)}`;
-  if (f.user !== undefined) line += `,"user":${JSON.stringify(f.user)}`;
-  if (f.error !== undefined) line += `,"error":${JSON.stringify(f.error)}`;
+  if (f.source !== undefined) line += `,"source":${quote(f.source)}`;
+  line += `,"bytes":${f.bytes},"ms":${Math.round(f.seconds * 10_000) / 10},"ip":${quote(f.ip)}`;
+  if (f.user !== undefined) line += `,"user":${quote(f.user)}`;
+  if (f.error !== undefined) line += `,"error":${quote(f.error)}`;
   return `${line},"msg":"request"}\n`;
+}
+
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * A string as JSON.stringify writes it. Paths, module paths, versions and addresses almost never
+ * hold a character JSON escapes, and testing for one costs less than serializing.
+ */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 /** One request's bookkeeping, filled in as it is answered. */
