@@ -66,6 +66,9 @@ const TARGET = /^\/[\x21-\x7e]*$/;
 interface Heads {
   ok: string;
   notModified: string;
+  /** The whole keep-alive head of a 200, encoded, for the second it was made in (its Date). */
+  okBytes: Buffer | null;
+  okSecond: number;
 }
 
 let dateSecond = -1;
@@ -226,7 +229,8 @@ export class FastHits {
     if (!entry) return false;
     this.d.served.record(key);
     const heads = this.headsOf(entry);
-    const tail = req.close || this.d.draining() ? 'Connection: close\r\n\r\n' : this.keepAlive;
+    const closing = req.close || this.d.draining();
+    const tail = closing ? 'Connection: close\r\n\r\n' : this.keepAlive;
     let status: number;
     let bytes = 0;
     socket.cork();
@@ -235,7 +239,17 @@ export class FastHits {
       socket.write(heads.notModified + date() + tail, 'latin1');
     } else {
       status = 200;
-      socket.write(heads.ok + date() + tail, 'latin1');
+      if (closing) {
+        socket.write(heads.ok + date() + tail, 'latin1');
+      } else {
+        // The same head for every hit of this entry within a second: encoded once.
+        const line = date();
+        if (heads.okSecond !== dateSecond || heads.okBytes === null) {
+          heads.okBytes = Buffer.from(heads.ok + line + tail, 'latin1');
+          heads.okSecond = dateSecond;
+        }
+        socket.write(heads.okBytes);
+      }
       if (req.method === 'GET') {
         socket.write(entry.data);
         bytes = entry.data.length;
@@ -269,7 +283,7 @@ export class FastHits {
   private headsOf(entry: ArtifactEntry): Heads {
     let h = this.heads.get(entry);
     if (!h) {
-      h = { ok: headBlock('200 OK', entry.headers), notModified: headBlock('304 Not Modified', entry.notModified) };
+      h = { ok: headBlock('200 OK', entry.headers), notModified: headBlock('304 Not Modified', entry.notModified), okBytes: null, okSecond: -1 };
       this.heads.set(entry, h);
     }
     return h;
