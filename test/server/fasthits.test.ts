@@ -80,6 +80,11 @@ describe('hits answered off the socket', () => {
       ['Connection: close', [get(at('info'), 'Connection: close\r\n'), get(at('mod'))], true],
       ['lower-case and odd-case header names', [`GET ${at('info')} HTTP/1.1\r\nhost: h\r\nCONNECTION: keep-alive\r\ncontent-length: 0\r\n\r\n`], true],
       ['a hit, then a malformed module path, then a hit (node:http from the second on)', [get(at('info')), get('/nope/@v/v1.0.0.info'), get(at('mod'))], true],
+      [
+        'pipelined in one write: a hit, a request node:http must answer, a hit',
+        [get(at('info')) + get('/nope/@v/v1.0.0.info') + get(at('mod')) + get(at('zip'))],
+        true,
+      ],
       ['a hit, then a request with a body', [get(at('info')), `GET ${at('mod')} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc`, get(at('info'))], true],
       ['HTTP/1.0', [`GET ${at('info')} HTTP/1.0\r\n\r\n`], false],
       ['no Host', [`GET ${at('info')} HTTP/1.1\r\n\r\n`], false],
