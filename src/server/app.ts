@@ -76,7 +76,7 @@ export class ProxyApp {
   private fastHits: FastHits | undefined;
   /** How many requests the socket-level hit path answered (undefined when it is not in front). */
   get fastHitsAnswered(): number | undefined {
-    return this.fastHits?.answered;
+    return this.fastHits ? this.o.metrics.socketHits.value : undefined;
   }
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };

@@ -104,8 +104,6 @@ export class FastHits {
   private readonly open = new Set<Socket>();
   private readonly idle = new Set<Socket>();
   private readonly keepAlive: string;
-  /** Requests answered here (the rest went to node:http). */
-  answered = 0;
 
   constructor(private readonly d: FastHitsDeps) {
     this.keepAlive = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(d.keepAliveMs / 1000)}\r\n\r\n`;
@@ -256,7 +254,6 @@ export class FastHits {
       }
     }
     socket.uncork();
-    this.answered++;
     this.d.answeredHere.value++;
     const seconds = (performance.now() - t0) / 1000;
     this.d.metrics.request(p.kind, status, 'hit', seconds, bytes);
