@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { expectOneLineError } from './util.js';
+import { expectOneLineError, waitFor } from './util.js';
 import { addToDb, esc } from '../e2e-sumdb/util.js';
 import { createGoEnv, type GoEnv, type GoModDownload } from '../helpers/goenv.js';
 import { startProxy, type ProxyProcess } from '../helpers/gomodproxy.js';
@@ -121,7 +121,12 @@ describe('offline, from the cache the go command filled online', () => {
     const env = await userEnv(offline.url);
     expect(await getGoSum(env, `${APP}@latest`)).toBe(onlineGoSum);
     // The go command did look the modules up: the proxy answered from the records it kept.
-    const lookups = offline.logs().filter((l) => l.log === 'access' && String(l.path).startsWith(`/sumdb/${db.name}/lookup/`));
+    // Access lines reach stdout in batches, up to 200 ms late: wait for both.
+    const wanted = [`/sumdb/${db.name}/lookup/${APP}@v1.0.0`, `/sumdb/${db.name}/lookup/${REL}@v1.1.0`];
+    const lookups = await waitFor(() => {
+      const l = offline.logs().filter((x) => x.log === 'access' && String(x.path).startsWith(`/sumdb/${db.name}/lookup/`));
+      return wanted.every((w) => l.some((x) => x.path === w)) ? l : undefined;
+    }, 'both lookups in the access log');
     expect(lookups.map((l) => [l.path, l.status])).toEqual(
       expect.arrayContaining([
         [`/sumdb/${db.name}/lookup/${APP}@v1.0.0`, 200],
