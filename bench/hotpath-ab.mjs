@@ -14,10 +14,10 @@
 // from the store). Per build: best and median req/s, the lowest CPU time per request (all its
 // processes, from /proc), which moves much less with other load than req/s does, and the memory
 // of its process tree right after the load (RSS, and PSS, which counts shared pages once).
-import { statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fillMain, urlPath } from './lib/fill.mjs';
+import { fillMain, kindItems } from './lib/fill.mjs';
 import { f1, mdTable, pct } from './lib/format.mjs';
 import { foreignCpu, installCleanupHandlers, memoryOf, stopAll, treeCpuSeconds } from './lib/procs.mjs';
 import { OUT, REPO, startGomodproxy, stopServer, warmAll, wrk } from './lib/servers.mjs';
@@ -48,19 +48,6 @@ function parseArgs(argv) {
   }
   if (o.dists.length !== 2) throw new Error('--dist takes two builds: A,B');
   return o;
-}
-
-function kindItems(tree, manifest, kind) {
-  const vs =
-    kind === 'zip'
-      ? manifest.versions.filter((v) => v.zipClass === '1m')
-      : kind === 'zip3m'
-        ? manifest.versions.filter((v) => v.zipClass === '3m')
-        : manifest.versions;
-  return vs.map((v) => {
-    const p = urlPath(v, kind === 'zip3m' ? 'zip' : kind);
-    return { path: p, bytes: statSync(path.join(tree, p)).size };
-  });
 }
 
 const median = (xs) => {

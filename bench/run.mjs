@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, 
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fillBig, fillMain, urlPath } from './lib/fill.mjs';
+import { fillBig, fillMain, kindItems, urlPath } from './lib/fill.mjs';
 import { f0, f1, f2, mdTable, pct } from './lib/format.mjs';
 import { getJson, stats, timedGet } from './lib/http.mjs';
 import { formatSummary, summarize } from './lib/cpuprofile.mjs';
@@ -221,20 +221,6 @@ async function startFloor(o, runDir, name, root, pathsFile) {
 
 // ---------------------------------------------------------------------------------------------
 // Phases
-
-/** The URLs of one benchmark kind: .info/.mod of every version, .zip of the 1 MiB ones; zip3m: the 3 MiB zips (streamed from disk by gomodproxy: over its 2 MiB memory-cache item limit). */
-function kindItems(tree, manifest, kind) {
-  const vs =
-    kind === 'zip'
-      ? manifest.versions.filter((v) => v.zipClass === '1m')
-      : kind === 'zip3m'
-        ? manifest.versions.filter((v) => v.zipClass === '3m')
-        : manifest.versions;
-  return vs.map((v) => {
-    const p = urlPath(v, kind === 'zip3m' ? 'zip' : kind);
-    return { path: p, bytes: statSync(path.join(tree, p)).size };
-  });
-}
 
 /** One measured wrk run against a running server, with its RSS and the machine's other CPU load. */
 async function measure(o, s, pathsFile, seconds, offset) {

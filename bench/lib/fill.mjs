@@ -184,3 +184,17 @@ export function urlPath(v, kind) {
 export function sha256File(file) {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
+
+/** The URLs of one benchmark kind: .info/.mod of every version, .zip of the 1 MiB ones; zip3m: the 3 MiB zips (streamed from disk by gomodproxy: over its 2 MiB memory-cache item limit). */
+export function kindItems(tree, manifest, kind) {
+  const vs =
+    kind === 'zip'
+      ? manifest.versions.filter((v) => v.zipClass === '1m')
+      : kind === 'zip3m'
+        ? manifest.versions.filter((v) => v.zipClass === '3m')
+        : manifest.versions;
+  return vs.map((v) => {
+    const p = urlPath(v, kind === 'zip3m' ? 'zip' : kind);
+    return { path: p, bytes: statSync(path.join(tree, p)).size };
+  });
+}
