@@ -81,6 +81,8 @@ export class ProxyApp {
   private readonly routes: RouteTable;
   private writable: { ok: boolean; at: number; reason?: string } = { ok: false, at: 0 };
   private draining = false;
+  /** No access control counts or records requests (rate limits, fetch limits, audit): the gate may let one by unseen. */
+  private readonly uncounted: boolean;
   private readonly addresses: ClientAddresses | null;
   private tlsServer: TlsServer | undefined;
   private readonly audit: AuditLog | null;
@@ -115,6 +117,8 @@ export class ProxyApp {
     this.routes = o.routes;
     this.addresses = c.trustedProxies.length > 0 ? new ClientAddresses(c.trustedProxies) : null;
     this.audit = o.access?.audit.enabled ? o.access.audit : null;
+    const a = o.access;
+    this.uncounted = !a || (!a.rateLimiter.enabled && !a.fetchLimiter.enabled && !a.audit.enabled);
     // The bound is the server's, not each worker's: memory must not grow with the number of workers.
     this.memory = new MemoryCache<ArtifactEntry>(Math.floor(c.cache.memory.maxBytes / Math.max(1, c.workers)), c.cache.memory.maxItemBytes);
     this.space = new StorageSpace(o.store, c.cache.minFree, o.metrics, o.log);
@@ -415,9 +419,7 @@ export class ProxyApp {
     if (!access) return true;
     const anonymousOk = route.read.includes('anonymous');
     const creds = credentialsOf(ex.req, ex.clientIp ?? ex.req.socket.remoteAddress);
-    if (anonymousOk && !access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled && !creds.authorization && !creds.peerCertificate) {
-      return true;
-    }
+    if (anonymousOk && this.uncounted && !creds.authorization && !creds.peerCertificate) return true;
     const d = decide(access, creds, route.read, {
       deniedStatus: route.deniedAs === 'not-found' ? 404 : 403,
       notFoundMessage: `not found: ${subject}: no such module here, or you may not read it`,
@@ -590,9 +592,9 @@ export class ProxyApp {
       server = createServer(base, this.handle);
       // Cached hits off the socket, for requests that would take the same path through handle
       // (no credentials to check, no limits to count, no proxy headers to read): see fasthits.ts.
+      // The gate's rule for a request without credentials (a socket-level request carries none).
       const access = this.o.access;
-      const unlimited = !access || (!access.rateLimiter.enabled && !access.fetchLimiter.enabled && !access.audit.enabled);
-      if (fastHits && unlimited && !this.addresses) {
+      if (fastHits && this.uncounted && !this.addresses) {
         this.fastHits = new FastHits({
           anonymousMayRead: (mod) => !access || this.routes.routeFor(mod).read.includes('anonymous'),
           parser: this.parser,
